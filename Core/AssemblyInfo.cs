@@ -1,0 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Versioning;
+
+[assembly: SupportedOSPlatform("linux")]
+[assembly: InternalsVisibleTo("Coracle.Core.Tests")]
+[assembly: InternalsVisibleTo("Coracle.Integration.Tests")]

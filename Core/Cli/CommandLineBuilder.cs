@@ -1,0 +1,113 @@
+using System.CommandLine;
+using Coracle.Core.Configuration;
+
+namespace Coracle.Core.Cli;
+
+/// <summary>
+/// The CLI only turns flags into a configuration and hands it on. Every setting flag is generated from
+/// <see cref="Settings"/>, so flags, appliance.toml keys and CORACLE_* variables can never drift apart.
+/// </summary>
+internal static class CommandLineBuilder
+{
+    public static readonly Option<string> ConfigOption = new("--config", "-c")
+    {
+        Description = $"appliance.toml to read (default {ConfigLoader.DefaultConfigFile}; CORACLE_CONFIG_FILE)",
+        HelpName = "FILE",
+    };
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Coracle: a lightweight Kubernetes distribution for edge appliances");
+        root.Subcommands.Add(NodeCommand("server", "Run a server node: datastore, control plane and node components", Commands.ServerAsync));
+        root.Subcommands.Add(NodeCommand("agent", "Run an agent node that joins a server", Commands.AgentAsync));
+
+        var plugins = new Command("plugins", "Inspect installed plugins");
+        plugins.Subcommands.Add(NodeCommand("list", "List installed plugins and whether each is selected, and why", Commands.PluginsListAsync, includeAgentOnly: true));
+        root.Subcommands.Add(plugins);
+
+        var config = new Command("config", "Inspect configuration");
+        config.Subcommands.Add(NodeCommand("check", "Validate the configuration and print the effective values with their sources", Commands.ConfigCheckAsync, includeAgentOnly: true));
+        root.Subcommands.Add(config);
+
+        var status = new Command("status", "Show the components of the node running on this machine and their state");
+        status.Options.Add(ConfigOption);
+        status.Options.Add(FlagOption(Settings.DataDir));
+        status.SetAction((result, ct) => Commands.StatusAsync(result, ct));
+        root.Subcommands.Add(status);
+
+        var version = new Command("version", "Print the version");
+        version.SetAction(_ => Commands.Version());
+        root.Subcommands.Add(version);
+        return root;
+    }
+
+    /// <summary>Flag options of a command, keyed by setting; filled in when the command is built.</summary>
+    public static Dictionary<Command, Dictionary<Setting, Option>> SettingOptions { get; } = [];
+
+    private static Command NodeCommand(
+        string name,
+        string description,
+        Func<ParseResult, Command, CancellationToken, Task<int>> action,
+        bool includeAgentOnly = false)
+    {
+        var command = new Command(name, description);
+        command.Options.Add(ConfigOption);
+        var options = new Dictionary<Setting, Option>();
+        foreach (var setting in Settings.All)
+        {
+            if (name == "agent" && setting.ServerOnly && !includeAgentOnly)
+            {
+                continue;
+            }
+
+            var option = FlagOption(setting);
+            options[setting] = option;
+            command.Options.Add(option);
+        }
+
+        SettingOptions[command] = options;
+        command.SetAction((result, ct) => action(result, command, ct));
+        return command;
+    }
+
+    private static Option FlagOption(Setting setting)
+    {
+        var help = setting.Help;
+        if (setting.Choices.Count > 0)
+        {
+            help += $" ({string.Join("|", setting.Choices)})";
+        }
+
+        var defaultText = setting.Default switch
+        {
+            string s when s.Length > 0 => s,
+            long l => l.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            _ => null,
+        };
+        if (defaultText is not null)
+        {
+            help += $" [default: {defaultText}]";
+        }
+
+        help += $" [env: {setting.EnvironmentVariable}]";
+        var helpName = setting.Kind switch
+            {
+                SettingKind.StringList or SettingKind.IpList => "VALUE[,VALUE]",
+                SettingKind.Duration => "DURATION",
+                SettingKind.Integer => "N",
+                SettingKind.Cidr => "CIDR",
+                SettingKind.IpAddress => "IP",
+                SettingKind.FileMode => "MODE",
+                _ => "VALUE",
+            };
+        return setting.Kind is SettingKind.StringList or SettingKind.IpList
+            ? new Option<string[]>("--" + setting.Flag)
+            {
+                Description = help,
+                HelpName = helpName,
+                Arity = ArgumentArity.OneOrMore,
+                AllowMultipleArgumentsPerToken = false,
+            }
+            : new Option<string>("--" + setting.Flag) { Description = help, HelpName = helpName };
+    }
+}

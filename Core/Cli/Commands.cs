@@ -1,0 +1,251 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Coracle.Core.Composition;
+using Coracle.Core.Configuration;
+using Coracle.Core.Hosting;
+using Coracle.Core.Logging;
+using Coracle.Core.Status;
+
+namespace Coracle.Core.Cli;
+
+/// <summary>The actions behind each command. Each returns its exit code explicitly.</summary>
+internal static class Commands
+{
+    public static Task<int> ServerAsync(ParseResult result, Command command, CancellationToken ct) =>
+        RunNodeAsync("server", result, command, ct);
+
+    public static Task<int> AgentAsync(ParseResult result, Command command, CancellationToken ct) =>
+        RunNodeAsync("agent", result, command, ct);
+
+    private static async Task<int> RunNodeAsync(string role, ParseResult result, Command command, CancellationToken ct)
+    {
+        var config = LoadConfig(role, result, command);
+        if (config is null)
+        {
+            return ExitCodes.InvalidConfig;
+        }
+
+        using var loggers = LoggingSetup.Create(config.LogFormat, config.LogLevel);
+        if (role == "agent")
+        {
+            await Console.Error.WriteLineAsync(
+                "coracle agent: joining a server is not implemented in this build yet (cluster identity: certificates, join API and tunnel); nothing was started");
+            return ExitCodes.RuntimeFailure;
+        }
+
+        try
+        {
+            return await new NodeHost(config, loggers).RunAsync(ct);
+        }
+        catch (ConfigException ex)
+        {
+            WriteErrors(ex.Errors.Select(e => e.ToString()));
+            return ExitCodes.InvalidConfig;
+        }
+        catch (CompositionException ex)
+        {
+            WriteErrors([ex.Message]);
+            return ex.ExitCode;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            WriteErrors([ex.Message]);
+            return ExitCodes.RuntimeFailure;
+        }
+    }
+
+    public static async Task<int> PluginsListAsync(ParseResult result, Command command, CancellationToken ct)
+    {
+        var config = LoadConfig("server", result, command);
+        if (config is null)
+        {
+            return ExitCodes.InvalidConfig;
+        }
+
+        // A running node knows what it selected and why; without flags, show that.
+        var anyFlag = CommandLineBuilder.SettingOptions[command].Any(kv => kv.Key != Settings.DataDir && result.GetResult(kv.Value) is not null);
+        if (!anyFlag && await StatusClient.ReadAsync(config.StatusSocket, ct) is { } running)
+        {
+            Console.WriteLine($"plugins of the running {running.Role} (pid {running.Pid}):");
+            Console.Write(PluginTable(running.Plugins));
+            return ExitCodes.Ok;
+        }
+
+        PluginCatalog catalog;
+        try
+        {
+            catalog = PluginComposition.Load(config);
+        }
+        catch (CompositionException ex)
+        {
+            WriteErrors([ex.Message]);
+            return ex.ExitCode;
+        }
+
+        try
+        {
+            var selection = PluginSelector.Select(catalog.Entries, config, PluginComposition.Architecture);
+            Console.Write(PluginTable(NodeHost.PluginViews(selection)));
+            return ExitCodes.Ok;
+        }
+        catch (CompositionException ex)
+        {
+            // Still show what is installed; the selection error says what to fix.
+            Console.Write(PluginTable(catalog.Entries.Select(e => new PluginView(e.Name, e.Point, e.Version,
+                e.Metadata.Architectures.Count == 0 ? "any" : string.Join("/", e.Metadata.Architectures), false, "selection failed", e.Folder))));
+            WriteErrors([ex.Message]);
+            return ex.ExitCode;
+        }
+    }
+
+    public static Task<int> ConfigCheckAsync(ParseResult result, Command command, CancellationToken ct)
+    {
+        var config = LoadConfig("server", result, command);
+        if (config is null)
+        {
+            return Task.FromResult(ExitCodes.InvalidConfig);
+        }
+
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"# effective configuration (file: {config.ConfigFile ?? "none, defaults"})\n");
+        foreach (var section in new[] { "" }.Concat(Settings.Sections))
+        {
+            var settings = Settings.All.Where(s => s.Section == section).ToList();
+            if (settings.Count == 0)
+            {
+                continue;
+            }
+
+            if (section.Length > 0)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"\n[{section}]\n");
+            }
+
+            foreach (var setting in settings)
+            {
+                var value = config.Sources[setting];
+                var shown = setting.Secret && value.Value is string s && s.Length > 0 ? "\"********\"" : SettingParser.Format(value.Value);
+                text.Append(CultureInfo.InvariantCulture, $"{setting.Key} = {shown}  # {value.Source}\n");
+            }
+        }
+
+        foreach (var (plugin, options) in config.PluginOptions)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"\n[plugins.{plugin}]\n");
+            foreach (var (key, value) in options)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{key} = \"{value}\"\n");
+            }
+        }
+
+        Console.Write(text.ToString());
+        return Task.FromResult(ExitCodes.Ok);
+    }
+
+    public static async Task<int> StatusAsync(ParseResult result, CancellationToken ct)
+    {
+        var flags = new Dictionary<Setting, IReadOnlyList<string>>();
+        var command = result.CommandResult.Command;
+        var dataDirOption = command.Options.First(o => o.Name == "--data-dir");
+        if (result.GetResult(dataDirOption) is { } dataDir)
+        {
+            flags[Settings.DataDir] = dataDir.Tokens.Select(t => t.Value).ToList();
+        }
+
+        CoracleConfig config;
+        try
+        {
+            config = ConfigLoader.Load("server", result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
+        }
+        catch (ConfigException ex)
+        {
+            WriteErrors(ex.Errors.Select(e => e.ToString()));
+            return ExitCodes.InvalidConfig;
+        }
+
+        var status = await StatusClient.ReadAsync(config.StatusSocket, ct);
+        if (status is null)
+        {
+            WriteErrors([$"no coracle node is running with data dir {config.DataDir} (nothing answers on {config.StatusSocket}); start one with 'coracle server' or pass --data-dir"]);
+            return ExitCodes.RuntimeFailure;
+        }
+
+        var uptime = DateTimeOffset.UtcNow - status.StartedAt;
+        Console.WriteLine($"{status.Role} {status.NodeName}  coracle {status.Version}  pid {status.Pid}  up {SettingParser.FormatDuration(TimeSpan.FromSeconds(Math.Floor(uptime.TotalSeconds)))}");
+        Console.WriteLine();
+        var rows = status.Components.Select(c => new[]
+        {
+            c.Name, c.State, c.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-", c.Restarts.ToString(CultureInfo.InvariantCulture), c.Detail,
+        }).ToList();
+        Console.Write(Table(["COMPONENT", "STATE", "PID", "RESTARTS", "DETAIL"], rows));
+        return ExitCodes.Ok;
+    }
+
+    public static int Version()
+    {
+        Console.WriteLine($"coracle version {VersionInfo.Version} ({System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {PluginComposition.Architecture})");
+        return ExitCodes.Ok;
+    }
+
+    private static string PluginTable(IEnumerable<PluginView> plugins) =>
+        Table(["NAME", "POINT", "VERSION", "ARCH", "STATE", "WHY"], plugins
+            .OrderBy(p => Plugins.ExtensionPoints.All.ToList().IndexOf(p.Point))
+            .ThenBy(p => p.Name, StringComparer.Ordinal)
+            .Select(p => new[] { p.Name, p.Point, p.Version, p.Architectures, p.Selected ? "selected" : "off", p.Why })
+            .ToList());
+
+    internal static string Table(string[] header, IReadOnlyList<string[]> rows)
+    {
+        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        var text = new StringBuilder();
+        foreach (var row in new[] { header }.Concat(rows))
+        {
+            text.Append(string.Join("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+            text.Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    private static CoracleConfig? LoadConfig(string role, ParseResult result, Command command)
+    {
+        var flags = new Dictionary<Setting, IReadOnlyList<string>>();
+        foreach (var (setting, option) in CommandLineBuilder.SettingOptions[command])
+        {
+            if (result.GetResult(option) is { } optionResult)
+            {
+                flags[setting] = optionResult.Tokens.Select(t => t.Value).ToList();
+            }
+        }
+
+        try
+        {
+            return ConfigLoader.Load(role, result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
+        }
+        catch (ConfigException ex)
+        {
+            WriteErrors(ex.Errors.Select(e => e.ToString()));
+            return null;
+        }
+    }
+
+    internal static Dictionary<string, string> Environ()
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+        {
+            env[(string)entry.Key] = (string?)entry.Value ?? "";
+        }
+
+        return env;
+    }
+
+    private static void WriteErrors(IEnumerable<string> errors)
+    {
+        foreach (var error in errors)
+        {
+            Console.Error.WriteLine($"coracle: error: {error}");
+        }
+    }
+}

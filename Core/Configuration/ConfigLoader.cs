@@ -1,0 +1,246 @@
+using System.Net;
+using System.Net.Sockets;
+using Coracle.Plugins;
+
+namespace Coracle.Core.Configuration;
+
+/// <summary>
+/// Builds the effective configuration: defaults &lt; appliance.toml &lt; <c>CORACLE_*</c> environment &lt; flags,
+/// the precedence K3s users know. Collects every error before failing.
+/// </summary>
+internal static class ConfigLoader
+{
+    /// <summary>Where appliance.toml is read from when neither <c>--config</c> nor CORACLE_CONFIG_FILE says.</summary>
+    public const string DefaultConfigFile = "/etc/coracle/appliance.toml";
+
+    public static CoracleConfig Load(
+        string role,
+        string? configFile,
+        IReadOnlyDictionary<string, string> environment,
+        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
+    {
+        var errors = new List<ConfigError>();
+        var values = Settings.All.ToDictionary(s => s, s => new SourcedValue(DefaultOf(s), "default"));
+        var pluginOptions = new Dictionary<string, Dictionary<string, string>>(StringComparer.OrdinalIgnoreCase);
+
+        var explicitFile = configFile ?? environment.GetValueOrDefault("CORACLE_CONFIG_FILE");
+        var file = string.IsNullOrEmpty(explicitFile) ? DefaultConfigFile : explicitFile;
+        string? usedFile = null;
+        if (File.Exists(file))
+        {
+            usedFile = file;
+            var toml = ApplianceToml.Read(file);
+            errors.AddRange(toml.Errors);
+            foreach (var (setting, value) in toml.Values)
+            {
+                values[setting] = value;
+            }
+
+            foreach (var (plugin, options) in toml.PluginOptions)
+            {
+                pluginOptions[plugin] = options;
+            }
+        }
+        else if (!string.IsNullOrEmpty(explicitFile))
+        {
+            var source = configFile is not null ? "--config" : "CORACLE_CONFIG_FILE";
+            errors.Add(new ConfigError(source, $"config file '{file}' does not exist; fix the path or remove the option"));
+        }
+
+        foreach (var setting in Settings.All)
+        {
+            if (environment.TryGetValue(setting.EnvironmentVariable, out var text))
+            {
+                var value = SettingParser.Parse(setting, [text], out var error);
+                if (error is not null)
+                {
+                    errors.Add(new ConfigError(setting.EnvironmentVariable, error));
+                }
+                else
+                {
+                    values[setting] = new SourcedValue(value, setting.EnvironmentVariable);
+                }
+            }
+        }
+
+        if (environment.TryGetValue("CORACLE_K8S_BIN", out var k8sBin) && k8sBin.Length > 0)
+        {
+            values[Settings.ComponentsDir] = new SourcedValue(k8sBin, "CORACLE_K8S_BIN");
+        }
+
+        foreach (var (setting, texts) in flags)
+        {
+            var value = SettingParser.Parse(setting, texts, out var error);
+            if (error is not null)
+            {
+                errors.Add(new ConfigError("--" + setting.Flag, error));
+            }
+            else
+            {
+                values[setting] = new SourcedValue(value, "--" + setting.Flag);
+            }
+        }
+
+        var config = Build(role, usedFile, values, pluginOptions, environment);
+        errors.AddRange(Validate(config));
+        if (errors.Count > 0)
+        {
+            throw new ConfigException(errors);
+        }
+
+        return config;
+    }
+
+    /// <summary>The typed default of a setting (defaults are written as text, like the shipped appliance.toml).</summary>
+    public static object DefaultOf(Setting setting) =>
+        setting.Default is string text && setting.Kind is not SettingKind.String
+            ? SettingParser.ParseScalar(setting, text, out _)
+            : setting.Default;
+
+    private static CoracleConfig Build(
+        string role,
+        string? file,
+        Dictionary<Setting, SourcedValue> values,
+        Dictionary<string, Dictionary<string, string>> pluginOptions,
+        IReadOnlyDictionary<string, string> environment)
+    {
+        T Get<T>(Setting s) => (T)values[s].Value;
+        string[] List(Setting s) => Get<string[]>(s);
+
+        var dataDir = Get<string>(Settings.DataDir);
+        if (dataDir.Length == 0)
+        {
+            dataDir = Environment.IsPrivilegedProcess
+                ? "/var/lib/coracle"
+                : Path.Combine(environment.GetValueOrDefault("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".coracle");
+        }
+        else if (dataDir.StartsWith("~/", StringComparison.Ordinal))
+        {
+            dataDir = Path.Combine(environment.GetValueOrDefault("HOME") ?? "/root", dataDir[2..]);
+        }
+
+        var nodeName = Get<string>(Settings.NodeName);
+        if (nodeName.Length == 0)
+        {
+            nodeName = Dns.GetHostName().ToLowerInvariant();
+        }
+
+        var flannelBackend = Get<string>(Settings.FlannelBackend);
+        var cni = Get<string>(Settings.Cni);
+        return new CoracleConfig
+        {
+            Role = role,
+            ConfigFile = file,
+            DataDir = dataDir,
+            NodeName = nodeName,
+            NodeIps = List(Settings.NodeIp),
+            Token = Get<string>(Settings.Token),
+            Disable = List(Settings.Disable).Select(s => s.ToLowerInvariant()).Distinct().ToArray(),
+            ComponentsDir = Get<string>(Settings.ComponentsDir),
+            LogFormat = Get<string>(Settings.LogFormat),
+            LogLevel = Get<string>(Settings.LogLevel),
+            ClusterCidr = Get<IPNetwork>(Settings.ClusterCidr),
+            ServiceCidr = Get<IPNetwork>(Settings.ServiceCidr),
+            ClusterDns = Get<IPAddress>(Settings.ClusterDns),
+            ClusterDomain = Get<string>(Settings.ClusterDomain),
+            DatastoreEndpoint = Get<string>(Settings.DatastoreEndpoint),
+            TlsSans = List(Settings.TlsSan),
+            WriteKubeconfig = Get<string>(Settings.WriteKubeconfig),
+            WriteKubeconfigMode = Get<UnixFileMode>(Settings.WriteKubeconfigMode),
+            HttpsListenPort = (int)Get<long>(Settings.HttpsListenPort),
+            SupervisorPort = (int)Get<long>(Settings.SupervisorPort),
+            ServerUrl = Get<string>(Settings.Server),
+            PauseImage = Get<string>(Settings.PauseImage),
+            FlannelBackend = flannelBackend,
+            FlannelIface = Get<string>(Settings.FlannelIface),
+            PluginDirs = List(Settings.PluginDirs),
+            Cni = cni.ToLowerInvariant(),
+            Ingress = Get<string>(Settings.Ingress).ToLowerInvariant(),
+            LoadBalancer = Get<string>(Settings.LoadBalancer).ToLowerInvariant(),
+            Runtime = Get<string>(Settings.Runtime).ToLowerInvariant(),
+            Enable = List(Settings.Enable).Select(s => s.ToLowerInvariant()).ToArray(),
+            Restart = new RestartPolicy(
+                Get<TimeSpan>(Settings.RestartBackoff),
+                Get<TimeSpan>(Settings.RestartMaxBackoff),
+                (int)Get<long>(Settings.CrashLoopLimit),
+                Get<TimeSpan>(Settings.CrashLoopWindow)),
+            StopTimeout = Get<TimeSpan>(Settings.StopTimeout),
+            PluginOptions = pluginOptions,
+            Sources = values,
+        };
+    }
+
+    private static IEnumerable<ConfigError> Validate(CoracleConfig c)
+    {
+        string From(Setting s) => c.Sources[s].Source == "default" ? s.Path : c.Sources[s].Source;
+
+        if (!Path.IsPathRooted(c.DataDir))
+        {
+            yield return new ConfigError(From(Settings.DataDir), $"'{c.DataDir}' is not an absolute path; use a path like /var/lib/coracle");
+        }
+
+        var cluster = c.ClusterCidr;
+        if (cluster.BaseAddress.AddressFamily == AddressFamily.InterNetwork && cluster.PrefixLength > 24)
+        {
+            yield return new ConfigError(From(Settings.ClusterCidr),
+                $"{cluster} cannot hold a /24 per node; use a prefix of /24 or shorter, like 10.42.0.0/16");
+        }
+        else if (cluster.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6 && cluster.PrefixLength > 64)
+        {
+            yield return new ConfigError(From(Settings.ClusterCidr),
+                $"{cluster} cannot hold a /64 per node; use a prefix of /64 or shorter, like fd42::/56");
+        }
+
+        if (Overlaps(c.ClusterCidr, c.ServiceCidr))
+        {
+            yield return new ConfigError(From(Settings.ServiceCidr),
+                $"service-cidr {c.ServiceCidr} overlaps cluster-cidr {c.ClusterCidr}; give them separate ranges");
+        }
+
+        if (!c.ServiceCidr.Contains(c.ClusterDns))
+        {
+            yield return new ConfigError(From(Settings.ClusterDns),
+                $"{c.ClusterDns} is outside service-cidr {c.ServiceCidr}; pick an address inside it, like the 10th");
+        }
+
+        foreach (var port in new[] { (Settings.HttpsListenPort, c.HttpsListenPort), (Settings.SupervisorPort, c.SupervisorPort) })
+        {
+            if (port.Item2 is < 1 or > 65535)
+            {
+                yield return new ConfigError(From(port.Item1), $"{port.Item2} is not a TCP port; use 1-65535");
+            }
+        }
+
+        if (c.Restart.CrashLoopLimit < 0)
+        {
+            yield return new ConfigError(From(Settings.CrashLoopLimit), $"{c.Restart.CrashLoopLimit} is negative; use 0 or more");
+        }
+
+        if (c.Restart.InitialBackoff > c.Restart.MaxBackoff)
+        {
+            yield return new ConfigError(From(Settings.RestartBackoff),
+                "restart-backoff is longer than restart-max-backoff; make it shorter or equal");
+        }
+
+        if (c.Role == "agent")
+        {
+            if (c.ServerUrl.Length == 0)
+            {
+                yield return new ConfigError("--server", "an agent needs the server to join; give --server https://SERVER:9345");
+            }
+            else if (!Uri.TryCreate(c.ServerUrl, UriKind.Absolute, out var uri) || uri.Scheme != "https")
+            {
+                yield return new ConfigError(From(Settings.Server), $"'{c.ServerUrl}' is not an https:// URL; use https://SERVER:9345");
+            }
+
+            if (c.Token.Length == 0)
+            {
+                yield return new ConfigError("--token", "an agent needs the server's token; give --token (see 'coracle token show' on the server)");
+            }
+        }
+    }
+
+    private static bool Overlaps(IPNetwork a, IPNetwork b) =>
+        a.BaseAddress.AddressFamily == b.BaseAddress.AddressFamily &&
+        (a.Contains(b.BaseAddress) || b.Contains(a.BaseAddress));
+}

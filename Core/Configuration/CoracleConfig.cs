@@ -1,0 +1,71 @@
+using System.Net;
+using Coracle.Plugins;
+
+namespace Coracle.Core.Configuration;
+
+/// <summary>The effective configuration of one node, after defaults, file, environment and flags. Immutable.</summary>
+internal sealed record CoracleConfig
+{
+    public required string Role { get; init; }
+    public string? ConfigFile { get; init; }
+    public required string DataDir { get; init; }
+    public required string NodeName { get; init; }
+    public IReadOnlyList<string> NodeIps { get; init; } = [];
+    public string Token { get; init; } = "";
+    public IReadOnlyList<string> Disable { get; init; } = [];
+    public required string ComponentsDir { get; init; }
+    public string LogFormat { get; init; } = "text";
+    public string LogLevel { get; init; } = "info";
+    public required IPNetwork ClusterCidr { get; init; }
+    public required IPNetwork ServiceCidr { get; init; }
+    public required IPAddress ClusterDns { get; init; }
+    public string ClusterDomain { get; init; } = "cluster.local";
+    public string DatastoreEndpoint { get; init; } = "";
+    public IReadOnlyList<string> TlsSans { get; init; } = [];
+    public string WriteKubeconfig { get; init; } = "";
+    public UnixFileMode WriteKubeconfigMode { get; init; }
+    public int HttpsListenPort { get; init; }
+    public int SupervisorPort { get; init; }
+    public string ServerUrl { get; init; } = "";
+    public required string PauseImage { get; init; }
+    public string FlannelBackend { get; init; } = "vxlan";
+    public string FlannelIface { get; init; } = "";
+    public IReadOnlyList<string> PluginDirs { get; init; } = [];
+    public string Cni { get; init; } = "flannel";
+    public string Ingress { get; init; } = "traefik";
+    public string LoadBalancer { get; init; } = "servicelb";
+    public string Runtime { get; init; } = "containerd";
+    public IReadOnlyList<string> Enable { get; init; } = [];
+    public required RestartPolicy Restart { get; init; }
+    public TimeSpan StopTimeout { get; init; }
+    public IReadOnlyDictionary<string, Dictionary<string, string>> PluginOptions { get; init; } =
+        new Dictionary<string, Dictionary<string, string>>();
+
+    /// <summary>Where each setting's value came from, for <c>config check</c> and error messages.</summary>
+    public IReadOnlyDictionary<Setting, SourcedValue> Sources { get; init; } = new Dictionary<Setting, SourcedValue>();
+
+    public string RunDir => Path.Combine(DataDir, "run");
+
+    public string StatusSocket => Path.Combine(RunDir, "coracle.sock");
+
+    /// <summary>The settings plugins see.</summary>
+    public NodeSettings ToNodeSettings() => new()
+    {
+        Role = Role,
+        NodeName = NodeName,
+        NodeIps = NodeIps,
+        DataDir = DataDir,
+        RunDir = RunDir,
+        ComponentsDir = ComponentsDir,
+        Architecture = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
+        ClusterCidr = ClusterCidr.ToString(),
+        ServiceCidr = ServiceCidr.ToString(),
+        ClusterDns = ClusterDns.ToString(),
+        ClusterDomain = ClusterDomain,
+        DatastoreEndpoint = DatastoreEndpoint,
+        FlannelBackend = FlannelBackend,
+        FlannelInterface = FlannelIface,
+        PauseImage = PauseImage,
+        ServerUrl = ServerUrl,
+    };
+}

@@ -1,0 +1,93 @@
+namespace Coracle.Core.Configuration;
+
+/// <summary>
+/// Every setting Coracle knows, in the order appliance.toml documents them. Flag names follow K3s.
+/// </summary>
+internal static class Settings
+{
+    public static readonly Setting DataDir = new("", "data-dir", SettingKind.String, "",
+        "Folder for state (default /var/lib/coracle as root, ~/.coracle otherwise)");
+    public static readonly Setting NodeName = new("", "node-name", SettingKind.String, "",
+        "Node name (default: the host name)");
+    public static readonly Setting NodeIp = new("", "node-ip", SettingKind.IpList, Array.Empty<string>(),
+        "IP addresses to advertise for the node (default: the default route's address)");
+    public static readonly Setting Token = new("", "token", SettingKind.String, "",
+        "Shared secret used to join nodes (generated on the first server start)") { Secret = true };
+    public static readonly Setting Disable = new("", "disable", SettingKind.StringList, Array.Empty<string>(),
+        "Plugins not to run, e.g. traefik, servicelb (repeat or comma-separate)");
+    public static readonly Setting ComponentsDir = new("", "components-dir", SettingKind.String, "/usr/lib/coracle/bin",
+        "Folder holding the Kubernetes binaries and other components (CORACLE_K8S_BIN also overrides it)");
+    public static readonly Setting LogFormat = new("", "log-format", SettingKind.String, "text",
+        "Log format") { Choices = ["text", "json"] };
+    public static readonly Setting LogLevel = new("", "log-level", SettingKind.String, "info",
+        "Minimum log level") { Choices = ["trace", "debug", "info", "warn", "error"] };
+
+    public static readonly Setting ClusterCidr = new("server", "cluster-cidr", SettingKind.Cidr, "10.42.0.0/16",
+        "Pod network; each node gets a /24 from it") { ServerOnly = true };
+    public static readonly Setting ServiceCidr = new("server", "service-cidr", SettingKind.Cidr, "10.43.0.0/16",
+        "Service network") { ServerOnly = true };
+    public static readonly Setting ClusterDns = new("server", "cluster-dns", SettingKind.IpAddress, "10.43.0.10",
+        "Cluster DNS service address (inside service-cidr)") { ServerOnly = true };
+    public static readonly Setting ClusterDomain = new("server", "cluster-domain", SettingKind.String, "cluster.local",
+        "Cluster domain") { ServerOnly = true };
+    public static readonly Setting DatastoreEndpoint = new("server", "datastore-endpoint", SettingKind.String, "",
+        "Datastore: empty or sqlite://PATH (embedded SQLite), postgres://..., mysql://..., https://etcd:2379") { ServerOnly = true, Secret = true };
+    public static readonly Setting TlsSan = new("server", "tls-san", SettingKind.StringList, Array.Empty<string>(),
+        "Extra host names or IPs for the API server certificate") { ServerOnly = true };
+    public static readonly Setting WriteKubeconfig = new("server", "write-kubeconfig", SettingKind.String, "/etc/coracle/coracle.yaml",
+        "Where the admin kubeconfig is written") { ServerOnly = true };
+    public static readonly Setting WriteKubeconfigMode = new("server", "write-kubeconfig-mode", SettingKind.FileMode, "0600",
+        "File mode of the admin kubeconfig") { ServerOnly = true };
+    public static readonly Setting HttpsListenPort = new("server", "https-listen-port", SettingKind.Integer, 6443L,
+        "kube-apiserver's HTTPS port") { ServerOnly = true };
+    public static readonly Setting SupervisorPort = new("server", "supervisor-port", SettingKind.Integer, 9345L,
+        "HTTPS port of the join API and agent tunnel") { ServerOnly = true };
+
+    public static readonly Setting Server = new("agent", "server", SettingKind.String, "",
+        "Server to join, https://HOST:9345 (agent only)");
+    public static readonly Setting PauseImage = new("agent", "pause-image", SettingKind.String, "docker.io/rancher/mirrored-pause:3.6",
+        "Pod sandbox image (import it as an airgap tarball)");
+
+    public static readonly Setting FlannelBackend = new("network", "flannel-backend", SettingKind.String, "vxlan",
+        "Flannel backend; none disables flannel") { Choices = ["vxlan", "host-gw", "none"] };
+    public static readonly Setting FlannelIface = new("network", "flannel-iface", SettingKind.String, "",
+        "Interface flannel uses (default: the default route's)");
+
+    public static readonly Setting PluginDirs = new("plugins", "plugin-dir", SettingKind.StringList, Array.Empty<string>(),
+        "Extra folders to load plugins from (besides plugins/ beside the executable)");
+    public static readonly Setting Cni = new("plugins", "cni", SettingKind.String, "flannel",
+        "CNI plugin: flannel, calico or none");
+    public static readonly Setting Ingress = new("plugins", "ingress", SettingKind.String, "traefik",
+        "Ingress plugin, or none");
+    public static readonly Setting LoadBalancer = new("plugins", "load-balancer", SettingKind.String, "servicelb",
+        "Service load balancer plugin, or none");
+    public static readonly Setting Runtime = new("plugins", "runtime", SettingKind.String, "containerd",
+        "Container runtime plugin");
+    public static readonly Setting Enable = new("plugins", "enable", SettingKind.StringList, Array.Empty<string>(),
+        "Extra plugins to activate beside the defaults (runtime handlers are active when installed)");
+
+    public static readonly Setting RestartBackoff = new("supervisor", "restart-backoff", SettingKind.Duration, "1s",
+        "First wait before restarting a component; doubles each time");
+    public static readonly Setting RestartMaxBackoff = new("supervisor", "restart-max-backoff", SettingKind.Duration, "30s",
+        "Longest wait between restarts");
+    public static readonly Setting CrashLoopLimit = new("supervisor", "crash-loop-limit", SettingKind.Integer, 10L,
+        "Restarts within crash-loop-window before a component is marked failed");
+    public static readonly Setting CrashLoopWindow = new("supervisor", "crash-loop-window", SettingKind.Duration, "5m",
+        "Window for crash-loop-limit");
+    public static readonly Setting StopTimeout = new("supervisor", "stop-timeout", SettingKind.Duration, "10s",
+        "Graceful stop time before a component is killed");
+
+    public static IReadOnlyList<Setting> All { get; } =
+    [
+        DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, LogFormat, LogLevel,
+        ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
+        WriteKubeconfigMode, HttpsListenPort, SupervisorPort,
+        Server, PauseImage,
+        FlannelBackend, FlannelIface,
+        PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
+        RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
+    ];
+
+    /// <summary>The TOML sections that exist; <c>[plugins.NAME]</c> tables hold plugin options.</summary>
+    public static IReadOnlyList<string> Sections { get; } = ["server", "agent", "network", "plugins", "supervisor"];
+}

@@ -1,0 +1,18 @@
+using System.CommandLine;
+using Coracle.Core;
+using Coracle.Core.Cli;
+
+var root = CommandLineBuilder.Build();
+var result = root.Parse(args);
+if (result.Errors.Count > 0)
+{
+    foreach (var error in result.Errors)
+    {
+        Console.Error.WriteLine($"coracle: error: {error.Message}; see 'coracle --help'");
+    }
+
+    return ExitCodes.InvalidConfig;
+}
+
+// Signals are handled by the node host itself (graceful, ordered stop), not by System.CommandLine.
+return await result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

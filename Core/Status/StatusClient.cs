@@ -1,0 +1,43 @@
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Coracle.Core.Status;
+
+/// <summary>Reads a running node's status over its unix socket.</summary>
+internal static class StatusClient
+{
+    public static bool TryConnect(string path)
+    {
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Returns the node's status, or null when nothing answers on <paramref name="path"/>.</summary>
+    public static async Task<NodeStatus?> ReadAsync(string path, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
+            await using var stream = new NetworkStream(socket, ownsSocket: false);
+            return await JsonSerializer.DeserializeAsync(stream, StatusJson.Default.NodeStatus, cancellationToken);
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,344 @@
+using System.Diagnostics;
+using CliWrap;
+using Coracle.Core.Logging;
+using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Core.Supervision;
+
+/// <summary>Runs one component: start, probe, watch, restart with backoff, stop on request.</summary>
+internal sealed class ComponentRunner : IDisposable
+{
+    private readonly ComponentSpec _spec;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly ProcessSpawner _spawner;
+    private readonly RestartTracker _restarts;
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly object _gate = new();
+    private Task? _loop;
+    private ComponentState _state = ComponentState.Pending;
+    private DateTimeOffset _since;
+    private string _detail = "";
+    private int? _pid;
+
+    public ComponentRunner(ComponentSpec spec, ILoggerFactory loggers, TimeProvider time, ProcessSpawner spawner)
+    {
+        _spec = spec;
+        _log = loggers.CreateLogger(spec.Name);
+        _time = time;
+        _spawner = spawner;
+        _restarts = new RestartTracker(spec.Restart, time);
+        _since = time.GetUtcNow();
+    }
+
+    public ComponentSpec Spec => _spec;
+
+    public void Dispose() => _stop.Dispose();
+
+    public Task Ready => _ready.Task;
+
+    public ComponentStatus Status
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new ComponentStatus(_spec.Name, _spec is ProcessComponent ? "process" : "in-process",
+                    _state, _pid, _restarts.Restarts, _since, _detail);
+            }
+        }
+    }
+
+    public void Start(IReadOnlyList<ComponentRunner> dependencies, CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => LoopAsync(dependencies, cancellationToken), CancellationToken.None);
+    }
+
+    /// <summary>Graceful stop: SIGTERM (or cancellation), wait up to the stop timeout, then kill.</summary>
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+    }
+
+    private void SetState(ComponentState state, string detail, int? pid = null)
+    {
+        lock (_gate)
+        {
+            _state = state;
+            _detail = detail;
+            _pid = pid;
+            _since = _time.GetUtcNow();
+        }
+    }
+
+    private async Task LoopAsync(IReadOnlyList<ComponentRunner> dependencies, CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        var stop = linked.Token;
+        try
+        {
+            foreach (var dependency in dependencies)
+            {
+                if (!dependency.Ready.IsCompleted)
+                {
+                    SetState(ComponentState.Pending, $"waiting for {dependency.Spec.Name}");
+                    await WaitLoggedAsync(dependency.Ready, dependency.Spec.Name, stop);
+                }
+            }
+
+            while (!stop.IsCancellationRequested)
+            {
+                var started = _time.GetTimestamp();
+                string reason;
+                try
+                {
+                    reason = _spec switch
+                    {
+                        ProcessComponent process => await RunProcessAsync(process, stop),
+                        InProcessComponent inProcess => await RunInProcessAsync(inProcess, stop),
+                        _ => throw new InvalidOperationException($"unknown component kind {_spec.GetType().Name}"),
+                    };
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !stop.IsCancellationRequested)
+                {
+                    reason = ex.Message;
+                    _log.StartFailed(reason);
+                }
+
+                if (stop.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                if (reason == "exit code 0" && _spec.Restart == RestartPolicy.Never)
+                {
+                    _log.Completed();
+                    SetState(ComponentState.Stopped, "completed");
+                    return;
+                }
+
+                var delay = _restarts.OnExit(_time.GetElapsedTime(started));
+                if (delay is null)
+                {
+                    _log.CrashLoop(_restarts.Restarts, SettingText(_spec.Restart.CrashLoopWindow), reason);
+                    SetState(ComponentState.Failed, $"crash loop: {reason}");
+                    _ready.TrySetException(new InvalidOperationException($"{_spec.Name} failed: {reason}"));
+                    return;
+                }
+
+                _log.Restarting(reason, _restarts.Restarts, (long)delay.Value.TotalMilliseconds);
+                SetState(ComponentState.Backoff, $"{reason}; restarting");
+                await Task.Delay(delay.Value, _time, stop);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+
+        SetState(ComponentState.Stopped, "");
+        _ready.TrySetCanceled(CancellationToken.None);
+    }
+
+    private static string SettingText(TimeSpan t) => Configuration.SettingParser.FormatDuration(t);
+
+    private async Task WaitLoggedAsync(Task task, string what, CancellationToken stop)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!task.IsCompleted)
+        {
+            var tick = Task.Delay(TimeSpan.FromSeconds(30), _time, stop);
+            await Task.WhenAny(task, tick);
+            stop.ThrowIfCancellationRequested();
+            if (!task.IsCompleted)
+            {
+                _log.Waiting(what, (long)waited.Elapsed.TotalSeconds);
+            }
+        }
+
+        await task;
+    }
+
+    private async Task<string> RunProcessAsync(ProcessComponent spec, CancellationToken stop)
+    {
+        if (spec.BeforeStart is not null)
+        {
+            await spec.BeforeStart(stop);
+        }
+
+        if (!File.Exists(spec.FileName))
+        {
+            throw new FileNotFoundException($"{spec.FileName} not found");
+        }
+
+        SetState(ComponentState.Starting, "");
+        _log.ProcessStarting(Redact(spec));
+        using var forceful = new CancellationTokenSource();
+        var command = _spawner.Wrap(spec.FileName, spec.Arguments)
+            .WithEnvironmentVariables(spec.Environment.ToDictionary(kv => kv.Key, kv => (string?)kv.Value))
+            .WithWorkingDirectory(spec.WorkingDirectory ?? Environment.CurrentDirectory)
+            .WithStandardOutputPipe(PipeTarget.ToDelegate(line => _log.Output(line)))
+            .WithStandardErrorPipe(PipeTarget.ToDelegate(line => _log.Output(line)))
+            .WithValidation(CommandResultValidation.None);
+        var running = await _spawner.StartAsync(command, forceful.Token);
+        var pid = running.ProcessId;
+        _log.ProcessStarted(pid);
+        SetState(ComponentState.Starting, "probing readiness", pid);
+
+        var exited = running.Task;
+        var probe = ProbeUntilReadyAsync(exited, pid, stop);
+        try
+        {
+            await Task.WhenAny(exited, Task.Delay(Timeout.Infinite, stop));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        if (stop.IsCancellationRequested && !exited.IsCompleted)
+        {
+            SetState(ComponentState.Stopping, "", pid);
+            _log.Stopping((long)spec.StopTimeout.TotalMilliseconds);
+            Native.Kill(pid, Native.SigTerm);
+            var finished = await Task.WhenAny(exited, Task.Delay(spec.StopTimeout, _time, CancellationToken.None));
+            if (finished != exited)
+            {
+                _log.Killing((long)spec.StopTimeout.TotalMilliseconds);
+                Native.Kill(pid, Native.SigKill);
+                await forceful.CancelAsync();
+            }
+
+            await SwallowAsync(exited);
+            await SwallowAsync(probe);
+            _log.ComponentStopped();
+            return "stopped";
+        }
+
+        var result = await exited;
+        await SwallowAsync(probe);
+        return result.ExitCode switch
+        {
+            0 => "exit code 0",
+            > 128 => $"killed by signal {result.ExitCode - 128}",
+            < 0 => $"killed by signal {-result.ExitCode}",
+            _ => $"exit code {result.ExitCode}",
+        };
+    }
+
+    private async Task<string> RunInProcessAsync(InProcessComponent spec, CancellationToken stop)
+    {
+        SetState(ComponentState.Starting, "probing readiness");
+        _log.ProcessStarting($"in-process service {spec.Name}");
+        var body = Task.Run(() => spec.Run(stop), CancellationToken.None);
+        var probe = ProbeUntilReadyAsync(body, null, stop);
+        try
+        {
+            await Task.WhenAny(body, Task.Delay(Timeout.Infinite, stop));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        if (stop.IsCancellationRequested)
+        {
+            SetState(ComponentState.Stopping, "");
+            var finished = await Task.WhenAny(body, Task.Delay(spec.StopTimeout, _time, CancellationToken.None));
+            if (finished != body)
+            {
+                _log.Killing((long)spec.StopTimeout.TotalMilliseconds);
+            }
+
+            await SwallowAsync(probe);
+            _log.ComponentStopped();
+            return "stopped";
+        }
+
+        await SwallowAsync(probe);
+        try
+        {
+            await body;
+            return "exit code 0";
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return $"failed: {ex.Message}";
+        }
+    }
+
+    private async Task ProbeUntilReadyAsync(Task exited, int? pid, CancellationToken stop)
+    {
+        var started = Stopwatch.StartNew();
+        var lastLog = TimeSpan.Zero;
+        if (_spec.Readiness is { } probe)
+        {
+            while (!exited.IsCompleted && !stop.IsCancellationRequested)
+            {
+                if (await Probes.ProbeAsync(probe, stop))
+                {
+                    break;
+                }
+
+                if (started.Elapsed - lastLog >= TimeSpan.FromSeconds(30))
+                {
+                    lastLog = started.Elapsed;
+                    if (lastLog > TimeSpan.Zero)
+                    {
+                        _log.Waiting($"{_spec.Name} to become ready", (long)lastLog.TotalSeconds);
+                    }
+                }
+
+                await Task.WhenAny(exited, Task.Delay(probe.Interval, _time, stop));
+            }
+        }
+
+        if (!exited.IsCompleted && !stop.IsCancellationRequested)
+        {
+            _log.Ready(started.ElapsedMilliseconds);
+            SetState(ComponentState.Ready, "", pid);
+            _ready.TrySetResult();
+        }
+    }
+
+    private static async Task SwallowAsync(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception)
+        {
+            // Already observed through the component's state.
+        }
+    }
+
+    private static string Redact(ProcessComponent spec)
+    {
+        var parts = new List<string> { spec.FileName };
+        for (var i = 0; i < spec.Arguments.Count; i++)
+        {
+            var arg = spec.Arguments[i];
+            var secret = spec.SecretArguments.FirstOrDefault(s => arg.StartsWith(s + "=", StringComparison.Ordinal));
+            if (secret is not null)
+            {
+                parts.Add(secret + "=********");
+            }
+            else if (spec.SecretArguments.Contains(arg) && i + 1 < spec.Arguments.Count)
+            {
+                parts.Add(arg);
+                parts.Add("********");
+                i++;
+            }
+            else
+            {
+                parts.Add(arg.Contains(' ', StringComparison.Ordinal) ? $"\"{arg}\"" : arg);
+            }
+        }
+
+        return string.Join(' ', parts);
+    }
+}

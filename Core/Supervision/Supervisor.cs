@@ -1,0 +1,169 @@
+using System.Collections.Concurrent;
+using Coracle.Core.Logging;
+using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Core.Supervision;
+
+/// <summary>
+/// Runs every registered component in dependency order and stops them in reverse order.
+/// </summary>
+internal sealed class Supervisor : ISupervisor
+{
+    private readonly ILoggerFactory _loggers;
+    private readonly TimeProvider _time;
+    private readonly ProcessSpawner _spawner;
+    private readonly ILogger _log;
+    private readonly List<ComponentRunner> _runners = [];
+    private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
+    private readonly object _gate = new();
+    private List<ComponentRunner>? _order;
+
+    public Supervisor(ILoggerFactory loggers, TimeProvider? time = null, ProcessSpawner? spawner = null)
+    {
+        _loggers = loggers;
+        _time = time ?? TimeProvider.System;
+        _spawner = spawner ?? ProcessSpawner.Shared;
+        _log = loggers.CreateLogger("supervisor");
+    }
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _runners.Count;
+            }
+        }
+    }
+
+    public void Add(ComponentSpec component)
+    {
+        ArgumentNullException.ThrowIfNull(component);
+        lock (_gate)
+        {
+            if (_order is not null)
+            {
+                throw new InvalidOperationException($"component {component.Name} added after the supervisor started");
+            }
+
+            if (_runners.Any(r => r.Spec.Name == component.Name) || _unavailable.ContainsKey(component.Name))
+            {
+                throw new InvalidOperationException($"component {component.Name} is registered twice");
+            }
+
+            _runners.Add(new ComponentRunner(component, _loggers, _time, _spawner));
+        }
+    }
+
+    public void ReportUnavailable(string name, string reason)
+    {
+        _unavailable[name] = reason;
+        _log.Unavailable(name, reason);
+    }
+
+    public Task WaitReadyAsync(string name, CancellationToken cancellationToken)
+    {
+        ComponentRunner? runner;
+        lock (_gate)
+        {
+            runner = _runners.FirstOrDefault(r => r.Spec.Name == name);
+        }
+
+        return runner is null
+            ? throw new InvalidOperationException($"no component named {name}")
+            : runner.Ready.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Starts every component; dependencies gate each start. Throws on unknown dependencies or cycles.</summary>
+    public void Start(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var byName = _runners.ToDictionary(r => r.Spec.Name);
+            foreach (var runner in _runners)
+            {
+                foreach (var dependency in runner.Spec.DependsOn)
+                {
+                    if (!byName.ContainsKey(dependency))
+                    {
+                        throw new InvalidOperationException(
+                            _unavailable.TryGetValue(dependency, out var why)
+                                ? $"{runner.Spec.Name} depends on {dependency}, which is not available: {why}"
+                                : $"{runner.Spec.Name} depends on {dependency}, which is not registered");
+                    }
+                }
+            }
+
+            _order = TopologicalOrder(byName);
+            foreach (var runner in _order)
+            {
+                runner.Start(runner.Spec.DependsOn.Select(d => byName[d]).ToList(), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Stops components in reverse dependency order, each bounded by its stop timeout.</summary>
+    public async Task StopAsync()
+    {
+        List<ComponentRunner> order;
+        lock (_gate)
+        {
+            order = _order ?? [];
+        }
+
+        for (var i = order.Count - 1; i >= 0; i--)
+        {
+            await order[i].StopAsync();
+        }
+    }
+
+    public IReadOnlyList<ComponentStatus> Snapshot()
+    {
+        lock (_gate)
+        {
+            var list = (_order ?? _runners).Select(r => r.Status).ToList();
+            list.AddRange(_unavailable.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv =>
+                new ComponentStatus(kv.Key, "-", ComponentState.Unavailable, null, 0, DateTimeOffset.MinValue, kv.Value)));
+            return list;
+        }
+    }
+
+    private static List<ComponentRunner> TopologicalOrder(Dictionary<string, ComponentRunner> byName)
+    {
+        var order = new List<ComponentRunner>();
+        var state = new Dictionary<string, int>();
+        void Visit(ComponentRunner runner, Stack<string> path)
+        {
+            var name = runner.Spec.Name;
+            if (state.GetValueOrDefault(name) == 2)
+            {
+                return;
+            }
+
+            if (state.GetValueOrDefault(name) == 1)
+            {
+                throw new InvalidOperationException($"dependency cycle: {string.Join(" -> ", path.Reverse())} -> {name}");
+            }
+
+            state[name] = 1;
+            path.Push(name);
+            foreach (var dependency in runner.Spec.DependsOn)
+            {
+                Visit(byName[dependency], path);
+            }
+
+            path.Pop();
+            state[name] = 2;
+            order.Add(runner);
+        }
+
+        foreach (var runner in byName.Values)
+        {
+            Visit(runner, new Stack<string>());
+        }
+
+        return order;
+    }
+}

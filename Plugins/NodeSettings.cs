@@ -1,0 +1,53 @@
+namespace Coracle.Plugins;
+
+/// <summary>The node-wide settings every plugin may read. Immutable.</summary>
+public sealed record NodeSettings
+{
+    /// <summary><c>server</c> or <c>agent</c>.</summary>
+    public required string Role { get; init; }
+
+    /// <summary>The node's name (defaults to the host name).</summary>
+    public required string NodeName { get; init; }
+
+    /// <summary>The node's addresses, first one preferred (<c>--node-ip</c>). May be empty: detect it.</summary>
+    public IReadOnlyList<string> NodeIps { get; init; } = [];
+
+    /// <summary>The data dir (<c>--data-dir</c>), for example <c>/var/lib/coracle</c>.</summary>
+    public required string DataDir { get; init; }
+
+    /// <summary>Runtime state (sockets, pid files), for example <c>/run/coracle</c>.</summary>
+    public required string RunDir { get; init; }
+
+    /// <summary>The folder holding Kubernetes binaries and other components the image ships.</summary>
+    public required string ComponentsDir { get; init; }
+
+    /// <summary>The process architecture as .NET names it (<c>x64</c>, <c>arm64</c>).</summary>
+    public required string Architecture { get; init; }
+
+    /// <summary>The pod network (<c>--cluster-cidr</c>), for example <c>10.42.0.0/16</c>.</summary>
+    public required string ClusterCidr { get; init; }
+
+    /// <summary>The service network (<c>--service-cidr</c>), for example <c>10.43.0.0/16</c>.</summary>
+    public required string ServiceCidr { get; init; }
+
+    /// <summary>The cluster DNS service address (<c>--cluster-dns</c>).</summary>
+    public required string ClusterDns { get; init; }
+
+    /// <summary>The cluster domain (<c>--cluster-domain</c>).</summary>
+    public required string ClusterDomain { get; init; }
+
+    /// <summary>The datastore endpoint as the user gave it (<c>--datastore-endpoint</c>); empty for the default.</summary>
+    public string DatastoreEndpoint { get; init; } = "";
+
+    /// <summary>Flannel backend (<c>--flannel-backend</c>): vxlan, host-gw or none.</summary>
+    public string FlannelBackend { get; init; } = "vxlan";
+
+    /// <summary>Interface flannel uses (<c>--flannel-iface</c>); empty: the default route's.</summary>
+    public string FlannelInterface { get; init; } = "";
+
+    /// <summary>The pod sandbox image (<c>--pause-image</c>).</summary>
+    public required string PauseImage { get; init; }
+
+    /// <summary>The server URL an agent joins (<c>--server</c>); empty on a server.</summary>
+    public string ServerUrl { get; init; } = "";
+}
