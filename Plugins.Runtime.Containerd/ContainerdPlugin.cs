@@ -1,0 +1,135 @@
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Plugins.Runtime.Containerd;
+
+/// <summary>
+/// The containerd container runtime: writes containerd's configuration from the node settings, registers
+/// containerd with the supervisor (ready when CRI answers) and imports the airgap images after it is ready.
+/// </summary>
+[CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime),
+    Description = "containerd + runc: generated config, CRI readiness, airgap image import")]
+public sealed class ContainerdPlugin : IContainerRuntime
+{
+    /// <summary>The in-process component that imports the airgap images.</summary>
+    public const string AirgapComponentName = "airgap-images";
+
+    private readonly string _hostRoot;
+    private readonly bool _probeOverlayMount;
+    private readonly string? _pathVariable;
+
+    /// <summary>Probes the real host (<c>/</c>) and the process's PATH.</summary>
+    public ContainerdPlugin()
+        : this("/", probeOverlayMount: true, Environment.GetEnvironmentVariable("PATH"))
+    {
+    }
+
+    /// <summary>Probes a fake root (tests): no overlay mount, the given PATH.</summary>
+    internal ContainerdPlugin(string hostRoot, bool probeOverlayMount, string? pathVariable)
+    {
+        _hostRoot = hostRoot;
+        _probeOverlayMount = probeOverlayMount;
+        _pathVariable = pathVariable;
+    }
+
+    /// <inheritdoc />
+    public RuntimeEndpoint Configure(IPluginContext context, RuntimeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(options);
+        var settings = ContainerdSettings.FromOptions(context.Node, context.Options, context.PluginDataDir);
+        var registries = settings.RegistriesFile is null ? RegistriesConfig.Empty : RegistriesConfig.Load(settings.RegistriesFile);
+        var facts = HostProbe.Detect(_hostRoot);
+        var snapshotter = HostProbe.ChooseSnapshotter(settings.Snapshotter, facts, _probeOverlayMount ? settings.RootDir : null);
+        WriteConfiguration(settings, facts, snapshotter, options, registries, context.Logger);
+
+        var endpoint = new RuntimeEndpoint(settings.Socket, ContainerdProcess.ComponentName);
+        var binary = BinaryLocator.Find("containerd", settings.ContainerdPath, settings.ComponentsDir, _pathVariable, out var searched);
+        if (binary is null)
+        {
+            var reason = $"containerd binary not found in {searched}; install Debian's containerd";
+            Log.Unavailable(context.Logger, reason);
+            context.Supervisor.ReportUnavailable(ContainerdProcess.ComponentName, reason);
+            return endpoint;
+        }
+
+        context.Supervisor.Add(ContainerdProcess.Build(settings, binary, _pathVariable));
+
+        var ctr = BinaryLocator.Find("ctr", settings.CtrPath, settings.ComponentsDir, _pathVariable, out var ctrSearched);
+        if (ctr is null)
+        {
+            context.Supervisor.ReportUnavailable(AirgapComponentName,
+                $"ctr binary not found in {ctrSearched}; install Debian's containerd");
+            return endpoint;
+        }
+
+        var zstd = BinaryLocator.Find("zstd", null, settings.ComponentsDir, _pathVariable, out _);
+        var importer = new AirgapImporter(settings.ImagesDir, settings.AirgapStateFile, ctr, settings.Socket, snapshotter, zstd,
+            context.LoggerFactory.CreateLogger(AirgapComponentName));
+        var imported = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        context.Supervisor.Add(new InProcessComponent
+        {
+            Name = AirgapComponentName,
+            DependsOn = [ContainerdProcess.ComponentName],
+            Readiness = new CustomProbe(_ => Task.FromResult(imported.Task.IsCompleted)),
+            Run = async cancellationToken =>
+            {
+                await importer.ImportAllAsync(cancellationToken);
+                imported.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            },
+        });
+        return endpoint;
+    }
+
+    /// <summary>
+    /// Writes config.toml (from config.toml.tmpl when present, else generated; mode 0600 since it may hold registry
+    /// credentials) and recreates certs.d with one hosts.toml per registry.
+    /// </summary>
+    internal static void WriteConfiguration(
+        ContainerdSettings settings, HostFacts facts, string snapshotter, RuntimeOptions options, RegistriesConfig registries, ILogger logger)
+    {
+        foreach (var handler in options.Handlers)
+        {
+            Log.Handler(logger, handler.Name, handler.BinaryPath);
+        }
+
+        var generated = ContainerdConfig.Render(settings, facts, snapshotter, options, registries);
+        Directory.CreateDirectory(settings.ConfigDir);
+        string? template = null;
+        if (File.Exists(settings.TemplateFile))
+        {
+            template = File.ReadAllText(settings.TemplateFile);
+            Log.TemplateUsed(logger, settings.TemplateFile);
+        }
+
+        WriteFile(settings.ConfigFile, ContainerdConfig.ApplyTemplate(template, generated));
+        Log.ConfigWritten(logger, settings.ConfigFile, snapshotter, facts.SystemdCgroup, !facts.HasCapSysResource);
+
+        if (Directory.Exists(settings.CertsDir))
+        {
+            Directory.Delete(settings.CertsDir, recursive: true);
+        }
+
+        Directory.CreateDirectory(settings.CertsDir);
+        var hosts = ContainerdConfig.RenderHosts(registries, settings.RegistriesFile ?? "(none)");
+        foreach (var (dir, content) in hosts)
+        {
+            var folder = Path.Combine(settings.CertsDir, dir);
+            Directory.CreateDirectory(folder);
+            WriteFile(Path.Combine(folder, "hosts.toml"), content);
+        }
+
+        if (settings.RegistriesFile is not null)
+        {
+            Log.RegistriesWritten(logger, settings.RegistriesFile, hosts.Count, settings.CertsDir);
+        }
+    }
+
+    private static void WriteFile(string path, string content)
+    {
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, content);
+        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(temp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,194 @@
+using Coracle.Core.Composition;
+using Coracle.Core.Configuration;
+using Coracle.Plugins;
+
+namespace Coracle.Core.Tests.Composition;
+
+/// <summary>Selection rules over metadata only; the real assemblies are covered by the integration tests.</summary>
+public sealed class PluginSelectorTests
+{
+    private static PluginEntry Entry(string name, string point, string[]? arch = null, string[]? conflicts = null) =>
+        new(new PluginMetadata(name, point) { Architectures = arch ?? [], Conflicts = conflicts ?? [] },
+            $"/plugins/{name}", "1.0.0", PluginCatalog.Contracts[point], () => throw new InvalidOperationException("not constructed in selection"));
+
+    private static readonly PluginEntry[] Full =
+    [
+        Entry("sqlite", ExtensionPoints.Datastore),
+        Entry("postgres", ExtensionPoints.Datastore),
+        Entry("containerd", ExtensionPoints.ContainerRuntime),
+        Entry("nvidia", ExtensionPoints.RuntimeHandler, ["x64", "arm64"]),
+        Entry("flannel", ExtensionPoints.Cni),
+        Entry("calico", ExtensionPoints.Cni, conflicts: ["flannel"]),
+        Entry("traefik", ExtensionPoints.Ingress),
+        Entry("servicelb", ExtensionPoints.LoadBalancer),
+    ];
+
+    private static CoracleConfig Config(string role = "server", params (Setting Setting, string[] Values)[] flags)
+    {
+        var map = flags.ToDictionary(f => f.Setting, f => (IReadOnlyList<string>)f.Values);
+        if (role == "agent")
+        {
+            map[Settings.Server] = ["https://10.0.0.1:9345"];
+            map[Settings.Token] = ["K10abc::server:secret"];
+        }
+
+        return ConfigLoader.Load(role, null, new Dictionary<string, string> { ["HOME"] = "/tmp" }, map);
+    }
+
+    private static string Fail(IReadOnlyList<PluginEntry> entries, CoracleConfig config, string arch = "x64", int exitCode = 2)
+    {
+        var ex = Assert.Throws<CompositionException>(() => PluginSelector.Select(entries, config, arch));
+        Assert.Equal(exitCode, ex.ExitCode);
+        return ex.Message;
+    }
+
+    private static IEnumerable<string> ActiveNames(PluginSelection selection) =>
+        selection.Decisions.Where(d => d.Selected).Select(d => d.Entry.Name);
+
+    [Fact]
+    public void Select_Defaults_PicksOneOfEachAndAllHandlers()
+    {
+        var selection = PluginSelector.Select(Full, Config(), "x64");
+
+        Assert.Equal(["sqlite", "containerd", "nvidia", "flannel", "traefik", "servicelb"], ActiveNames(selection));
+    }
+
+    [Fact]
+    public void Select_DisableTraefik_DropsItAndSaysWhy()
+    {
+        var selection = PluginSelector.Select(Full, Config("server", (Settings.Disable, ["traefik"])), "x64");
+
+        var traefik = selection.Decisions.Single(d => d.Entry.Name == "traefik");
+        Assert.False(traefik.Selected);
+        Assert.Equal("disabled by --disable", traefik.Why);
+        Assert.Empty(selection.Active(ExtensionPoints.Ingress));
+    }
+
+    [Fact]
+    public void Select_DatastoreEndpointScheme_PicksTheEngine()
+    {
+        var selection = PluginSelector.Select(Full, Config("server", (Settings.DatastoreEndpoint, ["postgres://u:p@db:5432/k8s"])), "x64");
+
+        Assert.Equal("postgres", selection.Single(ExtensionPoints.Datastore)!.Name);
+    }
+
+    [Fact]
+    public void Select_UnknownDisableName_ListsInstalledPlugins()
+    {
+        Assert.Equal(
+            "--disable: unknown plugin 'trafik'; installed plugins: calico, containerd, flannel, nvidia, postgres, servicelb, sqlite, traefik",
+            Fail(Full, Config("server", (Settings.Disable, ["trafik"]))));
+    }
+
+    [Fact]
+    public void Select_WellKnownNameNotInThisImage_CanStillBeDisabled()
+    {
+        var selection = PluginSelector.Select(Full, Config("server", (Settings.Disable, ["metrics-server"])), "x64");
+
+        Assert.Contains("traefik", ActiveNames(selection));
+    }
+
+    [Fact]
+    public void Select_TwoCnis_IsAnErrorWithTheFix()
+    {
+        var twoCnis = Full.Where(e => e.Name != "calico").Append(Entry("weave", ExtensionPoints.Cni)).ToArray();
+
+        Assert.Equal(
+            "2 cni plugins are selected (flannel, weave) but at most one may be active; keep one: set plugins.cni to the one you want, or --disable the other",
+            Fail(twoCnis, Config("server", (Settings.Enable, ["weave"]))));
+    }
+
+    [Fact]
+    public void Select_CalicoEnabledBesideFlannel_ReportsTwoCnis()
+    {
+        Assert.Contains("2 cni plugins are selected (flannel, calico)", Fail(Full, Config("server", (Settings.Enable, ["calico"]))), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Select_ConflictingPlugins_AreRejected()
+    {
+        var entries = Full.Append(Entry("kube-router", ExtensionPoints.Ingress, conflicts: ["flannel"])).Where(e => e.Name != "traefik").ToArray();
+
+        Assert.Equal(
+            "plugins 'kube-router' and 'flannel' conflict and cannot both be active; --disable one of them",
+            Fail(entries, Config("server", (Settings.Ingress, ["kube-router"]))));
+    }
+
+    [Fact]
+    public void Select_CalicoInsteadOfFlannel_Works()
+    {
+        var selection = PluginSelector.Select(Full, Config("server", (Settings.Cni, ["calico"])), "x64");
+
+        Assert.Equal("calico", selection.Single(ExtensionPoints.Cni)!.Name);
+        Assert.Equal("calico is the active cni", selection.Decisions.Single(d => d.Entry.Name == "flannel").Why);
+    }
+
+    [Fact]
+    public void Select_FlannelBackendNone_DisablesFlannel()
+    {
+        var selection = PluginSelector.Select(Full, Config("server", (Settings.FlannelBackend, ["none"])), "x64");
+
+        Assert.Empty(selection.Active(ExtensionPoints.Cni));
+        Assert.Equal("flannel-backend = none", selection.Decisions.Single(d => d.Entry.Name == "flannel").Why);
+    }
+
+    [Fact]
+    public void Select_NoRuntimeInstalled_IsAMissingRequiredPoint()
+    {
+        var entries = Full.Where(e => e.Point != ExtensionPoints.ContainerRuntime).ToArray();
+
+        Assert.Equal(
+            "no container runtime plugin is installed or selected (plugins.runtime = containerd); install the containerd plugin into the plugins folder or re-enable it",
+            Fail(entries, Config()));
+    }
+
+    [Fact]
+    public void Select_DatastoreNotInImage_ListsInstalledDatastores()
+    {
+        Assert.Equal(
+            "--datastore-endpoint: datastore 'mysql' is not installed in this image; installed datastores: postgres, sqlite",
+            Fail(Full, Config("server", (Settings.DatastoreEndpoint, ["mysql://u:p@tcp(db:3306)/k8s"]))));
+    }
+
+    [Fact]
+    public void Select_UnknownDatastoreScheme_NamesTheChoices()
+    {
+        Assert.Equal(
+            "--datastore-endpoint: unknown datastore scheme 'redis://'; use sqlite://PATH, postgres://..., mysql://... or https://HOST:2379",
+            Fail(Full, Config("server", (Settings.DatastoreEndpoint, ["redis://db"]))));
+    }
+
+    [Fact]
+    public void Select_PluginForAnotherArchitecture_IsRejected()
+    {
+        Assert.Equal(
+            "plugin 'nvidia' is built for x64/arm64 but this node is riscv64; install the riscv64 image's plugin or --disable nvidia",
+            Fail(Full, Config(), "riscv64"));
+    }
+
+    [Fact]
+    public void Select_UnknownCni_ListsInstalledCnis()
+    {
+        Assert.Equal(
+            "--cni: unknown plugin 'cilium'; installed cni plugins: calico, flannel",
+            Fail(Full, Config("server", (Settings.Cni, ["cilium"]))));
+    }
+
+    [Fact]
+    public void Select_Agent_HasNoServerOnlyPoints()
+    {
+        var selection = PluginSelector.Select(Full, Config("agent"), "x64");
+
+        Assert.Equal(["containerd", "nvidia", "flannel"], ActiveNames(selection));
+    }
+
+    [Fact]
+    public void Select_DefaultIngressNotInImage_LeavesThePointEmpty()
+    {
+        var entries = Full.Where(e => e.Name != "traefik").ToArray();
+
+        var selection = PluginSelector.Select(entries, Config(), "arm64");
+
+        Assert.Empty(selection.Active(ExtensionPoints.Ingress));
+    }
+}

@@ -1,0 +1,84 @@
+using Coracle.Plugins;
+
+namespace Coracle.TestPlugins.Basic;
+
+/// <summary>A datastore that serves nothing but runs as a real in-process component with a socket probe.</summary>
+[CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "test datastore")]
+public sealed class TestDatastore : IDatastore
+{
+    /// <inheritdoc />
+    public DatastoreEndpoint Configure(IPluginContext context)
+    {
+        var socket = Path.Combine(context.Node.RunDir, "test-datastore.sock");
+        context.Supervisor.Add(new InProcessComponent
+        {
+            Name = "datastore",
+            Readiness = new UnixSocketProbe(socket),
+            Run = async ct =>
+            {
+                using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                File.Delete(socket);
+                listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+                listener.Listen(4);
+                await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            },
+        });
+        return new DatastoreEndpoint(["unix://" + socket], "datastore");
+    }
+}
+
+/// <summary>A runtime that runs `sleep` as its process; option fail=true reports a config error.</summary>
+[CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime), Description = "test runtime")]
+public sealed class TestRuntime : IContainerRuntime
+{
+    /// <inheritdoc />
+    public RuntimeEndpoint Configure(IPluginContext context, RuntimeOptions options)
+    {
+        if (context.Options.TryGetValue("mode", out var mode) && mode != "sleep")
+        {
+            throw new PluginConfigException("mode", $"'{mode}' is not a mode; use mode = \"sleep\"");
+        }
+
+        File.WriteAllText(Path.Combine(context.PluginDataDir, "handlers.txt"), string.Join(",", options.Handlers.Select(h => h.Name)));
+        context.Supervisor.Add(new ProcessComponent
+        {
+            Name = "runtime",
+            FileName = "/bin/sleep",
+            Arguments = ["3600"],
+            DependsOn = context.Node.Role == "server" ? ["datastore"] : [],
+        });
+        return new RuntimeEndpoint("/dev/null", "runtime");
+    }
+}
+
+/// <summary>A CNI that only returns folders.</summary>
+[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test cni")]
+public sealed class TestCni : ICniPlugin
+{
+    /// <inheritdoc />
+    public CniSettings Configure(IPluginContext context) => new("/opt/cni/bin", Path.Combine(context.PluginDataDir, "net.d"));
+}
+
+/// <summary>An ingress that writes a manifest.</summary>
+[CoraclePlugin("traefik", ExtensionPoints.Ingress, typeof(IIngressController), Description = "test ingress")]
+public sealed class TestIngress : IIngressController
+{
+    /// <inheritdoc />
+    public void Configure(IPluginContext context) => context.Manifests.Write("traefik.yaml", "kind: Test\n");
+}
+
+/// <summary>A load balancer that is declared but not implemented.</summary>
+[CoraclePlugin("servicelb", ExtensionPoints.LoadBalancer, typeof(IServiceLoadBalancer), Description = "test lb", Implemented = false)]
+public sealed class TestLoadBalancer : IServiceLoadBalancer
+{
+    /// <inheritdoc />
+    public void Configure(IPluginContext context) => throw new NotSupportedException("never constructed");
+}
+
+/// <summary>A runtime handler found on every host.</summary>
+[CoraclePlugin("test-handler", ExtensionPoints.RuntimeHandler, typeof(IRuntimeHandlerProvider), Description = "test handler")]
+public sealed class TestHandler : IRuntimeHandlerProvider
+{
+    /// <inheritdoc />
+    public IReadOnlyList<RuntimeHandler> Discover(IPluginContext context) => [new RuntimeHandler("test", "/bin/true")];
+}

@@ -1,0 +1,11 @@
+using Coracle.Plugins;
+
+namespace Coracle.TestPlugins.Calico;
+
+/// <summary>A second CNI that conflicts with flannel.</summary>
+[CoraclePlugin("calico", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test calico", Conflicts = new[] { "flannel" })]
+public sealed class CalicoPlugin : ICniPlugin
+{
+    /// <inheritdoc />
+    public CniSettings Configure(IPluginContext context) => new("/opt/cni/bin", "/etc/cni/net.d");
+}
