@@ -17,6 +17,12 @@ public interface ISupervisor
     /// so that <c>coracle status</c> reports it plainly.
     /// </summary>
     void ReportUnavailable(string name, string reason);
+
+    /// <summary>
+    /// Sets the one-line detail <c>coracle status</c> shows beside a registered component (for example a
+    /// CNI's subnet, backend and peers). Replaces the previous detail; cheap enough to call on every change.
+    /// </summary>
+    void ReportDetail(string name, string detail);
 }
 
 /// <summary>What the supervisor does when a component exits or fails.</summary>

@@ -35,6 +35,9 @@ internal sealed class ComponentRunner : IDisposable
 
     public ComponentSpec Spec => _spec;
 
+    /// <summary>A plugin-reported detail, shown when the supervisor has nothing more urgent to say.</summary>
+    public string ReportedDetail { get; set; } = "";
+
     public void Dispose() => _stop.Dispose();
 
     public Task Ready => _ready.Task;
@@ -46,7 +49,7 @@ internal sealed class ComponentRunner : IDisposable
             lock (_gate)
             {
                 return new ComponentStatus(_spec.Name, _spec is ProcessComponent ? "process" : "in-process",
-                    _state, _pid, _restarts.Restarts, _since, _detail);
+                    _state, _pid, _restarts.Restarts, _since, _detail.Length > 0 ? _detail : ReportedDetail);
             }
         }
     }

@@ -63,6 +63,22 @@ internal sealed class Supervisor : ISupervisor
         _log.Unavailable(name, reason);
     }
 
+    public void ReportDetail(string name, string detail)
+    {
+        ComponentRunner? runner;
+        lock (_gate)
+        {
+            runner = _runners.FirstOrDefault(r => r.Spec.Name == name);
+        }
+
+        if (runner is null)
+        {
+            throw new InvalidOperationException($"no component named {name}");
+        }
+
+        runner.ReportedDetail = detail;
+    }
+
     public Task WaitReadyAsync(string name, CancellationToken cancellationToken)
     {
         ComponentRunner? runner;

@@ -66,6 +66,10 @@ internal sealed class RecordingSupervisor : ISupervisor
         throw new NotSupportedException("tests drive readiness through the probes");
 
     public void ReportUnavailable(string name, string reason) => Unavailable[name] = reason;
+
+    public void ReportDetail(string name, string detail)
+    {
+    }
 }
 
 internal sealed class RecordingManifests : IManifestSink
