@@ -27,7 +27,16 @@ internal static class CommandLineBuilder
 
         var config = new Command("config", "Inspect configuration");
         config.Subcommands.Add(NodeCommand("check", "Validate the configuration and print the effective values with their sources", Commands.ConfigCheckAsync, includeAgentOnly: true));
+        var defaults = new Command("default", "Print the documented default appliance.toml (every key with its default)");
+        defaults.SetAction(_ =>
+        {
+            Console.Write(DefaultConfigWriter.Render());
+            return ExitCodes.Ok;
+        });
+        config.Subcommands.Add(defaults);
         root.Subcommands.Add(config);
+
+        IdentityCommands.AddTo(root);
 
         var status = new Command("status", "Show the components of the node running on this machine and their state");
         status.Options.Add(ConfigOption);
@@ -44,7 +53,7 @@ internal static class CommandLineBuilder
     /// <summary>Flag options of a command, keyed by setting; filled in when the command is built.</summary>
     public static Dictionary<Command, Dictionary<Setting, Option>> SettingOptions { get; } = [];
 
-    private static Command NodeCommand(
+    internal static Command NodeCommand(
         string name,
         string description,
         Func<ParseResult, Command, CancellationToken, Task<int>> action,

@@ -27,13 +27,6 @@ internal static class Commands
         }
 
         using var loggers = LoggingSetup.Create(config.LogFormat, config.LogLevel);
-        if (role == "agent")
-        {
-            await Console.Error.WriteLineAsync(
-                "coracle agent: joining a server is not implemented in this build yet (cluster identity: certificates, join API and tunnel); nothing was started");
-            return ExitCodes.RuntimeFailure;
-        }
-
         try
         {
             return await new NodeHost(config, loggers).RunAsync(ct);
@@ -48,7 +41,12 @@ internal static class Commands
             WriteErrors([ex.Message]);
             return ex.ExitCode;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Net.Sockets.SocketException)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return ExitCodes.Ok;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Net.Sockets.SocketException
+            or Identity.CertificateFileException or Identity.TokenFormatException or Join.JoinException)
         {
             WriteErrors([ex.Message]);
             return ExitCodes.RuntimeFailure;
@@ -208,7 +206,7 @@ internal static class Commands
         return text.ToString();
     }
 
-    private static CoracleConfig? LoadConfig(string role, ParseResult result, Command command)
+    internal static CoracleConfig? LoadConfig(string role, ParseResult result, Command command)
     {
         var flags = new Dictionary<Setting, IReadOnlyList<string>>();
         foreach (var (setting, option) in CommandLineBuilder.SettingOptions[command])
@@ -241,7 +239,7 @@ internal static class Commands
         return env;
     }
 
-    private static void WriteErrors(IEnumerable<string> errors)
+    internal static void WriteErrors(IEnumerable<string> errors)
     {
         foreach (var error in errors)
         {

@@ -150,6 +150,16 @@ internal static class ConfigLoader
             HttpsListenPort = (int)Get<long>(Settings.HttpsListenPort),
             SupervisorPort = (int)Get<long>(Settings.SupervisorPort),
             ServerUrl = Get<string>(Settings.Server),
+            CertLifetime = Get<TimeSpan>(Settings.CertLifetime),
+            CaCertLifetime = Get<TimeSpan>(Settings.CaCertLifetime),
+            KubeApiserverArgs = List(Settings.KubeApiserverArg),
+            KubeControllerManagerArgs = List(Settings.KubeControllerManagerArg),
+            KubeSchedulerArgs = List(Settings.KubeSchedulerArg),
+            KubeletArgs = List(Settings.KubeletArg),
+            KubeProxyArgs = List(Settings.KubeProxyArg),
+            TunnelAllowedPorts = List(Settings.TunnelAllowedPorts)
+                .Select(p => int.TryParse(p, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1)
+                .ToArray(),
             PauseImage = Get<string>(Settings.PauseImage),
             FlannelBackend = flannelBackend,
             FlannelIface = Get<string>(Settings.FlannelIface),
@@ -208,6 +218,40 @@ internal static class ConfigLoader
             if (port.Item2 is < 1 or > 65535)
             {
                 yield return new ConfigError(From(port.Item1), $"{port.Item2} is not a TCP port; use 1-65535");
+            }
+        }
+
+        foreach (var (port, index) in c.TunnelAllowedPorts.Select((p, i) => (p, i)))
+        {
+            if (port is < 1 or > 65535)
+            {
+                yield return new ConfigError(From(Settings.TunnelAllowedPorts),
+                    $"'{(c.Sources[Settings.TunnelAllowedPorts].Value is string[] texts && index < texts.Length ? texts[index] : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}' is not a TCP port; use 1-65535, like 10250");
+            }
+        }
+
+        if (c.CertLifetime < TimeSpan.FromDays(1))
+        {
+            yield return new ConfigError(From(Settings.CertLifetime), "certificates must live at least 24h; use a value like 8760h");
+        }
+
+        if (c.CaCertLifetime < c.CertLifetime)
+        {
+            yield return new ConfigError(From(Settings.CaCertLifetime), "ca-cert-lifetime is shorter than cert-lifetime; make it longer, like 87600h");
+        }
+
+        foreach (var (setting, args) in new[]
+        {
+            (Settings.KubeApiserverArg, c.KubeApiserverArgs), (Settings.KubeControllerManagerArg, c.KubeControllerManagerArgs),
+            (Settings.KubeSchedulerArg, c.KubeSchedulerArgs), (Settings.KubeletArg, c.KubeletArgs), (Settings.KubeProxyArg, c.KubeProxyArgs),
+        })
+        {
+            foreach (var arg in args)
+            {
+                if (arg.TrimStart('-').Length == 0 || arg.TrimStart('-').StartsWith('='))
+                {
+                    yield return new ConfigError(From(setting), $"'{arg}' is not a flag; give NAME=VALUE, like v=2");
+                }
             }
         }
 

@@ -27,6 +27,14 @@ internal sealed record CoracleConfig
     public int HttpsListenPort { get; init; }
     public int SupervisorPort { get; init; }
     public string ServerUrl { get; init; } = "";
+    public TimeSpan CertLifetime { get; init; } = TimeSpan.FromDays(365);
+    public TimeSpan CaCertLifetime { get; init; } = TimeSpan.FromDays(3650);
+    public IReadOnlyList<string> KubeApiserverArgs { get; init; } = [];
+    public IReadOnlyList<string> KubeControllerManagerArgs { get; init; } = [];
+    public IReadOnlyList<string> KubeSchedulerArgs { get; init; } = [];
+    public IReadOnlyList<string> KubeletArgs { get; init; } = [];
+    public IReadOnlyList<string> KubeProxyArgs { get; init; } = [];
+    public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
     public required string PauseImage { get; init; }
     public string FlannelBackend { get; init; } = "vxlan";
     public string FlannelIface { get; init; } = "";

@@ -42,11 +42,27 @@ internal static class Settings
         "kube-apiserver's HTTPS port") { ServerOnly = true };
     public static readonly Setting SupervisorPort = new("server", "supervisor-port", SettingKind.Integer, 9345L,
         "HTTPS port of the join API and agent tunnel") { ServerOnly = true };
+    public static readonly Setting CertLifetime = new("server", "cert-lifetime", SettingKind.Duration, "8760h",
+        "Lifetime of issued leaf certificates; they are renewed at start within 90 days of expiry") { ServerOnly = true };
+    public static readonly Setting CaCertLifetime = new("server", "ca-cert-lifetime", SettingKind.Duration, "87600h",
+        "Lifetime of the certificate authorities Coracle creates") { ServerOnly = true };
+    public static readonly Setting KubeApiserverArg = new("server", "kube-apiserver-arg", SettingKind.StringList, Array.Empty<string>(),
+        "Extra kube-apiserver flags as NAME=VALUE; they override Coracle's defaults") { ServerOnly = true };
+    public static readonly Setting KubeControllerManagerArg = new("server", "kube-controller-manager-arg", SettingKind.StringList, Array.Empty<string>(),
+        "Extra kube-controller-manager flags as NAME=VALUE") { ServerOnly = true };
+    public static readonly Setting KubeSchedulerArg = new("server", "kube-scheduler-arg", SettingKind.StringList, Array.Empty<string>(),
+        "Extra kube-scheduler flags as NAME=VALUE") { ServerOnly = true };
 
     public static readonly Setting Server = new("agent", "server", SettingKind.String, "",
         "Server to join, https://HOST:9345 (agent only)");
     public static readonly Setting PauseImage = new("agent", "pause-image", SettingKind.String, "docker.io/rancher/mirrored-pause:3.6",
         "Pod sandbox image (import it as an airgap tarball)");
+    public static readonly Setting KubeletArg = new("agent", "kubelet-arg", SettingKind.StringList, Array.Empty<string>(),
+        "Extra kubelet flags as NAME=VALUE; they override Coracle's defaults");
+    public static readonly Setting KubeProxyArg = new("agent", "kube-proxy-arg", SettingKind.StringList, Array.Empty<string>(),
+        "Extra kube-proxy flags as NAME=VALUE");
+    public static readonly Setting TunnelAllowedPorts = new("agent", "tunnel-allowed-ports", SettingKind.StringList, new[] { "10250" },
+        "Local ports the server may reach through the agent's tunnel (the kubelet's by default)");
 
     public static readonly Setting FlannelBackend = new("network", "flannel-backend", SettingKind.String, "vxlan",
         "Flannel backend; none disables flannel") { Choices = ["vxlan", "host-gw", "none"] };
@@ -81,8 +97,9 @@ internal static class Settings
     [
         DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, LogFormat, LogLevel,
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
-        WriteKubeconfigMode, HttpsListenPort, SupervisorPort,
-        Server, PauseImage,
+        WriteKubeconfigMode, HttpsListenPort, SupervisorPort, CertLifetime, CaCertLifetime,
+        KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
+        Server, PauseImage, KubeletArg, KubeProxyArg, TunnelAllowedPorts,
         FlannelBackend, FlannelIface,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,

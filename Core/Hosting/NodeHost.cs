@@ -2,9 +2,13 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Coracle.Core.Composition;
 using Coracle.Core.Configuration;
+using Coracle.Core.Identity;
+using Coracle.Core.Join;
+using Coracle.Core.Kubernetes;
 using Coracle.Core.Logging;
 using Coracle.Core.Status;
 using Coracle.Core.Supervision;
+using Coracle.Core.Tunnel;
 using Coracle.Plugins;
 using Microsoft.Extensions.Logging;
 
@@ -17,13 +21,9 @@ namespace Coracle.Core.Hosting;
 internal sealed class NodeHost
 {
     /// <summary>The Kubernetes binaries each role runs, in start order.</summary>
-    public static IReadOnlyDictionary<string, string[]> KubernetesComponents { get; } = new Dictionary<string, string[]>
-    {
-        ["server"] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"],
-        ["agent"] = ["kubelet", "kube-proxy"],
-    };
+    public static IReadOnlyDictionary<string, string[]> KubernetesComponents => Kubernetes.KubernetesComponents.ByRole;
 
-    private readonly CoracleConfig _config;
+    private CoracleConfig _config;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
 
@@ -45,19 +45,54 @@ internal sealed class NodeHost
         FileUtil.PrivateDirectory(_config.DataDir);
         FileUtil.PrivateDirectory(_config.RunDir);
 
+        ServerIdentity? identity = null;
+        if (_config.Role == "server")
+        {
+            _log.Step("certificates, token and kubeconfigs");
+            identity = ServerIdentity.Prepare(_config, _log);
+        }
+
         _log.Step("compose plugins");
         var (catalog, selection) = PluginComposition.Compose(_config);
         var active = selection.Decisions.Where(d => d.Selected).Select(d => $"{d.Entry.Point}={d.Entry.Name}");
         _log.Composed(string.Join(", ", active), catalog.Entries.Count, clock.ElapsedMilliseconds);
 
+        AgentIdentity? agent = null;
+        if (_config.Role == "agent")
+        {
+            _log.Step("join server");
+            agent = await AgentJoin.JoinAsync(_config, _log, cancellationToken);
+            _config = _config with
+            {
+                ClusterCidr = System.Net.IPNetwork.Parse(agent.Cluster.ClusterCidr),
+                ServiceCidr = System.Net.IPNetwork.Parse(agent.Cluster.ServiceCidr),
+                ClusterDns = System.Net.IPAddress.Parse(agent.Cluster.ClusterDns),
+                ClusterDomain = agent.Cluster.ClusterDomain,
+                FlannelBackend = agent.Cluster.FlannelBackend,
+            };
+        }
+
         var supervisor = new Supervisor(_loggers);
         await using var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, selection, startedAt, version), _log);
 
         _log.Step("configure plugins");
-        ConfigurePlugins(selection, supervisor);
+        var (datastoreEndpoint, runtimeEndpoint) = ConfigurePlugins(selection, supervisor);
+
+        var tunnels = new TunnelRegistry();
+        string? egressSocket = null;
+        if (identity is not null)
+        {
+            _log.Step("join api and egress proxy");
+            egressSocket = RegisterJoinApi(supervisor, identity, tunnels);
+        }
+        else if (agent is not null)
+        {
+            _log.Step("tunnel");
+            RegisterTunnelClient(supervisor, agent);
+        }
 
         _log.Step("kubernetes components");
-        ReportKubernetesComponents(supervisor);
+        RegisterKubernetesComponents(supervisor, datastoreEndpoint, runtimeEndpoint, egressSocket);
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, stopping, "SIGTERM"));
@@ -87,8 +122,10 @@ internal sealed class NodeHost
         stopping.Cancel();
     }
 
-    private void ConfigurePlugins(PluginSelection selection, Supervisor supervisor)
+    private (DatastoreEndpoint? Datastore, RuntimeEndpoint? Runtime) ConfigurePlugins(PluginSelection selection, Supervisor supervisor)
     {
+        DatastoreEndpoint? datastoreEndpoint = null;
+        RuntimeEndpoint? runtimeEndpoint = null;
         var node = _config.ToNodeSettings();
         var manifests = new ManifestSink(Path.Combine(_config.DataDir, "server", "manifests"));
         var certificates = new NodeCertificates(Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent"));
@@ -148,7 +185,7 @@ internal sealed class NodeHost
 
         if (selection.Single(ExtensionPoints.Datastore) is { } ds && Create<IDatastore>(ds) is { } datastore)
         {
-            Guard(ds, () => datastore.Configure(ContextFor(ds)));
+            Guard(ds, () => datastoreEndpoint = datastore.Configure(ContextFor(ds)));
         }
 
         var handlers = new List<RuntimeHandler>();
@@ -168,7 +205,7 @@ internal sealed class NodeHost
 
         if (selection.Single(ExtensionPoints.ContainerRuntime) is { } rt && Create<IContainerRuntime>(rt) is { } runtime)
         {
-            Guard(rt, () => runtime.Configure(ContextFor(rt), new RuntimeOptions
+            Guard(rt, () => runtimeEndpoint = runtime.Configure(ContextFor(rt), new RuntimeOptions
             {
                 Handlers = handlers,
                 CniBinDir = cniSettings?.BinDir,
@@ -185,17 +222,81 @@ internal sealed class NodeHost
         {
             Guard(lbEntry, () => lb.Configure(ContextFor(lbEntry)));
         }
+
+        return (datastoreEndpoint, runtimeEndpoint);
     }
 
-    private void ReportKubernetesComponents(Supervisor supervisor)
+    private string RegisterJoinApi(Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
     {
-        foreach (var name in KubernetesComponents[_config.Role])
+        var join = new JoinServer(_config, identity.Certificates, identity.Token, new JoinTokenStore(_config.DataDir), tunnels, _loggers.CreateLogger("join-api"));
+        supervisor.Add(new InProcessComponent
         {
-            var path = Path.Combine(_config.ComponentsDir, name);
-            supervisor.ReportUnavailable(name, File.Exists(path)
-                ? $"found {path}, but this build does not run Kubernetes components yet"
-                : $"binary not found in {_config.ComponentsDir} (set components-dir or CORACLE_K8S_BIN)");
-        }
+            Name = "join-api",
+            Run = join.RunAsync,
+            Readiness = new TcpProbe("127.0.0.1", _config.SupervisorPort),
+            Restart = _config.Restart,
+            StopTimeout = _config.StopTimeout,
+        });
+
+        var socket = Path.Combine(_config.DataDir, "server", "egress.sock");
+        var localNames = new List<string> { _config.NodeName, "localhost" };
+        localNames.AddRange(ClusterCertificates.NodeAddresses(_config).Select(a => a.ToString()));
+        var proxy = new EgressProxy(socket, tunnels, localNames, _loggers.CreateLogger("egress-proxy"));
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "egress-proxy",
+            Run = proxy.RunAsync,
+            Readiness = new UnixSocketProbe(socket),
+            Restart = _config.Restart,
+            StopTimeout = _config.StopTimeout,
+        });
+        return socket;
+    }
+
+    private void RegisterTunnelClient(Supervisor supervisor, AgentIdentity agent)
+    {
+        var addresses = ClusterCertificates.NodeAddresses(_config).Select(a => a.ToString()).ToList();
+        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, _config.NodeName, addresses, _config.TunnelAllowedPorts, _loggers.CreateLogger("tunnel"));
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "tunnel",
+            Run = client.RunAsync,
+            Readiness = new CustomProbe(_ => Task.FromResult(client.Connected)),
+            Restart = _config.Restart,
+            StopTimeout = _config.StopTimeout,
+        });
+    }
+
+    private void RegisterKubernetesComponents(Supervisor supervisor, DatastoreEndpoint? datastore, RuntimeEndpoint? runtime, string? egressSocket)
+    {
+        var server = _config.Role == "server";
+        var nodeIps = ClusterCertificates.NodeAddresses(_config);
+        var paths = new KubernetesPaths
+        {
+            TlsDir = ClusterCertificates.TlsDir(_config.DataDir),
+            CredDir = ServerIdentity.CredDir(_config.DataDir),
+            NodeCredDir = server ? null : AgentJoin.AgentDir(_config.DataDir),
+            DatastoreServers = datastore?.Servers ?? [],
+            DatastoreTls = datastore?.Tls ?? (datastore?.Servers.Any(s => s.StartsWith("https://", StringComparison.Ordinal)) == true
+                ? new TlsFiles(
+                    Path.Combine(ClusterCertificates.TlsDir(_config.DataDir), "datastore-client.crt"),
+                    Path.Combine(ClusterCertificates.TlsDir(_config.DataDir), "datastore-client.key"),
+                    Path.Combine(ClusterCertificates.TlsDir(_config.DataDir), "datastore-ca.crt"))
+                : null),
+            EgressSelectorConfigFile = server && egressSocket is not null ? Kubernetes.KubernetesComponents.WriteEgressSelectorConfiguration(_config.DataDir, egressSocket) : null,
+            CriSocket = runtime?.CriSocket ?? "/run/containerd/containerd.sock",
+            AdvertiseAddress = nodeIps.Count > 0 ? nodeIps[0].ToString() : "",
+            NodeIp = string.Join(",", nodeIps.Take(2).Select(a => a.ToString())),
+        };
+        var specs = Kubernetes.KubernetesComponents.Build(
+            _config,
+            paths,
+            new Kubernetes.KubernetesComponents.NodeCluster(_config.ClusterCidr.ToString(), _config.ClusterDns.ToString(), _config.ClusterDomain),
+            datastore?.ComponentName,
+            runtime?.ComponentName,
+            File.Exists,
+            supervisor.ReportUnavailable);
+        Kubernetes.KubernetesComponents.Register(supervisor, _log, specs);
     }
 
     private NodeStatus Snapshot(Supervisor supervisor, PluginSelection selection, DateTimeOffset startedAt, string version) => new(

@@ -79,4 +79,64 @@ internal static partial class Log
 
     [LoggerMessage(301, LogLevel.Debug, "status request failed: {Reason}")]
     public static partial void StatusFailed(this ILogger logger, string reason);
+
+    // 4xx: cluster identity (certificates, tokens, kubeconfigs)
+    [LoggerMessage(400, LogLevel.Information, "certificates in {Directory}: {Created} created, {Renewed} renewed, {Reused} reused")]
+    public static partial void CertificatesReady(this ILogger logger, string directory, int created, int renewed, int reused);
+
+    [LoggerMessage(401, LogLevel.Information, "certificate {Name}: {Action} (valid until {NotAfter:u})")]
+    public static partial void CertificateAction(this ILogger logger, string name, string action, DateTimeOffset notAfter);
+
+    [LoggerMessage(402, LogLevel.Information, "kubeconfig written: {Path}")]
+    public static partial void KubeconfigWritten(this ILogger logger, string path);
+
+    [LoggerMessage(403, LogLevel.Information, "server token ready in {Path} (show it with 'coracle token show')")]
+    public static partial void TokenReady(this ILogger logger, string path);
+
+    // 5xx: join API, agent, tunnel, egress
+    [LoggerMessage(500, LogLevel.Information, "join API listening on :{Port} (HTTPS)")]
+    public static partial void JoinListening(this ILogger logger, int port);
+
+    [LoggerMessage(501, LogLevel.Warning, "join API rejected {Remote} on {Path}: {Reason}")]
+    public static partial void JoinRejected(this ILogger logger, string remote, string path, string reason);
+
+    [LoggerMessage(502, LogLevel.Information, "signed certificates for node {Node} (addresses {Addresses}) requested from {Remote}")]
+    public static partial void JoinSigned(this ILogger logger, string node, string addresses, string remote);
+
+    [LoggerMessage(503, LogLevel.Information, "tunnel from node {Node} connected (addresses {Addresses})")]
+    public static partial void TunnelConnected(this ILogger logger, string node, string addresses);
+
+    [LoggerMessage(504, LogLevel.Information, "tunnel from node {Node} disconnected")]
+    public static partial void TunnelDisconnected(this ILogger logger, string node);
+
+    [LoggerMessage(510, LogLevel.Information, "egress proxy listening on {Path}")]
+    public static partial void EgressListening(this ILogger logger, string path);
+
+    [LoggerMessage(511, LogLevel.Debug, "egress CONNECT {Target} through the tunnel of node {Node}")]
+    public static partial void EgressTunnel(this ILogger logger, string target, string node);
+
+    [LoggerMessage(512, LogLevel.Debug, "egress CONNECT {Target} dialled directly (this node)")]
+    public static partial void EgressDirect(this ILogger logger, string target);
+
+    [LoggerMessage(513, LogLevel.Debug, "egress CONNECT {Target} failed: {Reason}")]
+    public static partial void EgressFailed(this ILogger logger, string target, string reason);
+
+    [LoggerMessage(520, LogLevel.Information, "waiting for server {Server}: {Reason}; retrying in {Delay} s")]
+    public static partial void WaitingForServer(this ILogger logger, string server, string reason, long delay);
+
+    [LoggerMessage(521, LogLevel.Information, "joined {Server} as node {Node}; certificates and kubeconfigs in {Directory}")]
+    public static partial void AgentJoined(this ILogger logger, string server, string node, string directory);
+
+    [LoggerMessage(522, LogLevel.Information, "tunnel to {Url} connected")]
+    public static partial void AgentTunnelConnected(this ILogger logger, string url);
+
+    [LoggerMessage(523, LogLevel.Warning, "tunnel to {Url} lost ({Reason}); waiting for server, reconnecting in {Delay} ms")]
+    public static partial void AgentTunnelLost(this ILogger logger, string url, string reason, long delay);
+
+    [LoggerMessage(524, LogLevel.Warning, "tunnel stream to {Target} refused: {Reason}")]
+    public static partial void TunnelStreamRefused(this ILogger logger, string target, string reason);
+
+    // 6xx: Kubernetes components
+    [LoggerMessage(600, LogLevel.Information, "{Component} arguments: {Arguments}")]
+    public static partial void KubernetesArguments(this ILogger logger, string component, string arguments);
 }

@@ -1,0 +1,202 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using Coracle.Core.Configuration;
+using Coracle.Core.Hosting;
+using Coracle.Core.Identity;
+using Coracle.Core.Logging;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Core.Join;
+
+/// <summary>Joining failed for a reason retrying cannot fix (wrong token, wrong CA). The message is one line.</summary>
+internal sealed class JoinException(string message) : Exception(message);
+
+/// <summary>What an agent holds after joining: the cluster config, its folder and a way to reach the server.</summary>
+internal sealed record AgentIdentity(ClusterConfigResponse Cluster, string Directory, ClusterToken Token, byte[] ServerCa, Uri Server);
+
+/// <summary>
+/// The agent's join recipe, step by step in one function: check the CA against the token, authenticate, send CSRs
+/// (keys stay here), write certificates and kubeconfigs under <c>DATA/agent</c>.
+/// </summary>
+internal static class AgentJoin
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static string AgentDir(string dataDir) => Path.Combine(dataDir, "agent");
+
+    public static async Task<AgentIdentity> JoinAsync(CoracleConfig config, ILogger log, CancellationToken ct, TimeProvider? time = null)
+    {
+        time ??= TimeProvider.System;
+        var server = new Uri(config.ServerUrl.TrimEnd('/') + "/");
+
+        // 1. The token must carry the CA hash: nothing from the server is trusted before it matches.
+        ClusterToken token;
+        try
+        {
+            token = ClusterToken.Parse(config.Token);
+        }
+        catch (TokenFormatException ex)
+        {
+            throw new JoinException($"--token: {ex.Message}");
+        }
+
+        // 2. Fetch the CA bundle without trusting the connection, retrying while the server is unreachable.
+        var ca = await RetryAsync(server, log, time, async () =>
+        {
+#pragma warning disable CA5359 // /cacerts is fetched untrusted on purpose: its hash is checked against the token before anything is trusted.
+            using var insecure = new HttpClient(new SocketsHttpHandler
+            {
+                SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true },
+#pragma warning restore CA5359
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+            });
+            using var response = await insecure.GetAsync(new Uri(server, "cacerts"), ct);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new JoinException($"{server}cacerts answered {(int)response.StatusCode}; is {server} a coracle server's supervisor port?");
+            }
+
+            return await response.Content.ReadAsByteArrayAsync(ct);
+        }, ct);
+
+        // 3. Compare its hash with the token's.
+        var actual = ClusterToken.HashCa(ca);
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(actual), Encoding.ASCII.GetBytes(token.CaHash)))
+        {
+            throw new JoinException($"the server's CA does not match the token: {server}cacerts hashes to {actual}, the token expects {token.CaHash}; check --server and --token");
+        }
+
+        // 4. From here on, only that CA is trusted, and the server's name is checked.
+        using var client = TrustedClient(ca, token);
+
+        // 5. Authenticate and read the cluster configuration.
+        var cluster = await RetryAsync(server, log, time, async () =>
+        {
+            using var response = await client.GetAsync(new Uri(server, "v1/config"), ct);
+            await EnsureOkAsync(response, "v1/config", ct);
+            return (await response.Content.ReadFromJsonAsync<ClusterConfigResponse>(Json, ct))!;
+        }, ct);
+
+        // 6. Make keys here, send CSRs, get certificates back.
+        var dir = FileUtil.PrivateDirectory(AgentDir(config.DataDir));
+        using var servingKey = CertificateFactory.NewKey();
+        using var kubeletKey = CertificateFactory.NewKey();
+        using var proxyKey = CertificateFactory.NewKey();
+        var ips = config.NodeIps.Count > 0 ? config.NodeIps : ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()).ToList();
+        var request = new CertificatesRequest
+        {
+            NodeName = config.NodeName,
+            NodeIps = ips,
+            KubeletServingCsr = Csr(servingKey, config.NodeName),
+            KubeletClientCsr = Csr(kubeletKey, $"system:node:{config.NodeName}"),
+            KubeProxyClientCsr = Csr(proxyKey, "system:kube-proxy"),
+        };
+        var signed = await RetryAsync(server, log, time, async () =>
+        {
+            using var response = await client.PostAsJsonAsync(new Uri(server, "v1/certificates"), request, Json, ct);
+            await EnsureOkAsync(response, "v1/certificates", ct);
+            return (await response.Content.ReadFromJsonAsync<CertificatesResponse>(Json, ct))!;
+        }, ct);
+
+        // 7. Write certificates, keys and kubeconfigs.
+        var certMode = ClusterCertificates.CertMode;
+        var keyMode = ClusterCertificates.KeyMode;
+        FileUtil.WriteAtomic(Path.Combine(dir, "server-ca.crt"), signed.ServerCa, certMode);
+        FileUtil.WriteAtomic(Path.Combine(dir, "client-ca.crt"), signed.ClientCa, certMode);
+        foreach (var (name, key, pem) in new[] { ("serving-kubelet", servingKey, signed.KubeletServing), ("client-kubelet", kubeletKey, signed.KubeletClient), ("client-kube-proxy", proxyKey, signed.KubeProxyClient) })
+        {
+            FileUtil.WriteAtomic(Path.Combine(dir, name + ".key"), CertificateWithKey.KeyToPem(key), keyMode);
+            FileUtil.WriteAtomic(Path.Combine(dir, name + ".crt"), pem, certMode);
+        }
+
+        var apiServer = cluster.ServerUrl;
+        Kubeconfig.Write(Path.Combine(dir, "kubelet.kubeconfig"), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-kubelet.crt"), Path.Combine(dir, "client-kubelet.key"), $"system:node:{config.NodeName}", false, keyMode);
+        Kubeconfig.Write(Path.Combine(dir, "kubeproxy.kubeconfig"), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-kube-proxy.crt"), Path.Combine(dir, "client-kube-proxy.key"), "system:kube-proxy", false, keyMode);
+        FileUtil.WriteAtomic(Path.Combine(dir, "cluster.json"), JsonSerializer.Serialize(cluster, Json) + "\n", certMode);
+        log.AgentJoined(server.ToString(), config.NodeName, dir);
+        return new AgentIdentity(cluster, dir, token, ca, server);
+    }
+
+    /// <summary>An HTTP client that trusts only <paramref name="ca"/> and sends the token as a bearer credential.</summary>
+    public static HttpClient TrustedClient(byte[] ca, ClusterToken token)
+    {
+        var client = new HttpClient(new SocketsHttpHandler { SslOptions = TrustOnly(ca), ConnectTimeout = TimeSpan.FromSeconds(5) })
+        {
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Password);
+        return client;
+    }
+
+    public static SslClientAuthenticationOptions TrustOnly(byte[] ca)
+    {
+        var roots = new X509Certificate2Collection();
+        roots.ImportFromPem(Encoding.ASCII.GetString(ca));
+        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        policy.CustomTrustStore.AddRange(roots);
+        return new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+    }
+
+    /// <summary>The next wait: <paramref name="initial"/> doubling per attempt up to <paramref name="max"/>.</summary>
+    public static TimeSpan Backoff(int attempt, TimeSpan initial, TimeSpan max) =>
+        TimeSpan.FromTicks(Math.Min(max.Ticks, initial.Ticks * (1L << Math.Min(attempt, 20))));
+
+    private static string Csr(ECDsa key, string commonName) =>
+        new CertificateRequest(CertSubject.Named(commonName).DistinguishedName(), key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
+
+    private static async Task EnsureOkAsync(HttpResponseMessage response, string what, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        string detail;
+        try
+        {
+            detail = (await response.Content.ReadFromJsonAsync<ErrorResponse>(Json, ct))?.Error ?? "";
+        }
+        catch (JsonException)
+        {
+            detail = "";
+        }
+
+        throw new JoinException(response.StatusCode == HttpStatusCode.Unauthorized
+            ? $"the server rejected the token: {detail}"
+            : $"{what} failed with {(int)response.StatusCode}: {detail}");
+    }
+
+    private static async Task<T> RetryAsync<T>(Uri server, ILogger log, TimeProvider time, Func<Task<T>> attempt, CancellationToken ct)
+    {
+        for (var n = 0; ; n++)
+        {
+            try
+            {
+                return await attempt();
+            }
+            catch (HttpRequestException ex) when (ex.InnerException is SocketException or IOException || ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError)
+            {
+                var delay = Backoff(n, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+                log.WaitingForServer(server.ToString(), ex.InnerException?.Message ?? ex.Message, (long)delay.TotalSeconds);
+                await Task.Delay(delay, time, ct);
+            }
+            catch (HttpRequestException ex) when (ex.InnerException is System.Security.Authentication.AuthenticationException auth)
+            {
+                throw new JoinException($"TLS with {server} failed: {auth.Message} (is the server's certificate valid for this address? add it with --tls-san on the server)");
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                var delay = Backoff(n, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+                log.WaitingForServer(server.ToString(), "timed out", (long)delay.TotalSeconds);
+                await Task.Delay(delay, time, ct);
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+using System.Text.Json.Serialization;
+
+namespace Coracle.Core.Join;
+
+/// <summary>What the server tells a joining agent (<c>GET /v1/config</c>).</summary>
+internal sealed record ClusterConfigResponse
+{
+    [JsonPropertyName("clusterCidr")] public required string ClusterCidr { get; init; }
+    [JsonPropertyName("serviceCidr")] public required string ServiceCidr { get; init; }
+    [JsonPropertyName("clusterDns")] public required string ClusterDns { get; init; }
+    [JsonPropertyName("clusterDomain")] public required string ClusterDomain { get; init; }
+    [JsonPropertyName("flannelBackend")] public required string FlannelBackend { get; init; }
+    [JsonPropertyName("serverUrl")] public required string ServerUrl { get; init; }
+    [JsonPropertyName("serverNodeName")] public required string ServerNodeName { get; init; }
+    [JsonPropertyName("podCidr")] public string? PodCidr { get; init; }
+}
+
+/// <summary>An agent's CSRs (<c>POST /v1/certificates</c>); its private keys stay on the agent.</summary>
+internal sealed record CertificatesRequest
+{
+    [JsonPropertyName("nodeName")] public string? NodeName { get; init; }
+    [JsonPropertyName("nodeIps")] public IReadOnlyList<string>? NodeIps { get; init; }
+    [JsonPropertyName("kubeletServingCsr")] public string? KubeletServingCsr { get; init; }
+    [JsonPropertyName("kubeletClientCsr")] public string? KubeletClientCsr { get; init; }
+    [JsonPropertyName("kubeProxyClientCsr")] public string? KubeProxyClientCsr { get; init; }
+}
+
+/// <summary>The signed certificates and the CAs an agent needs.</summary>
+internal sealed record CertificatesResponse
+{
+    [JsonPropertyName("kubeletServing")] public required string KubeletServing { get; init; }
+    [JsonPropertyName("kubeletClient")] public required string KubeletClient { get; init; }
+    [JsonPropertyName("kubeProxyClient")] public required string KubeProxyClient { get; init; }
+    [JsonPropertyName("serverCa")] public required string ServerCa { get; init; }
+    [JsonPropertyName("clientCa")] public required string ClientCa { get; init; }
+}
+
+/// <summary>Every 4xx/5xx body of the join API.</summary>
+internal sealed record ErrorResponse([property: JsonPropertyName("error")] string Error);

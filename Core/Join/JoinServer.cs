@@ -1,0 +1,273 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Coracle.Core.Configuration;
+using Coracle.Core.Identity;
+using Coracle.Core.Logging;
+using Coracle.Core.Tunnel;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Core.Join;
+
+/// <summary>
+/// The join API on the supervisor port (HTTPS, the supervisor certificate): <c>GET /cacerts</c> without auth; with the
+/// server token or a join token (HTTP basic <c>node:SECRET</c> or bearer): <c>GET /v1/config</c>,
+/// <c>POST /v1/certificates</c>, <c>GET /v1/readyz</c> and the agent tunnel <c>GET /v1/tunnel</c> (websocket).
+/// </summary>
+internal sealed partial class JoinServer
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly CoracleConfig _config;
+    private readonly ClusterCertificates _certs;
+    private readonly ClusterToken _serverToken;
+    private readonly JoinTokenStore _joinTokens;
+    private readonly TunnelRegistry _tunnels;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+
+    public JoinServer(CoracleConfig config, ClusterCertificates certs, ClusterToken serverToken, JoinTokenStore joinTokens, TunnelRegistry tunnels, ILogger log, TimeProvider? time = null)
+    {
+        _config = config;
+        _certs = certs;
+        _serverToken = serverToken;
+        _joinTokens = joinTokens;
+        _tunnels = tunnels;
+        _log = log;
+        _time = time ?? TimeProvider.System;
+    }
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "coracle-join" });
+        builder.Logging.ClearProviders();
+        using var serving = X509Certificate2.CreateFromPemFile(_certs.CertFile("supervisor"), _certs.KeyFile("supervisor"));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(IPAddress.Any, _config.SupervisorPort, listen => listen.UseHttps(serving));
+        });
+        await using var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
+        app.MapGet("/cacerts", () => Results.Bytes(File.ReadAllBytes(_certs.CertFile(ClusterCertificates.ServerCa)), "application/x-pem-file"));
+        app.MapGet("/ping", () => Results.Text("pong"));
+        app.MapGet("/v1/config", (HttpContext http) => Authenticated(http, () => Results.Json(ClusterConfig(http), Json)));
+        app.MapGet("/v1/readyz", (HttpContext http) => Authenticated(http, () => Results.Json(new { ready = true }, Json)));
+        app.MapPost("/v1/certificates", (Func<HttpContext, Task<IResult>>)(http => AuthenticatedAsync(http, () => SignAsync(http))));
+        app.MapGet("/v1/tunnel", (Func<HttpContext, Task<IResult>>)(http => AuthenticatedAsync(http, () => TunnelAsync(http, ct))));
+        app.MapFallback((HttpContext http) => Error(StatusCodes.Status404NotFound, $"no endpoint {http.Request.Method} {http.Request.Path}; the join API serves /cacerts, /v1/config, /v1/certificates, /v1/readyz and /v1/tunnel"));
+        await app.StartAsync(ct);
+        _log.JoinListening(_config.SupervisorPort);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await app.StopAsync(stop.Token);
+    }
+
+    private ClusterConfigResponse ClusterConfig(HttpContext http)
+    {
+        var host = http.Request.Host.Host;
+        var hostPart = IPAddress.TryParse(host, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{host}]" : host;
+        return new ClusterConfigResponse
+        {
+            ClusterCidr = _config.ClusterCidr.ToString(),
+            ServiceCidr = _config.ServiceCidr.ToString(),
+            ClusterDns = _config.ClusterDns.ToString(),
+            ClusterDomain = _config.ClusterDomain,
+            FlannelBackend = _config.FlannelBackend,
+            ServerUrl = $"https://{hostPart}:{_config.HttpsListenPort}",
+            ServerNodeName = _config.NodeName,
+            PodCidr = null,
+        };
+    }
+
+    private IResult Authenticated(HttpContext http, Func<IResult> next) =>
+        Authenticate(http) is { } rejection ? rejection : next();
+
+    private async Task<IResult> AuthenticatedAsync(HttpContext http, Func<Task<IResult>> next) =>
+        Authenticate(http) is { } rejection ? rejection : await next();
+
+    /// <summary>Null when the request carries a valid token; otherwise the 401 to send.</summary>
+    private IResult? Authenticate(HttpContext http)
+    {
+        var header = http.Request.Headers.Authorization.ToString();
+        string? secret = null;
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            secret = header["Bearer ".Length..].Trim();
+        }
+        else if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                var pair = Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..].Trim()));
+                var colon = pair.IndexOf(':', StringComparison.Ordinal);
+                secret = colon >= 0 && pair[..colon] == "node" ? pair[(colon + 1)..] : null;
+            }
+            catch (FormatException)
+            {
+                secret = null;
+            }
+        }
+
+        var remote = http.Connection.RemoteIpAddress?.ToString() ?? "?";
+        if (secret is null)
+        {
+            _log.JoinRejected(remote, http.Request.Path, "no credentials");
+            return Error(StatusCodes.Status401Unauthorized, "authentication required: send the token as HTTP basic auth (user node) or a bearer token");
+        }
+
+        if (ClusterToken.SecretEquals(secret, _serverToken.Password))
+        {
+            return null;
+        }
+
+        switch (_joinTokens.Check(secret, out var record))
+        {
+            case TokenCheck.Valid:
+                return null;
+            case TokenCheck.Expired:
+                _log.JoinRejected(remote, http.Request.Path, $"join token {record!.Id} expired");
+                return Error(StatusCodes.Status401Unauthorized, $"join token {record.Id} expired at {record.Expires:u}; create a new one with 'coracle token create'");
+            default:
+                _log.JoinRejected(remote, http.Request.Path, "invalid token");
+                return Error(StatusCodes.Status401Unauthorized, "invalid token");
+        }
+    }
+
+    private async Task<IResult> SignAsync(HttpContext http)
+    {
+        CertificatesRequest? request;
+        try
+        {
+            request = await JsonSerializer.DeserializeAsync<CertificatesRequest>(http.Request.Body, Json, http.RequestAborted);
+        }
+        catch (JsonException ex)
+        {
+            return Error(StatusCodes.Status400BadRequest, $"the body is not valid JSON: {ex.Message}");
+        }
+
+        if (request is null)
+        {
+            return Error(StatusCodes.Status400BadRequest, "the body is empty; send {nodeName, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr}");
+        }
+
+        if (string.IsNullOrEmpty(request.NodeName) || request.NodeName.Length > 253 || !NodeNamePattern().IsMatch(request.NodeName))
+        {
+            return Error(StatusCodes.Status400BadRequest, $"nodeName '{request.NodeName}' is not a valid node name (lower-case letters, digits, '-' and '.')");
+        }
+
+        var ips = new List<IPAddress>();
+        foreach (var text in request.NodeIps ?? [])
+        {
+            if (!IPAddress.TryParse(text, out var ip))
+            {
+                return Error(StatusCodes.Status400BadRequest, $"nodeIps: '{text}' is not an IP address");
+            }
+
+            ips.Add(ip);
+        }
+
+        var keys = new Dictionary<string, PublicKey>();
+        foreach (var (field, pem) in new[] { ("kubeletServingCsr", request.KubeletServingCsr), ("kubeletClientCsr", request.KubeletClientCsr), ("kubeProxyClientCsr", request.KubeProxyClientCsr) })
+        {
+            if (string.IsNullOrEmpty(pem))
+            {
+                return Error(StatusCodes.Status400BadRequest, $"{field} is missing; send a PEM certificate signing request");
+            }
+
+            try
+            {
+                var csr = CertificateRequest.LoadSigningRequestPem(pem, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
+                var algorithm = csr.PublicKey.Oid.Value;
+                if (algorithm == "1.2.840.10045.2.1" || (algorithm == "1.2.840.113549.1.1.1" && (csr.PublicKey.GetRSAPublicKey()?.KeySize ?? 0) >= 2048))
+                {
+                    keys[field] = csr.PublicKey;
+                }
+                else
+                {
+                    return Error(StatusCodes.Status400BadRequest, $"{field}: the key must be ECDSA or RSA of at least 2048 bits");
+                }
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+            {
+                return Error(StatusCodes.Status400BadRequest, $"{field} is not a valid PEM certificate signing request ({ex.Message})");
+            }
+        }
+
+        var now = _time.GetUtcNow();
+        var name = request.NodeName;
+        using var serverCa = _certs.LoadCa(ClusterCertificates.ServerCa);
+        using var clientCa = _certs.LoadCa(ClusterCertificates.ClientCa);
+        var servingSubject = new CertSubject(name, [], ["localhost", name], [IPAddress.Loopback, IPAddress.IPv6Loopback, .. ips]);
+        using var serving = CertificateFactory.Sign(serverCa, servingSubject, keys["kubeletServingCsr"], CertUsage.Server, now, _certs.LeafLifetime);
+        using var kubelet = CertificateFactory.Sign(clientCa, CertSubject.Named($"system:node:{name}", "system:nodes"), keys["kubeletClientCsr"], CertUsage.Client, now, _certs.LeafLifetime);
+        using var proxy = CertificateFactory.Sign(clientCa, CertSubject.Named("system:kube-proxy"), keys["kubeProxyClientCsr"], CertUsage.Client, now, _certs.LeafLifetime);
+        _log.JoinSigned(name, string.Join(",", ips.Select(i => i.ToString())), http.Connection.RemoteIpAddress?.ToString() ?? "?");
+        return Results.Json(new CertificatesResponse
+        {
+            KubeletServing = serving.ExportCertificatePem() + "\n",
+            KubeletClient = kubelet.ExportCertificatePem() + "\n",
+            KubeProxyClient = proxy.ExportCertificatePem() + "\n",
+            ServerCa = serverCa.CertificatePem,
+            ClientCa = clientCa.CertificatePem,
+        }, Json);
+    }
+
+    private async Task<IResult> TunnelAsync(HttpContext http, CancellationToken stopping)
+    {
+        if (!http.WebSockets.IsWebSocketRequest)
+        {
+            return Error(StatusCodes.Status400BadRequest, "/v1/tunnel needs a websocket upgrade");
+        }
+
+        var node = http.Request.Headers["X-Coracle-Node"].ToString();
+        if (node.Length == 0 || !NodeNamePattern().IsMatch(node))
+        {
+            return Error(StatusCodes.Status400BadRequest, "the X-Coracle-Node header must carry the agent's node name");
+        }
+
+        var addresses = http.Request.Headers["X-Coracle-Addresses"].ToString()
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(a => IPAddress.TryParse(a, out _))
+            .ToList();
+        if (http.Connection.RemoteIpAddress is { } remote)
+        {
+            addresses.Add((remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString());
+        }
+
+        var socket = await http.WebSockets.AcceptWebSocketAsync();
+        await using var mux = new TunnelMux(socket);
+        var session = new TunnelSession(node, addresses.Distinct().ToList(), mux);
+        _tunnels.Add(session);
+        _log.TunnelConnected(node, string.Join(",", session.Addresses));
+        try
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, http.RequestAborted);
+            await mux.RunAsync(linked.Token);
+        }
+        finally
+        {
+            _tunnels.Remove(session);
+            _log.TunnelDisconnected(node);
+        }
+
+        return Results.Empty;
+    }
+
+    private static IResult Error(int status, string message) => Results.Json(new ErrorResponse(message), Json, statusCode: status);
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    private static partial Regex NodeNamePattern();
+}

@@ -1,0 +1,211 @@
+using System.Globalization;
+using Coracle.Core.Configuration;
+
+namespace Coracle.Core.Kubernetes;
+
+/// <summary>Files and endpoints the Kubernetes components' command lines refer to.</summary>
+internal sealed record KubernetesPaths
+{
+    public required string TlsDir { get; init; }
+    public required string CredDir { get; init; }
+    public required IReadOnlyList<string> DatastoreServers { get; init; }
+    public Plugins.TlsFiles? DatastoreTls { get; init; }
+    public string? EgressSelectorConfigFile { get; init; }
+    public string CriSocket { get; init; } = "/run/containerd/containerd.sock";
+    public string AdvertiseAddress { get; init; } = "";
+    public string NodeIp { get; init; } = "";
+
+    /// <summary>The kubelet's and kube-proxy's folder of certificates and kubeconfigs (server/tls + server/cred, or agent/).</summary>
+    public string? NodeCredDir { get; init; }
+
+    public string Tls(string file) => Path.Combine(TlsDir, file);
+
+    public string Cred(string file) => Path.Combine(CredDir, file);
+
+    public string Node(string file) => Path.Combine(NodeCredDir ?? TlsDir, file);
+
+    public string NodeCred(string file) => Path.Combine(NodeCredDir ?? CredDir, file);
+}
+
+/// <summary>
+/// Command lines of the Kubernetes components, configured the way K3s configures them (Kubernetes 1.26): a map of
+/// defaults merged with the user's extra args (<c>--kube-apiserver-arg</c> and friends), which win.
+/// </summary>
+internal static class ComponentArgs
+{
+    public static SortedDictionary<string, string> ApiServerDefaults(CoracleConfig c, KubernetesPaths p)
+    {
+        var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["allow-privileged"] = "true",
+            ["anonymous-auth"] = "false",
+            ["api-audiences"] = $"https://kubernetes.default.svc.{c.ClusterDomain},coracle",
+            ["authorization-mode"] = "Node,RBAC",
+            ["bind-address"] = "0.0.0.0",
+            ["cert-dir"] = p.Tls("temporary-certs"),
+            ["client-ca-file"] = p.Tls("client-ca.crt"),
+            ["enable-admission-plugins"] = "NodeRestriction",
+            ["enable-aggregator-routing"] = "true",
+            ["etcd-servers"] = string.Join(",", p.DatastoreServers),
+            ["kubelet-certificate-authority"] = p.Tls("server-ca.crt"),
+            ["kubelet-client-certificate"] = p.Tls("client-kube-apiserver.crt"),
+            ["kubelet-client-key"] = p.Tls("client-kube-apiserver.key"),
+            ["kubelet-preferred-address-types"] = "InternalIP,ExternalIP,Hostname",
+            ["profiling"] = "false",
+            ["proxy-client-cert-file"] = p.Tls("client-auth-proxy.crt"),
+            ["proxy-client-key-file"] = p.Tls("client-auth-proxy.key"),
+            ["requestheader-allowed-names"] = "system:auth-proxy",
+            ["requestheader-client-ca-file"] = p.Tls("request-header-ca.crt"),
+            ["requestheader-extra-headers-prefix"] = "X-Remote-Extra-",
+            ["requestheader-group-headers"] = "X-Remote-Group",
+            ["requestheader-username-headers"] = "X-Remote-User",
+            ["secure-port"] = c.HttpsListenPort.ToString(CultureInfo.InvariantCulture),
+            ["service-account-issuer"] = $"https://kubernetes.default.svc.{c.ClusterDomain}",
+            ["service-account-key-file"] = p.Tls("service.key"),
+            ["service-account-signing-key-file"] = p.Tls("service.key"),
+            ["service-cluster-ip-range"] = c.ServiceCidr.ToString(),
+            ["service-node-port-range"] = "30000-32767",
+            ["storage-backend"] = "etcd3",
+            ["tls-cert-file"] = p.Tls("serving-kube-apiserver.crt"),
+            ["tls-private-key-file"] = p.Tls("serving-kube-apiserver.key"),
+        };
+        if (p.AdvertiseAddress.Length > 0)
+        {
+            args["advertise-address"] = p.AdvertiseAddress;
+        }
+
+        if (p.EgressSelectorConfigFile is not null)
+        {
+            args["egress-selector-config-file"] = p.EgressSelectorConfigFile;
+        }
+
+        if (p.DatastoreTls is { } tls)
+        {
+            args["etcd-cafile"] = tls.CaFile;
+            args["etcd-certfile"] = tls.CertFile;
+            args["etcd-keyfile"] = tls.KeyFile;
+        }
+
+        return args;
+    }
+
+    public static SortedDictionary<string, string> ControllerManagerDefaults(CoracleConfig c, KubernetesPaths p)
+    {
+        var kubeconfig = p.Cred("controller.kubeconfig");
+        return new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["allocate-node-cidrs"] = "true",
+            ["authentication-kubeconfig"] = kubeconfig,
+            ["authorization-kubeconfig"] = kubeconfig,
+            ["bind-address"] = "127.0.0.1",
+            ["cluster-cidr"] = c.ClusterCidr.ToString(),
+            ["cluster-signing-kube-apiserver-client-cert-file"] = p.Tls("client-ca.crt"),
+            ["cluster-signing-kube-apiserver-client-key-file"] = p.Tls("client-ca.key"),
+            ["cluster-signing-kubelet-client-cert-file"] = p.Tls("client-ca.crt"),
+            ["cluster-signing-kubelet-client-key-file"] = p.Tls("client-ca.key"),
+            ["cluster-signing-kubelet-serving-cert-file"] = p.Tls("server-ca.crt"),
+            ["cluster-signing-kubelet-serving-key-file"] = p.Tls("server-ca.key"),
+            ["cluster-signing-legacy-unknown-cert-file"] = p.Tls("server-ca.crt"),
+            ["cluster-signing-legacy-unknown-key-file"] = p.Tls("server-ca.key"),
+            ["configure-cloud-routes"] = "false",
+            ["controllers"] = "*,tokencleaner,-service,-route,-cloud-node-lifecycle",
+            ["kubeconfig"] = kubeconfig,
+            ["profiling"] = "false",
+            ["root-ca-file"] = p.Tls("server-ca.crt"),
+            ["secure-port"] = "10257",
+            ["service-account-private-key-file"] = p.Tls("service.key"),
+            ["service-cluster-ip-range"] = c.ServiceCidr.ToString(),
+            ["tls-cert-file"] = p.Tls("serving-kube-controller-manager.crt"),
+            ["tls-private-key-file"] = p.Tls("serving-kube-controller-manager.key"),
+            ["use-service-account-credentials"] = "true",
+        };
+    }
+
+    public static SortedDictionary<string, string> SchedulerDefaults(KubernetesPaths p)
+    {
+        var kubeconfig = p.Cred("scheduler.kubeconfig");
+        return new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["authentication-kubeconfig"] = kubeconfig,
+            ["authorization-kubeconfig"] = kubeconfig,
+            ["bind-address"] = "127.0.0.1",
+            ["kubeconfig"] = kubeconfig,
+            ["profiling"] = "false",
+            ["secure-port"] = "10259",
+            ["tls-cert-file"] = p.Tls("serving-kube-scheduler.crt"),
+            ["tls-private-key-file"] = p.Tls("serving-kube-scheduler.key"),
+        };
+    }
+
+    /// <summary>The kubelet's defaults. On an agent the cluster values come from the server's join answer.</summary>
+    public static SortedDictionary<string, string> KubeletDefaults(string nodeName, string clusterDns, string clusterDomain, string pauseImage, KubernetesPaths p)
+    {
+        var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["address"] = "0.0.0.0",
+            ["anonymous-auth"] = "false",
+            ["authentication-token-webhook"] = "true",
+            ["authorization-mode"] = "Webhook",
+            ["cgroup-driver"] = "cgroupfs",
+            ["client-ca-file"] = p.Node("client-ca.crt"),
+            ["cluster-dns"] = clusterDns,
+            ["cluster-domain"] = clusterDomain,
+            ["container-runtime-endpoint"] = "unix://" + p.CriSocket,
+            ["eviction-hard"] = "imagefs.available<5%,nodefs.available<5%",
+            ["eviction-minimum-reclaim"] = "imagefs.available=10%,nodefs.available=10%",
+            ["fail-swap-on"] = "false",
+            ["healthz-bind-address"] = "127.0.0.1",
+            ["hostname-override"] = nodeName,
+            ["kubeconfig"] = p.NodeCred("kubelet.kubeconfig"),
+            ["pod-infra-container-image"] = pauseImage,
+            ["read-only-port"] = "0",
+            ["resolv-conf"] = "/etc/resolv.conf",
+            ["serialize-image-pulls"] = "false",
+            ["tls-cert-file"] = p.Node("serving-kubelet.crt"),
+            ["tls-private-key-file"] = p.Node("serving-kubelet.key"),
+        };
+        if (p.NodeIp.Length > 0)
+        {
+            args["node-ip"] = p.NodeIp;
+        }
+
+        return args;
+    }
+
+    public static SortedDictionary<string, string> KubeProxyDefaults(string nodeName, string clusterCidr, KubernetesPaths p) =>
+        new(StringComparer.Ordinal)
+        {
+            ["cluster-cidr"] = clusterCidr,
+            ["conntrack-max-per-core"] = "0",
+            ["conntrack-tcp-timeout-close-wait"] = "0s",
+            ["conntrack-tcp-timeout-established"] = "0s",
+            ["healthz-bind-address"] = "127.0.0.1",
+            ["hostname-override"] = nodeName,
+            ["kubeconfig"] = p.NodeCred("kubeproxy.kubeconfig"),
+            ["proxy-mode"] = "iptables",
+        };
+
+    /// <summary>
+    /// Merges user extra args (<c>NAME=VALUE</c>, <c>--NAME=VALUE</c> or a bare <c>NAME</c> meaning <c>true</c>) over the
+    /// defaults and renders <c>--NAME=VALUE</c> in name order, as K3s does.
+    /// </summary>
+    public static IReadOnlyList<string> Merge(IReadOnlyDictionary<string, string> defaults, IEnumerable<string> extra)
+    {
+        var merged = new SortedDictionary<string, string>(defaults.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
+        foreach (var arg in extra)
+        {
+            var trimmed = arg.TrimStart('-');
+            var eq = trimmed.IndexOf('=', StringComparison.Ordinal);
+            if (eq < 0)
+            {
+                merged[trimmed] = "true";
+            }
+            else
+            {
+                merged[trimmed[..eq]] = trimmed[(eq + 1)..];
+            }
+        }
+
+        return merged.Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+    }
+}

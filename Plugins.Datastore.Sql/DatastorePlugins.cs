@@ -1,0 +1,217 @@
+using System.Globalization;
+using Coracle.Plugins.Datastore.Sql.Storage;
+
+namespace Coracle.Plugins.Datastore.Sql;
+
+/// <summary>The default datastore: etcd v3 over an embedded SQLite file.</summary>
+[CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over an embedded SQLite database (default)")]
+public sealed class SqliteDatastorePlugin : IDatastore
+{
+    /// <inheritdoc/>
+    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "sqlite");
+}
+
+/// <summary>etcd v3 over PostgreSQL (several servers may share one database).</summary>
+[CoraclePlugin("postgres", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over PostgreSQL (--datastore-endpoint postgres://...)")]
+public sealed class PostgresDatastorePlugin : IDatastore
+{
+    /// <inheritdoc/>
+    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "postgres");
+}
+
+/// <summary>etcd v3 over MySQL or MariaDB (several servers may share one database).</summary>
+[CoraclePlugin("mysql", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over MySQL/MariaDB (--datastore-endpoint mysql://...)")]
+public sealed class MySqlDatastorePlugin : IDatastore
+{
+    /// <inheritdoc/>
+    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "mysql");
+}
+
+/// <summary>Turns the node settings and <c>[plugins.NAME]</c> options into an <see cref="EtcdServer"/> component.</summary>
+public static class SqlDatastoreConfigurator
+{
+    /// <summary>The options the plugins read from <c>[plugins.sqlite]</c>, <c>[plugins.postgres]</c> or <c>[plugins.mysql]</c>.</summary>
+    public static readonly IReadOnlyList<string> KnownOptions =
+        ["listen-address", "metrics-address", "compact-interval", "compact-min-retain", "max-request-bytes", "socket"];
+
+    /// <summary>The component the supervisor runs.</summary>
+    public const string ComponentName = "datastore";
+
+    /// <summary>Validates and registers; starts nothing.</summary>
+    public static DatastoreEndpoint Configure(IPluginContext context, string kind)
+    {
+        var (options, socket) = BuildOptions(context.Node, context.Options, context.Certificates, kind);
+        var loggerFactory = context.LoggerFactory;
+        context.Supervisor.Add(new InProcessComponent
+        {
+            Name = ComponentName,
+            Run = ct => new EtcdServer(options, loggerFactory).RunAsync(ct),
+            Readiness = new GrpcHealthProbe("unix://" + socket),
+            StopTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5),
+        });
+        return new DatastoreEndpoint(["unix://" + socket], ComponentName);
+    }
+
+    /// <summary>Builds the server options; throws <see cref="PluginConfigException"/> listing every problem.</summary>
+    public static (EtcdServerOptions Options, string Socket) BuildOptions(NodeSettings node, IReadOnlyDictionary<string, string> values, INodeCertificates? certificates, string kind)
+    {
+        var dbDir = Path.Combine(node.DataDir, "server", "db");
+        DatastoreLocation location;
+        try
+        {
+            location = DatastoreLocation.Parse(node.DatastoreEndpoint, Path.Combine(dbDir, "state.db"));
+        }
+        catch (FormatException e)
+        {
+            throw new PluginConfigException("datastore-endpoint", e.Message);
+        }
+
+        if (!string.Equals(location.Kind, kind, StringComparison.Ordinal))
+        {
+            throw new PluginConfigException("datastore-endpoint", $"the endpoint is for the {location.Kind} datastore but the {kind} plugin was selected; select {location.Kind} or change --datastore-endpoint");
+        }
+
+        var errors = new List<(string Key, string Message)>();
+        foreach (var key in values.Keys.Where(k => !KnownOptions.Contains(k, StringComparer.Ordinal)))
+        {
+            errors.Add((key, $"unknown option '{key}' in [plugins.{kind}]; known options: {string.Join(", ", KnownOptions)}"));
+        }
+
+        var socket = values.TryGetValue("socket", out var s) && s.Length > 0 ? Path.GetFullPath(s) : Path.Combine(dbDir, "etcd.sock");
+        var options = new EtcdServerOptions
+        {
+            Dialect = location.CreateDialect(),
+            UnixSocket = socket,
+            MemberName = node.NodeName,
+        };
+        if (values.TryGetValue("compact-interval", out var interval))
+        {
+            if (TryParseDuration(interval, out var d))
+            {
+                options = options with { CompactInterval = d };
+            }
+            else
+            {
+                errors.Add(("compact-interval", $"compact-interval '{interval}' is not a duration; write for example 5m, 30s or 0 to disable"));
+            }
+        }
+
+        if (values.TryGetValue("compact-min-retain", out var retain))
+        {
+            if (long.TryParse(retain, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            {
+                options = options with { CompactMinRetain = n };
+            }
+            else
+            {
+                errors.Add(("compact-min-retain", $"compact-min-retain '{retain}' is not a whole number of revisions; write for example 1000"));
+            }
+        }
+
+        if (values.TryGetValue("max-request-bytes", out var max))
+        {
+            if (int.TryParse(max, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes) && bytes >= 1024)
+            {
+                options = options with { MaxRequestBytes = bytes };
+            }
+            else
+            {
+                errors.Add(("max-request-bytes", $"max-request-bytes '{max}' must be a number of bytes of at least 1024; etcd's default is {EtcdServerOptions.DefaultMaxRequestBytes}"));
+            }
+        }
+
+        if (values.TryGetValue("metrics-address", out var metrics) && metrics.Length > 0)
+        {
+            if (metrics.StartsWith("unix://", StringComparison.Ordinal) || System.Net.IPEndPoint.TryParse(metrics, out _))
+            {
+                options = options with { MetricsAddress = metrics };
+            }
+            else
+            {
+                errors.Add(("metrics-address", $"metrics-address '{metrics}' is neither unix:///path nor host:port; write for example 127.0.0.1:2381"));
+            }
+        }
+
+        if (values.TryGetValue("listen-address", out var listen) && listen.Length > 0)
+        {
+            var tls = certificates?.Get("datastore");
+            if (!System.Net.IPEndPoint.TryParse(listen, out _))
+            {
+                errors.Add(("listen-address", $"listen-address '{listen}' is not host:port; write for example 0.0.0.0:2379"));
+            }
+            else if (tls is null)
+            {
+                errors.Add(("listen-address", "listen-address needs the node's 'datastore' TLS certificate, which is missing; run the server once to create certificates or remove listen-address"));
+            }
+            else
+            {
+                options = options with { ListenAddress = listen, Tls = new TlsSettings(tls.CertFile, tls.KeyFile, tls.CaFile) };
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new PluginConfigException(errors[0].Key, string.Join("; ", errors.Select(e => e.Message)));
+        }
+
+        return (options, socket);
+    }
+
+    /// <summary>Parses Go-style durations: 500ms, 30s, 5m, 1h, 1h30m, or 0.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan duration)
+    {
+        duration = TimeSpan.Zero;
+        text = text.Trim();
+        if (text == "0")
+        {
+            return true;
+        }
+
+        var i = 0;
+        var any = false;
+        while (i < text.Length)
+        {
+            var start = i;
+            while (i < text.Length && (char.IsAsciiDigit(text[i]) || text[i] == '.'))
+            {
+                i++;
+            }
+
+            if (start == i || !double.TryParse(text[start..i], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value))
+            {
+                return false;
+            }
+
+            var unitStart = i;
+            while (i < text.Length && char.IsAsciiLetter(text[i]))
+            {
+                i++;
+            }
+
+            var unit = text[unitStart..i];
+            TimeSpan part;
+            switch (unit)
+            {
+                case "ms":
+                    part = TimeSpan.FromMilliseconds(value);
+                    break;
+                case "s":
+                    part = TimeSpan.FromSeconds(value);
+                    break;
+                case "m":
+                    part = TimeSpan.FromMinutes(value);
+                    break;
+                case "h":
+                    part = TimeSpan.FromHours(value);
+                    break;
+                default:
+                    return false;
+            }
+
+            duration += part;
+            any = true;
+        }
+
+        return any;
+    }
+}

@@ -1,0 +1,215 @@
+using Coracle.Core.Supervision;
+using Coracle.Integration.Tests.Support;
+
+namespace Coracle.Integration.Tests.Cli;
+
+/// <summary>
+/// The real <c>coracle</c> executable, installed with purpose-built plugins (a datastore serving a unix socket
+/// and a runtime running <c>sleep</c>), driven as a user would.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class CliTests : IDisposable
+{
+    private readonly TempDir _temp = new("coracle-cli");
+    private readonly string _coracle;
+    private readonly string _dataDir;
+
+    public CliTests()
+    {
+        _coracle = TestPlugins.InstallHost(_temp.Combine("install"), TestPlugins.Basic, TestPlugins.Calico, TestPlugins.OtherArch);
+        _dataDir = _temp.Combine("data");
+    }
+
+    public void Dispose() => _temp.Dispose();
+
+    private Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args) => CoracleProcess.RunAsync(_coracle, args);
+
+    private async Task<string> WaitForStatusAsync(string component, string state)
+    {
+        var last = "";
+        await Wait.UntilAsync(async () =>
+        {
+            var (code, stdout, _) = await Run("status", "--data-dir", _dataDir);
+            last = stdout;
+            return code == 0 && stdout.Split('\n').Any(l => l.StartsWith(component + " ", StringComparison.Ordinal) && l.Contains($" {state} ", StringComparison.Ordinal));
+        }, $"{component} to be {state}");
+        return last;
+    }
+
+    private static int PidOf(string status, string component)
+    {
+        var line = status.Split('\n').Single(l => l.StartsWith(component + " ", StringComparison.Ordinal));
+        return int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task Server_FreshDataDir_RunsComposedAndStopsCleanlyOnSigterm()
+    {
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--disable", "traefik"]);
+
+        var status = await WaitForStatusAsync("runtime", "ready");
+        Assert.Matches(@"datastore\s+ready", status);
+        Assert.Matches(@"servicelb\s+unavailable\s+-\s+0\s+loadbalancer plugin servicelb is not implemented in this build", status);
+        Assert.Matches(@"kube-apiserver\s+unavailable\s+-\s+0\s+binary not found in /usr/lib/coracle/bin", status);
+        var sleeper = PidOf(status, "runtime");
+        Assert.True(Native.IsAlive(sleeper));
+        Assert.Equal("test", File.ReadAllText(Path.Combine(_dataDir, "plugins", "containerd", "handlers.txt")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dataDir, "run", "coracle.sock")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_dataDir));
+
+        var (listCode, list, _) = await Run("plugins", "list", "--data-dir", _dataDir);
+        Assert.Equal(0, listCode);
+        Assert.Matches(@"traefik\s+ingress\s+0\.1\.0\s+any\s+off\s+disabled by --disable", list);
+        Assert.Matches(@"calico\s+cni\s+0\.1\.0\s+any\s+off\s+flannel is the active cni", list);
+        Assert.Matches(@"riscv-lb\s+loadbalancer\s+0\.1\.0\s+riscv64\s+off\s+built for riscv64", list);
+        Assert.Matches(@"sqlite\s+datastore\s+0\.1\.0\s+any\s+selected\s+default datastore", list);
+
+        Native.Kill(server.Pid, Native.SigTerm);
+
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.False(Native.IsAlive(sleeper));
+        Assert.Contains("stopped cleanly", server.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dataDir, "run", "coracle.sock")));
+    }
+
+    [Fact]
+    public async Task Server_KilledWithSigkill_LeavesNoChildBehind()
+    {
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir]);
+        var sleeper = PidOf(await WaitForStatusAsync("runtime", "ready"), "runtime");
+
+        Native.Kill(server.Pid, Native.SigKill);
+        await server.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        await Wait.UntilAsync(() => !Native.IsAlive(sleeper), "the orphaned child to die with its parent", 10);
+    }
+
+    [Fact]
+    public async Task Server_SecondInstanceOnTheSameDataDir_IsRefused()
+    {
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir]);
+        await WaitForStatusAsync("runtime", "ready");
+
+        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir);
+
+        Assert.Equal(1, code);
+        Assert.Contains($"another coracle is already running with this data dir ({_dataDir}/run/coracle.sock answers); stop it first", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Server_BadConfigFile_ExitsTwoWithFileLineColumn()
+    {
+        var config = _temp.Combine("appliance.toml");
+        await File.WriteAllTextAsync(config, "[server]\ncluster-cidr = \"10.42.0.0/33\"\n");
+
+        var (code, _, stderr) = await Run("server", "--config", config, "--data-dir", _dataDir);
+
+        Assert.Equal(2, code);
+        Assert.Equal($"coracle: error: {config}:2:16: server.cluster-cidr: '10.42.0.0/33' is not a valid CIDR; use a network like 10.42.0.0/16\n", stderr);
+        Assert.False(Directory.Exists(_dataDir));
+    }
+
+    [Fact]
+    public async Task Server_BadPluginOption_ExitsTwoNamingTheKey()
+    {
+        var config = _temp.Combine("appliance.toml");
+        await File.WriteAllTextAsync(config, "[plugins.containerd]\nmode = \"fast\"\n");
+
+        var (code, _, stderr) = await Run("server", "--config", config, "--data-dir", _dataDir);
+
+        Assert.Equal(2, code);
+        Assert.Contains($"coracle: error: {config}: [plugins.containerd] mode: 'fast' is not a mode; use mode = \"sleep\"", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Server_WorldWritablePluginFolder_ExitsThree()
+    {
+        var plugins = Path.Combine(Path.GetDirectoryName(_coracle)!, "plugins");
+        File.SetUnixFileMode(plugins, (UnixFileMode)0x1FF);
+
+        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir);
+
+        Assert.Equal(3, code);
+        Assert.Contains($"plugin path '{plugins}' is world-writable (mode 777)", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Server_TwoCnis_ExitsTwo()
+    {
+        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir, "--enable", "calico");
+
+        Assert.Equal(2, code);
+        Assert.EndsWith("\ncoracle: error: 2 cni plugins are selected (flannel, calico) but at most one may be active; keep one: set plugins.cni to the one you want, or --disable the other\n", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("step: start supervisor", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownFlag_ExitsTwo()
+    {
+        var (code, _, stderr) = await Run("server", "--no-such-flag");
+
+        Assert.Equal(2, code);
+        Assert.Contains("--no-such-flag", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("server")]
+    [InlineData("agent")]
+    [InlineData("plugins", "list")]
+    [InlineData("config", "check")]
+    [InlineData("status")]
+    [InlineData("version")]
+    public async Task Help_EveryCommand_ExitsZeroWithUsage(params string[] command)
+    {
+        var (code, stdout, _) = await Run([.. command, "--help"]);
+
+        Assert.Equal(0, code);
+        Assert.Contains("Usage:", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConfigCheck_PrintsEffectiveValuesWithSources()
+    {
+        var config = _temp.Combine("appliance.toml");
+        await File.WriteAllTextAsync(config, "[server]\ncluster-cidr = \"10.52.0.0/16\"\n");
+
+        var (code, stdout, _) = await Run("config", "check", "--config", config, "--node-name", "edge-7", "--token", "s3cret");
+
+        Assert.Equal(0, code);
+        Assert.Contains($"cluster-cidr = \"10.52.0.0/16\"  # {config}:2:1", stdout, StringComparison.Ordinal);
+        Assert.Contains("node-name = \"edge-7\"  # --node-name", stdout, StringComparison.Ordinal);
+        Assert.Contains("service-cidr = \"10.43.0.0/16\"  # default", stdout, StringComparison.Ordinal);
+        Assert.Contains("token = \"********\"  # --token", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConfigCheck_BadValues_ExitsTwoListingAll()
+    {
+        var (code, _, stderr) = await Run("config", "check", "--cluster-dns", "10.99.0.10", "--supervisor-port", "70000");
+
+        Assert.Equal(2, code);
+        Assert.Equal(
+            "coracle: error: --cluster-dns: 10.99.0.10 is outside service-cidr 10.43.0.0/16; pick an address inside it, like the 10th\n" +
+            "coracle: error: --supervisor-port: 70000 is not a TCP port; use 1-65535\n",
+            stderr);
+    }
+
+    [Fact]
+    public async Task Status_NoNodeRunning_ExitsOneWithTheFix()
+    {
+        var (code, _, stderr) = await Run("status", "--data-dir", _dataDir);
+
+        Assert.Equal(1, code);
+        Assert.Equal($"coracle: error: no coracle node is running with data dir {_dataDir} (nothing answers on {_dataDir}/run/coracle.sock); start one with 'coracle server' or pass --data-dir\n", stderr);
+    }
+
+    [Fact]
+    public async Task Version_PrintsTheVersion()
+    {
+        var (code, stdout, _) = await Run("version");
+
+        Assert.Equal(0, code);
+        Assert.StartsWith("coracle version 0.1.0 (.NET 10.", stdout, StringComparison.Ordinal);
+    }
+}
