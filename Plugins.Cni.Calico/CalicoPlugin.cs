@@ -1,15 +1,31 @@
-using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
 
 namespace Coracle.Plugins.Cni.Calico;
 
 /// <summary>
-/// Calico networking through the tigera operator (instead of flannel). Placeholder: the metadata is real (selection, conflicts, listing), the implementation is not
-/// there yet, so the host reports it as not implemented and never constructs it.
+/// Calico instead of flannel, through the tigera operator: contributes the operator and an <c>Installation</c> for the
+/// cluster CIDR as manifests, and returns the CNI folders calico-node installs its plugins and config into. Selected
+/// with <c>cni = "calico"</c> (with <c>--flannel-backend=none</c>); conflicts with flannel.
 /// </summary>
-[CoraclePlugin("calico", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "Calico networking through the tigera operator (instead of flannel)", Implemented = false, Conflicts = new[] { "flannel" })]
+[CoraclePlugin("calico", ExtensionPoints.Cni, typeof(ICniPlugin),
+    Description = "Calico networking through the tigera operator (instead of flannel)", Conflicts = new[] { "flannel" })]
 public sealed class CalicoPlugin : ICniPlugin
 {
     /// <inheritdoc />
-    public CniSettings Configure(IPluginContext context) =>
-        throw new NotSupportedException("calico is not implemented in this build");
+    public CniSettings Configure(IPluginContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var settings = CalicoSettings.Resolve(context.Node, context.Options);
+        context.Manifests.Write(CalicoManifests.OperatorFile, CalicoManifests.RenderOperator(settings));
+        context.Manifests.Write(CalicoManifests.InstallationFile, CalicoManifests.RenderInstallation(settings));
+        Log.Configured(context.Logger, settings.ClusterCidr, settings.Encapsulation, settings.Mtu, settings.BinDir, settings.ConfDir);
+        return new CniSettings(settings.BinDir, settings.ConfDir);
+    }
+}
+
+/// <summary>The plugin's log messages; event ids 4350-4399 belong to this plugin.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 4350, Level = LogLevel.Information, Message = "calico: pool {Cidr}, encapsulation {Encapsulation}, mtu {Mtu}; CNI bin {BinDir}, conf {ConfDir}")]
+    public static partial void Configured(ILogger logger, string cidr, string encapsulation, int mtu, string binDir, string confDir);
 }

@@ -1,15 +1,99 @@
-using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
 
 namespace Coracle.Plugins.Cni.Flannel;
 
 /// <summary>
-/// Flannel node networking: VXLAN (default), host-gw or none. Placeholder: the metadata is real (selection, conflicts, listing), the implementation is not
-/// there yet, so the host reports it as not implemented and never constructs it.
+/// Flannel node networking as K3s runs it: the node's subnet is its <c>spec.podCIDR</c>, backend data is published as
+/// flannel's Node annotations, and an in-process component named <c>flannel</c> programs VXLAN (default) or host-gw
+/// routes per peer, masquerades traffic leaving the cluster CIDR and writes subnet.env and the CNI conflist.
 /// </summary>
-[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "Flannel node networking: VXLAN (default), host-gw or none", Implemented = false)]
+[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin),
+    Description = "Flannel node networking: VXLAN (default), host-gw or none")]
 public sealed class FlannelPlugin : ICniPlugin
 {
+    /// <summary>The supervised component's name.</summary>
+    public const string ComponentName = "flannel";
+
+    private readonly string _sysClassNet;
+    private readonly IReadOnlyList<string>? _cniBinCandidates;
+    private readonly Func<ILogger, ICommandRunner> _runnerFactory;
+
+    /// <summary>Probes the real host.</summary>
+    public FlannelPlugin()
+        : this("/sys/class/net", null, logger => new ProcessCommandRunner(logger))
+    {
+    }
+
+    /// <summary>Probes a fake interface folder and CNI bin folders (tests), running commands through the given runner.</summary>
+    internal FlannelPlugin(string sysClassNet, IReadOnlyList<string>? cniBinCandidates, Func<ILogger, ICommandRunner> runnerFactory)
+    {
+        _sysClassNet = sysClassNet;
+        _cniBinCandidates = cniBinCandidates;
+        _runnerFactory = runnerFactory;
+    }
+
+    /// <summary>The data plane of the current run (null before the first start); readiness reads it.</summary>
+    internal FlannelDataPlane? Current { get; private set; }
+
     /// <inheritdoc />
-    public CniSettings Configure(IPluginContext context) =>
-        throw new NotSupportedException("flannel is not implemented in this build");
+    /// <remarks>Validates and registers the component; never touches the kernel.</remarks>
+    public CniSettings Configure(IPluginContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var settings = FlannelSettings.Resolve(context.Node, context.Options, _sysClassNet, _cniBinCandidates);
+        var cni = new CniSettings(settings.BinDir, settings.ConfDir);
+        if (settings.Backend == "none")
+        {
+            Log.BackendNone(context.Logger);
+            return cni;
+        }
+
+        var logger = context.LoggerFactory.CreateLogger(ComponentName);
+        var supervisor = context.Supervisor;
+        supervisor.Add(new InProcessComponent
+        {
+            Name = ComponentName,
+            Readiness = new CustomProbe(_ => Task.FromResult(Current?.Ready ?? false)),
+            Run = async cancellationToken =>
+            {
+                var runner = _runnerFactory(logger);
+                if (settings.StaticPeersFile is { } file)
+                {
+                    var source = new StaticLeaseSource(file, settings.ReconcileInterval);
+                    var plane = new FlannelDataPlane(settings, source, runner, logger,
+                        detail => supervisor.ReportDetail(ComponentName, detail), localVtepMac: source.LocalVtepMac,
+                        ipamDataDir: settings.IpamDataDir);
+                    Current = plane;
+                    await plane.RunAsync(cancellationToken);
+                }
+                else
+                {
+                    await WaitForFileAsync(settings.Kubeconfig, logger, cancellationToken);
+                    using var client = new KubernetesNodeClient(settings.Kubeconfig);
+                    var source = new KubeLeaseSource(client, settings.NodeName, logger);
+                    var plane = new FlannelDataPlane(settings, source, runner, logger,
+                        detail => supervisor.ReportDetail(ComponentName, detail), ipamDataDir: settings.IpamDataDir);
+                    Current = plane;
+                    await plane.RunAsync(cancellationToken);
+                }
+            },
+        });
+        supervisor.ReportDetail(ComponentName, FlannelDataPlane.Describe(settings.Backend, null, [], null));
+        return cni;
+    }
+
+    private static async Task WaitForFileAsync(string file, ILogger logger, CancellationToken cancellationToken)
+    {
+        var waited = 0;
+        while (!File.Exists(file))
+        {
+            if (waited % 30 == 0)
+            {
+                Log.Waiting(logger, $"kubeconfig {file}");
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            waited++;
+        }
+    }
 }

@@ -24,7 +24,17 @@ public static class SqlDialects
         {
             Name = "sqlite",
             Location = path,
-            CreateConnection = () => new SqliteConnection(connectionString),
+            CreateConnection = () =>
+            {
+                // The data dir's db folder may not exist yet on a first start; it is private to root.
+                var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+                if (dir is not null && !Directory.Exists(dir) && !OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
+
+                return new SqliteConnection(connectionString);
+            },
             OnOpen =
             [
                 "PRAGMA busy_timeout = 30000",

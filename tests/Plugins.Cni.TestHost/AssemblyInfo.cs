@@ -1,0 +1,4 @@
+using System.Runtime.Versioning;
+
+// Runs the flannel data plane inside Linux network namespaces.
+[assembly: SupportedOSPlatform("linux")]

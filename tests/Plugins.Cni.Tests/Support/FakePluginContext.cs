@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Plugins.Cni.Tests.Support;
+
+/// <summary>The host's side of a plugin, recorded. A real host is being written concurrently; this is the seam.</summary>
+internal sealed class FakePluginContext : IPluginContext
+{
+    public FakePluginContext(NodeSettings node, IReadOnlyDictionary<string, string>? options = null, string? pluginDataDir = null)
+    {
+        Node = node;
+        Options = options ?? new Dictionary<string, string>();
+        PluginDataDir = pluginDataDir ?? Path.Combine(node.DataDir, "plugins", "test");
+        LoggerFactory = new ListLoggerFactory(Lines);
+        Logger = LoggerFactory.CreateLogger("plugin");
+    }
+
+    public ConcurrentQueue<string> Lines { get; } = new();
+
+    public NodeSettings Node { get; }
+
+    public IReadOnlyDictionary<string, string> Options { get; }
+
+    public string PluginDataDir { get; }
+
+    public ILogger Logger { get; }
+
+    public ILoggerFactory LoggerFactory { get; }
+
+    public RecordingSupervisor Supervisor { get; } = new();
+
+    ISupervisor IPluginContext.Supervisor => Supervisor;
+
+    public RecordingManifests Manifests { get; } = new();
+
+    IManifestSink IPluginContext.Manifests => Manifests;
+
+    public INodeCertificates Certificates => throw new NotSupportedException("the CNI plugins use no certificates");
+
+    public static NodeSettings Settings(string root, string pauseImage = "docker.io/library/busybox:coracle-pause") => new()
+    {
+        Role = "server",
+        NodeName = "test-node",
+        DataDir = Path.Combine(root, "data"),
+        RunDir = Path.Combine(root, "run"),
+        ComponentsDir = Path.Combine(root, "components"),
+        Architecture = "x64",
+        ClusterCidr = "10.42.0.0/16",
+        ServiceCidr = "10.43.0.0/16",
+        ClusterDns = "10.43.0.10",
+        ClusterDomain = "cluster.local",
+        PauseImage = pauseImage,
+    };
+}
+
+internal sealed class RecordingSupervisor : ISupervisor
+{
+    public List<ComponentSpec> Components { get; } = [];
+
+    public Dictionary<string, string> Unavailable { get; } = [];
+
+    public void Add(ComponentSpec component) => Components.Add(component);
+
+    public Task WaitReadyAsync(string name, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("tests drive readiness through the probes");
+
+    public void ReportUnavailable(string name, string reason) => Unavailable[name] = reason;
+
+    public Dictionary<string, string> Details { get; } = [];
+
+    public void ReportDetail(string name, string detail) => Details[name] = detail;
+}
+
+internal sealed class RecordingManifests : IManifestSink
+{
+    public Dictionary<string, string> Written { get; } = [];
+
+    public List<string> Removed { get; } = [];
+
+    public void Write(string name, string yaml) => Written[name] = yaml;
+
+    public void Remove(string name) => Removed.Add(name);
+}
+
+internal sealed class ListLoggerFactory(ConcurrentQueue<string> lines) : ILoggerFactory
+{
+    public void AddProvider(ILoggerProvider provider)
+    {
+    }
+
+    public ILogger CreateLogger(string categoryName) => new ListLogger(categoryName, lines);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class ListLogger(string category, ConcurrentQueue<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}");
+    }
+}
