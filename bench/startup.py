@@ -19,6 +19,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--coracle", default=os.path.join(os.path.dirname(__file__), "..", "Core", "bin", "Release", "net10.0", "coracle"))
 parser.add_argument("--runs", type=int, default=5)
 parser.add_argument("--settle", type=float, default=3.0, help="seconds after 'supervisor running' before reading RSS")
+parser.add_argument("--reuse", action="store_true", help="one data dir for all runs (warm start: certificates exist)")
 parser.add_argument("extra", nargs="*")
 args = parser.parse_args()
 
@@ -45,11 +46,12 @@ def children_rss_kib(pid):
 
 
 composed, running, rss, child_rss = [], [], [], []
+shared = tempfile.mkdtemp(prefix="coracle-bench-") if args.reuse else None
 for run in range(args.runs):
-    data = tempfile.mkdtemp(prefix="coracle-bench-")
+    data = shared or tempfile.mkdtemp(prefix="coracle-bench-")
     env = dict(os.environ, CORACLE_CONFIG_FILE="")
     start = time.monotonic()
-    proc = subprocess.Popen([args.coracle, "server", "--data-dir", data, *args.extra], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([args.coracle, "server", "--data-dir", data, "--write-kubeconfig", os.path.join(data, "admin.yaml"), *args.extra], stderr=subprocess.PIPE, text=True, env=env)
     t_composed = t_running = None
     for line in proc.stderr:
         now = time.monotonic()
@@ -65,7 +67,8 @@ for run in range(args.runs):
     for _ in proc.stderr:
         pass
     proc.wait(timeout=60)
-    shutil.rmtree(data, ignore_errors=True)
+    if not args.reuse:
+        shutil.rmtree(data, ignore_errors=True)
     composed.append(t_composed * 1000)
     running.append(t_running * 1000)
     print(f"run {run + 1}: composed {composed[-1]:.0f} ms, supervisor running {running[-1]:.0f} ms, "

@@ -1,12 +1,13 @@
-namespace Coracle.Plugins.Cni.Tests.Support;
+namespace Coracle.TestSupport;
 
 /// <summary>A unique, short temp folder (unix socket paths must stay under 108 bytes), removed on dispose.</summary>
-internal sealed class TempDir : IDisposable
+public sealed class TempDir : IDisposable
 {
-    public TempDir(string prefix = "cni")
+    public TempDir(string prefix = "crt")
     {
         Path = System.IO.Path.Combine("/tmp", $"{prefix}-{Guid.NewGuid().ToString("N")[..10]}");
         Directory.CreateDirectory(Path);
+        File.SetUnixFileMode(Path, (UnixFileMode)0x1ED); // 0755: plugin folders below it must not be world-writable
     }
 
     public string Path { get; }

@@ -2,10 +2,10 @@ using System.Collections.Concurrent;
 using Coracle.Plugins;
 using Microsoft.Extensions.Logging;
 
-namespace Coracle.Plugins.Cni.Tests.Support;
+namespace Coracle.TestSupport;
 
-/// <summary>The host's side of a plugin, recorded. A real host is being written concurrently; this is the seam.</summary>
-internal sealed class FakePluginContext : IPluginContext
+/// <summary>The host's side of a plugin, recorded, for unit tests of a plugin's Configure.</summary>
+public sealed class FakePluginContext : IPluginContext
 {
     public FakePluginContext(NodeSettings node, IReadOnlyDictionary<string, string>? options = null, string? pluginDataDir = null)
     {
@@ -36,7 +36,7 @@ internal sealed class FakePluginContext : IPluginContext
 
     IManifestSink IPluginContext.Manifests => Manifests;
 
-    public INodeCertificates Certificates => throw new NotSupportedException("the CNI plugins use no certificates");
+    public INodeCertificates Certificates => throw new NotSupportedException("this fake context has no certificates");
 
     public static NodeSettings Settings(string root, string pauseImage = "docker.io/library/busybox:coracle-pause") => new()
     {
@@ -54,7 +54,7 @@ internal sealed class FakePluginContext : IPluginContext
     };
 }
 
-internal sealed class RecordingSupervisor : ISupervisor
+public sealed class RecordingSupervisor : ISupervisor
 {
     public List<ComponentSpec> Components { get; } = [];
 
@@ -72,7 +72,7 @@ internal sealed class RecordingSupervisor : ISupervisor
     public void ReportDetail(string name, string detail) => Details[name] = detail;
 }
 
-internal sealed class RecordingManifests : IManifestSink
+public sealed class RecordingManifests : IManifestSink
 {
     public Dictionary<string, string> Written { get; } = [];
 
@@ -83,19 +83,27 @@ internal sealed class RecordingManifests : IManifestSink
     public void Remove(string name) => Removed.Add(name);
 }
 
-internal sealed class ListLoggerFactory(ConcurrentQueue<string> lines) : ILoggerFactory
+public sealed class ListLoggerFactory(ConcurrentQueue<string> lines, Func<LogLevel, string, string, string>? format = null) : ILoggerFactory
 {
+    /// <summary>Collects into its own queue, as "[category] message".</summary>
+    public ListLoggerFactory()
+        : this(new ConcurrentQueue<string>(), (_, category, message) => $"[{category}] {message}")
+    {
+    }
+
+    public ConcurrentQueue<string> Lines => lines;
+
     public void AddProvider(ILoggerProvider provider)
     {
     }
 
-    public ILogger CreateLogger(string categoryName) => new ListLogger(categoryName, lines);
+    public ILogger CreateLogger(string categoryName) => new ListLogger(categoryName, lines, format ?? ((level, category, message) => $"{level} {category}: {message}"));
 
     public void Dispose()
     {
     }
 
-    private sealed class ListLogger(string category, ConcurrentQueue<string> lines) : ILogger
+    private sealed class ListLogger(string category, ConcurrentQueue<string> lines, Func<LogLevel, string, string, string> format) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
@@ -103,6 +111,6 @@ internal sealed class ListLoggerFactory(ConcurrentQueue<string> lines) : ILogger
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}");
+            lines.Enqueue(format(logLevel, category, formatter(state, exception)));
     }
 }
