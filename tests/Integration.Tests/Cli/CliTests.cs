@@ -22,6 +22,9 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
+    /// <summary>The admin kubeconfig goes to the temp dir, never to /etc/coracle of the test machine.</summary>
+    private string Kubeconfig => _temp.Combine("admin.yaml");
+
     private Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args) => CoracleProcess.RunAsync(_coracle, args);
 
     private async Task<string> WaitForStatusAsync(string component, string state)
@@ -45,7 +48,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Server_FreshDataDir_RunsComposedAndStopsCleanlyOnSigterm()
     {
-        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--disable", "traefik"]);
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig, "--disable", "traefik"]);
 
         var status = await WaitForStatusAsync("runtime", "ready");
         Assert.Matches(@"datastore\s+ready", status);
@@ -73,9 +76,29 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Server_JsonLogFormat_WritesOneJsonObjectPerLine()
+    {
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--log-format", "json", "--write-kubeconfig", _temp.Combine("admin.yaml")]);
+        await WaitForStatusAsync("runtime", "ready");
+        Native.Kill(server.Pid, Native.SigTerm);
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        var lines = server.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEmpty(lines);
+        foreach (var line in lines)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            Assert.True(json.RootElement.TryGetProperty("component", out _), line);
+            Assert.True(json.RootElement.TryGetProperty("msg", out _), line);
+        }
+
+        Assert.Contains(lines, l => l.Contains("\"component\":\"supervisor\"", StringComparison.Ordinal) || l.Contains("\"component\":\"coracle\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Server_KilledWithSigkill_LeavesNoChildBehind()
     {
-        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir]);
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig]);
         var sleeper = PidOf(await WaitForStatusAsync("runtime", "ready"), "runtime");
 
         Native.Kill(server.Pid, Native.SigKill);
@@ -87,10 +110,10 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Server_SecondInstanceOnTheSameDataDir_IsRefused()
     {
-        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir]);
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig]);
         await WaitForStatusAsync("runtime", "ready");
 
-        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir);
+        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig);
 
         Assert.Equal(1, code);
         Assert.Contains($"another coracle is already running with this data dir ({_dataDir}/run/coracle.sock answers); stop it first", stderr, StringComparison.Ordinal);
@@ -102,7 +125,7 @@ public sealed class CliTests : IDisposable
         var config = _temp.Combine("appliance.toml");
         await File.WriteAllTextAsync(config, "[server]\ncluster-cidr = \"10.42.0.0/33\"\n");
 
-        var (code, _, stderr) = await Run("server", "--config", config, "--data-dir", _dataDir);
+        var (code, _, stderr) = await Run("server", "--config", config, "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig);
 
         Assert.Equal(2, code);
         Assert.Equal($"coracle: error: {config}:2:16: server.cluster-cidr: '10.42.0.0/33' is not a valid CIDR; use a network like 10.42.0.0/16\n", stderr);
@@ -115,7 +138,7 @@ public sealed class CliTests : IDisposable
         var config = _temp.Combine("appliance.toml");
         await File.WriteAllTextAsync(config, "[plugins.containerd]\nmode = \"fast\"\n");
 
-        var (code, _, stderr) = await Run("server", "--config", config, "--data-dir", _dataDir);
+        var (code, _, stderr) = await Run("server", "--config", config, "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig);
 
         Assert.Equal(2, code);
         Assert.Contains($"coracle: error: {config}: [plugins.containerd] mode: 'fast' is not a mode; use mode = \"sleep\"", stderr, StringComparison.Ordinal);
@@ -127,7 +150,7 @@ public sealed class CliTests : IDisposable
         var plugins = Path.Combine(Path.GetDirectoryName(_coracle)!, "plugins");
         File.SetUnixFileMode(plugins, (UnixFileMode)0x1FF);
 
-        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir);
+        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig);
 
         Assert.Equal(3, code);
         Assert.Contains($"plugin path '{plugins}' is world-writable (mode 777)", stderr, StringComparison.Ordinal);
@@ -136,7 +159,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Server_TwoCnis_ExitsTwo()
     {
-        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir, "--enable", "calico");
+        var (code, _, stderr) = await Run("server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig, "--enable", "calico");
 
         Assert.Equal(2, code);
         Assert.EndsWith("\ncoracle: error: 2 cni plugins are selected (flannel, calico) but at most one may be active; keep one: set plugins.cni to the one you want, or --disable the other\n", stderr, StringComparison.Ordinal);
