@@ -2,6 +2,12 @@ using System.CommandLine;
 using Coracle.Core;
 using Coracle.Core.Cli;
 
+// kubectl and ctr take the rest of the command line as it is (their own flags included).
+if (args.Length > 0 && args[0] is "kubectl" or "ctr")
+{
+    return await Coracle.Core.Node.NodeTools.RunAsync(args[0], args[1..]);
+}
+
 var root = CommandLineBuilder.Build();
 var result = root.Parse(args);
 if (result.Errors.Count > 0)

@@ -205,7 +205,10 @@ public sealed record FlannelSettings
             return value;
         }
 
-        var kubeconfig = Absolute("kubeconfig", Path.Combine(node.DataDir, "agent", "kubelet.kubeconfig"));
+        // The node's kubelet credentials: a server keeps them in server/cred, an agent in agent/.
+        var kubeconfig = Absolute("kubeconfig", node.Role == "server"
+            ? Path.Combine(node.DataDir, "server", "cred", "kubelet.kubeconfig")
+            : Path.Combine(node.DataDir, "agent", "kubelet.kubeconfig"));
         var subnetFile = Absolute("subnet-file", "/run/flannel/subnet.env");
         var confDir = Absolute("conf-dir", Path.Combine(node.DataDir, "agent", "etc", "cni", "net.d"));
         var ipamDataDir = Get("ipam-data-dir") is null ? null : Absolute("ipam-data-dir", "");

@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using Coracle.Plugins.Datastore.Sql.Api;
 using Coracle.Plugins.Datastore.Sql.Mvcc;
 using Coracle.Plugins.Datastore.Sql.Storage;
+using Coracle.Plugins.Datastore.Sql.Transport;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
@@ -88,7 +89,7 @@ public sealed class EtcdServer
         var identity = ServerIdentity.For(_options.MemberName);
         var log = new RevisionLog(_options.Dialect, _loggerFactory.CreateLogger("datastore.log"), _options.Log);
         var kv = new KvEngine(log, identity);
-        var hub = new WatchHub(kv, _loggerFactory.CreateLogger("datastore.watch"), _options.MaxRequestBytes);
+        var hub = new WatchHub(kv, _loggerFactory.CreateLogger("datastore.watch"), _options.MaxRequestBytes, _options.MaxWatchStreamBufferBytes);
         var lessor = new Lessor(kv, _options.Time, _loggerFactory.CreateLogger("datastore.lease"), _options.MinLeaseTtl);
         var metrics = new DatastoreMetrics();
         using var stopping = new CancellationTokenSource();
@@ -216,6 +217,10 @@ public sealed class EtcdServer
         builder.Logging.ClearProviders();
         builder.Services.Replace(ServiceDescriptor.Singleton(_loggerFactory));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = _options.ShutdownTimeout);
+
+        // The embedding process owns SIGTERM/SIGINT and stops this server through RunAsync's token, in its own order;
+        // the default console lifetime would stop Kestrel on its own at the signal and leave the store open.
+        builder.Services.Replace(ServiceDescriptor.Singleton<IHostLifetime, EmbeddedLifetime>());
         builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -224,7 +229,11 @@ public sealed class EtcdServer
             k.Limits.MaxRequestBodySize = null;
             if (_options.UnixSocket is { } socket)
             {
-                k.ListenUnixSocket(socket, l => l.Protocols = HttpProtocols.Http2);
+                k.ListenUnixSocket(socket, l =>
+                {
+                    l.Protocols = HttpProtocols.Http2;
+                    l.Use(Http2AuthorityFilter.Middleware);
+                });
             }
 
             if (_options.ListenAddress is { } address)
@@ -234,12 +243,17 @@ public sealed class EtcdServer
                 {
                     l.Protocols = HttpProtocols.Http2;
                     l.UseHttps(TlsOptions(tls));
+                    l.Use(Http2AuthorityFilter.Middleware);
                 });
             }
 
             if (_options.InsecureListenAddress is { } plain)
             {
-                k.Listen(IPEndPoint.Parse(plain), l => l.Protocols = HttpProtocols.Http2);
+                k.Listen(IPEndPoint.Parse(plain), l =>
+                {
+                    l.Protocols = HttpProtocols.Http2;
+                    l.Use(Http2AuthorityFilter.Middleware);
+                });
             }
 
             if (_options.MetricsAddress is { } metricsAddress)
@@ -329,4 +343,12 @@ public sealed class EtcdServer
             File.Delete(socket);
         }
     }
+}
+
+/// <summary>A host lifetime that ignores process signals: the embedding process decides when the server stops.</summary>
+internal sealed class EmbeddedLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -41,6 +41,9 @@ public sealed record EtcdServerOptions
     /// <summary>Concurrent HTTP/2 streams per client connection.</summary>
     public int MaxConcurrentStreams { get; init; } = 1000;
 
+    /// <summary>Unsent watch responses one stream may queue before it is closed as too slow (the client resumes it).</summary>
+    public long MaxWatchStreamBufferBytes { get; init; } = 64L * 1024 * 1024;
+
     /// <summary>How often idle watchers that asked for it get a progress notification (etcd: 10 minutes).</summary>
     public TimeSpan ProgressNotifyInterval { get; init; } = TimeSpan.FromMinutes(10);
 

@@ -44,6 +44,16 @@ internal static class CommandLineBuilder
         status.SetAction((result, ct) => Commands.StatusAsync(result, ct));
         root.Subcommands.Add(status);
 
+        var killall = new Command("killall", "Stop the node on this data dir with all its containers and remove its network state, mounts, sysctls and cgroups (like k3s-killall.sh)");
+        killall.Options.Add(ConfigOption);
+        killall.Options.Add(FlagOption(Settings.DataDir));
+        killall.SetAction((result, ct) => Commands.KillallAsync(result, ct));
+        root.Subcommands.Add(killall);
+
+        // Handled before parsing (Program.cs) so that every argument reaches the tool; listed here for --help.
+        root.Subcommands.Add(new Command("kubectl", "Run kubectl (components dir or PATH) with the admin kubeconfig"));
+        root.Subcommands.Add(new Command("ctr", "Run containerd's ctr against this node's containerd in the k8s.io namespace"));
+
         var version = new Command("version", "Print the version");
         version.SetAction(_ => Commands.Version());
         root.Subcommands.Add(version);

@@ -180,6 +180,35 @@ internal static class Commands
         return ExitCodes.Ok;
     }
 
+    public static async Task<int> KillallAsync(ParseResult result, CancellationToken ct)
+    {
+        var flags = new Dictionary<Setting, IReadOnlyList<string>>();
+        var dataDirOption = result.CommandResult.Command.Options.First(o => o.Name == "--data-dir");
+        if (result.GetResult(dataDirOption) is { } dataDir)
+        {
+            flags[Settings.DataDir] = dataDir.Tokens.Select(t => t.Value).ToList();
+        }
+
+        CoracleConfig config;
+        try
+        {
+            config = ConfigLoader.Load("server", result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
+        }
+        catch (ConfigException ex)
+        {
+            WriteErrors(ex.Errors.Select(e => e.ToString()));
+            return ExitCodes.InvalidConfig;
+        }
+
+        if (!Directory.Exists(config.DataDir))
+        {
+            WriteErrors([$"data dir {config.DataDir} does not exist; pass the node's --data-dir"]);
+            return ExitCodes.RuntimeFailure;
+        }
+
+        return await Node.Killall.RunAsync(config, line => Console.WriteLine($"killall: {line}"), ct);
+    }
+
     public static int Version()
     {
         Console.WriteLine($"coracle version {VersionInfo.Version} ({System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {PluginComposition.Architecture})");

@@ -6,6 +6,7 @@ using Coracle.Core.Identity;
 using Coracle.Core.Join;
 using Coracle.Core.Kubernetes;
 using Coracle.Core.Logging;
+using Coracle.Core.Node;
 using Coracle.Core.Status;
 using Coracle.Core.Supervision;
 using Coracle.Core.Tunnel;
@@ -76,7 +77,10 @@ internal sealed class NodeHost
         await using var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, selection, startedAt, version), _log);
 
         _log.Step("configure plugins");
-        var (datastoreEndpoint, runtimeEndpoint) = ConfigurePlugins(selection, supervisor);
+        var (datastoreEndpoint, runtimeEndpoint, runtimeComponents) = ConfigurePlugins(selection, supervisor);
+
+        _log.Step("host settings");
+        var kubeletHost = PrepareHost(runtimeEndpoint);
 
         var tunnels = new TunnelRegistry();
         string? egressSocket = null;
@@ -92,14 +96,16 @@ internal sealed class NodeHost
         }
 
         _log.Step("kubernetes components");
-        RegisterKubernetesComponents(supervisor, datastoreEndpoint, runtimeEndpoint, egressSocket);
+        RegisterKubernetesComponents(supervisor, datastoreEndpoint, runtimeEndpoint, runtimeComponents, egressSocket, kubeletHost);
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, stopping, "SIGTERM"));
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => Stop(ctx, stopping, "SIGINT"));
 
         _log.Step("start supervisor");
-        supervisor.Start(stopping.Token);
+        // Components are not tied to the signal token: a signal cancels them all at once, while StopAsync below stops
+        // them one by one in reverse dependency order (kube-apiserver before the datastore it needs to shut down).
+        supervisor.Start(CancellationToken.None);
         _log.SupervisorRunning(supervisor.Count, clock.ElapsedMilliseconds);
 
         try
@@ -122,21 +128,67 @@ internal sealed class NodeHost
         stopping.Cancel();
     }
 
-    private (DatastoreEndpoint? Datastore, RuntimeEndpoint? Runtime) ConfigurePlugins(PluginSelection selection, Supervisor supervisor)
+    /// <summary>
+    /// Kernel and cgroup settings the node components need: <c>net.ipv4.ip_forward=1</c> (the old value kept for
+    /// killall), the kubelet's cgroup root and configuration file, and <c>DATA/run/node.json</c> for the tools.
+    /// </summary>
+    private KubeletHost PrepareHost(RuntimeEndpoint? runtime)
+    {
+        // Only a node that runs a kubelet changes the host; without the binary nothing is started, so nothing is touched.
+        var kubeletRuns = File.Exists(Path.Combine(_config.ComponentsDir, "kubelet"));
+        var facts = HostFacts.Detect("/");
+        var cgroupRoot = KubeletArg("cgroup-root") ?? CgroupRoot.For(facts, _config.NodeName);
+        if (kubeletRuns)
+        {
+            var originals = Sysctls.Apply(Sysctls.Load(_config.RunDir));
+            Sysctls.Save(_config.RunDir, originals);
+            foreach (var (key, value) in Sysctls.Wanted)
+            {
+                _log.SysctlSet(key.Replace('/', '.'), value, originals.GetValueOrDefault(key, "?"));
+            }
+
+            var created = CgroupRoot.Ensure(facts, cgroupRoot);
+            _log.HostDetected(facts.CgroupV2Unified ? "v2" : "v1", facts.CgroupDriver, cgroupRoot, created.Count, facts.SwapOn);
+        }
+        else
+        {
+            cgroupRoot = "/";
+        }
+
+        var host = new KubeletHost(facts.CgroupDriver, cgroupRoot, Path.Combine(_config.DataDir, "agent", "libexec", "kubernetes", "kubelet-plugins", "volume", "exec"));
+        new NodeState
+        {
+            Role = _config.Role,
+            NodeName = _config.NodeName,
+            CriSocket = runtime?.CriSocket,
+            CgroupDriver = facts.CgroupDriver,
+            CgroupRoot = cgroupRoot,
+            KubeletRootDir = KubeletArg("root-dir") ?? "/var/lib/kubelet",
+            ClusterCidr = _config.ClusterCidr.ToString(),
+        }.Save(_config.RunDir);
+        return host;
+    }
+
+    /// <summary>The value of a user's <c>--kubelet-arg NAME=VALUE</c>, the last one winning.</summary>
+    private string? KubeletArg(string name) =>
+        _config.KubeletArgs.Select(a => a.TrimStart('-')).LastOrDefault(a => a.StartsWith(name + "=", StringComparison.Ordinal))?[(name.Length + 1)..];
+
+    private (DatastoreEndpoint? Datastore, RuntimeEndpoint? Runtime, IReadOnlyList<string> RuntimeComponents) ConfigurePlugins(PluginSelection selection, Supervisor supervisor)
     {
         DatastoreEndpoint? datastoreEndpoint = null;
         RuntimeEndpoint? runtimeEndpoint = null;
+        var runtimeSupervisor = new RecordingSupervisor(supervisor);
         var node = _config.ToNodeSettings();
         var manifests = new ManifestSink(Path.Combine(_config.DataDir, "server", "manifests"));
         var certificates = new NodeCertificates(Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent"));
 
-        PluginContext ContextFor(PluginEntry entry) => new(
+        PluginContext ContextFor(PluginEntry entry, ISupervisor? recording = null) => new(
             node,
             _config.PluginOptions.TryGetValue(entry.Name, out var options) ? options : new Dictionary<string, string>(),
             FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, "plugins", entry.Name)),
             _loggers.CreateLogger(entry.Name),
             _loggers,
-            supervisor,
+            recording ?? supervisor,
             manifests,
             certificates);
 
@@ -205,7 +257,7 @@ internal sealed class NodeHost
 
         if (selection.Single(ExtensionPoints.ContainerRuntime) is { } rt && Create<IContainerRuntime>(rt) is { } runtime)
         {
-            Guard(rt, () => runtimeEndpoint = runtime.Configure(ContextFor(rt), new RuntimeOptions
+            Guard(rt, () => runtimeEndpoint = runtime.Configure(ContextFor(rt, runtimeSupervisor), new RuntimeOptions
             {
                 Handlers = handlers,
                 CniBinDir = cniSettings?.BinDir,
@@ -223,7 +275,7 @@ internal sealed class NodeHost
             Guard(lbEntry, () => lb.Configure(ContextFor(lbEntry)));
         }
 
-        return (datastoreEndpoint, runtimeEndpoint);
+        return (datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);
     }
 
     private string RegisterJoinApi(Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
@@ -267,7 +319,8 @@ internal sealed class NodeHost
         });
     }
 
-    private void RegisterKubernetesComponents(Supervisor supervisor, DatastoreEndpoint? datastore, RuntimeEndpoint? runtime, string? egressSocket)
+    private void RegisterKubernetesComponents(
+        Supervisor supervisor, DatastoreEndpoint? datastore, RuntimeEndpoint? runtime, IReadOnlyList<string> runtimeComponents, string? egressSocket, KubeletHost kubeletHost)
     {
         var server = _config.Role == "server";
         var nodeIps = ClusterCertificates.NodeAddresses(_config);
@@ -287,6 +340,9 @@ internal sealed class NodeHost
             CriSocket = runtime?.CriSocket ?? "/run/containerd/containerd.sock",
             AdvertiseAddress = nodeIps.Count > 0 ? nodeIps[0].ToString() : "",
             NodeIp = string.Join(",", nodeIps.Take(2).Select(a => a.ToString())),
+            KubeletConfigFile = KubeletConfig.Write(Path.Combine(_config.DataDir, "agent", "etc", "kubelet.conf.yaml"), kubeletHost),
+            KubeletAddress = server ? "0.0.0.0" : "127.0.0.1",
+            VolumePluginDir = kubeletHost.VolumePluginDir,
         };
         var specs = Kubernetes.KubernetesComponents.Build(
             _config,
@@ -295,7 +351,8 @@ internal sealed class NodeHost
             datastore?.ComponentName,
             runtime?.ComponentName,
             File.Exists,
-            supervisor.ReportUnavailable);
+            supervisor.ReportUnavailable,
+            runtimeComponents.Where(n => n != runtime?.ComponentName).ToList());
         Kubernetes.KubernetesComponents.Register(supervisor, _log, specs);
     }
 

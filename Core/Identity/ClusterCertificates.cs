@@ -73,12 +73,36 @@ internal sealed class ClusterCertificates
             return config.NodeIps.Select(IPAddress.Parse).ToList();
         }
 
+        // The default route's interface first; devices a node creates itself (cni0, flannel.1, pod veths) never count,
+        // or the certificates' names would change once pods run.
+        var defaultInterface = DefaultRouteInterface("/proc/net/route");
         return NetworkInterface.GetAllNetworkInterfaces()
-            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback
+                && !IsNodeCreatedDevice(n.Name))
+            .OrderBy(n => n.Name == defaultInterface ? 0 : 1)
             .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(a => a.Address))
             .Where(a => a.AddressFamily == AddressFamily.InterNetwork || (a.AddressFamily == AddressFamily.InterNetworkV6 && !a.IsIPv6LinkLocal))
             .Distinct()
             .ToList();
+    }
+
+    /// <summary>Interfaces the node itself creates (CNI bridge, overlay devices, pod veths).</summary>
+    public static bool IsNodeCreatedDevice(string name) =>
+        name is "cni0" or "cbr0" or "docker0" or "kube-ipvs0" or "tunl0" or "vxlan.calico"
+        || name.StartsWith("flannel", StringComparison.Ordinal) || name.StartsWith("veth", StringComparison.Ordinal)
+        || name.StartsWith("cali", StringComparison.Ordinal);
+
+    /// <summary>The interface of the IPv4 default route in <c>/proc/net/route</c>, or null.</summary>
+    public static string? DefaultRouteInterface(string routeFile)
+    {
+        if (!File.Exists(routeFile))
+        {
+            return null;
+        }
+
+        return File.ReadLines(routeFile).Skip(1)
+            .Select(l => l.Split('\t', StringSplitOptions.TrimEntries))
+            .FirstOrDefault(f => f.Length > 7 && f[1] == "00000000" && f[7] == "00000000")?[0];
     }
 
     /// <summary>The first address of the service network: the <c>kubernetes</c> service's cluster IP.</summary>

@@ -15,6 +15,15 @@ internal sealed record KubernetesPaths
     public string AdvertiseAddress { get; init; } = "";
     public string NodeIp { get; init; } = "";
 
+    /// <summary>The kubelet's configuration file; null leaves the settings it holds to the kubelet's defaults.</summary>
+    public string? KubeletConfigFile { get; init; }
+
+    /// <summary>Where the kubelet serves its API: 0.0.0.0 on a server, 127.0.0.1 on an agent (reached through the tunnel).</summary>
+    public string KubeletAddress { get; init; } = "0.0.0.0";
+
+    /// <summary>FlexVolume plugins (kube-controller-manager's <c>--flex-volume-plugin-dir</c>, the kubelet's <c>volumePluginDir</c>).</summary>
+    public string? VolumePluginDir { get; init; }
+
     /// <summary>The kubelet's and kube-proxy's folder of certificates and kubeconfigs (server/tls + server/cred, or agent/).</summary>
     public string? NodeCredDir { get; init; }
 
@@ -92,7 +101,7 @@ internal static class ComponentArgs
     public static SortedDictionary<string, string> ControllerManagerDefaults(CoracleConfig c, KubernetesPaths p)
     {
         var kubeconfig = p.Cred("controller.kubeconfig");
-        return new SortedDictionary<string, string>(StringComparer.Ordinal)
+        var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
             ["allocate-node-cidrs"] = "true",
             ["authentication-kubeconfig"] = kubeconfig,
@@ -119,6 +128,12 @@ internal static class ComponentArgs
             ["tls-private-key-file"] = p.Tls("serving-kube-controller-manager.key"),
             ["use-service-account-credentials"] = "true",
         };
+        if (p.VolumePluginDir is not null)
+        {
+            args["flex-volume-plugin-dir"] = p.VolumePluginDir;
+        }
+
+        return args;
     }
 
     public static SortedDictionary<string, string> SchedulerDefaults(KubernetesPaths p)
@@ -142,31 +157,35 @@ internal static class ComponentArgs
     {
         var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["address"] = "0.0.0.0",
+            ["address"] = p.KubeletAddress,
             ["anonymous-auth"] = "false",
             ["authentication-token-webhook"] = "true",
             ["authorization-mode"] = "Webhook",
-            ["cgroup-driver"] = "cgroupfs",
             ["client-ca-file"] = p.Node("client-ca.crt"),
             ["cluster-dns"] = clusterDns,
             ["cluster-domain"] = clusterDomain,
             ["container-runtime-endpoint"] = "unix://" + p.CriSocket,
-            ["eviction-hard"] = "imagefs.available<5%,nodefs.available<5%",
-            ["eviction-minimum-reclaim"] = "imagefs.available=10%,nodefs.available=10%",
-            ["fail-swap-on"] = "false",
-            ["healthz-bind-address"] = "127.0.0.1",
             ["hostname-override"] = nodeName,
             ["kubeconfig"] = p.NodeCred("kubelet.kubeconfig"),
             ["pod-infra-container-image"] = pauseImage,
             ["read-only-port"] = "0",
             ["resolv-conf"] = "/etc/resolv.conf",
-            ["serialize-image-pulls"] = "false",
             ["tls-cert-file"] = p.Node("serving-kubelet.crt"),
             ["tls-private-key-file"] = p.Node("serving-kubelet.key"),
         };
         if (p.NodeIp.Length > 0)
         {
             args["node-ip"] = p.NodeIp;
+        }
+
+        if (p.KubeletConfigFile is not null)
+        {
+            args["config"] = p.KubeletConfigFile;
+        }
+        else
+        {
+            args["cgroup-driver"] = "cgroupfs";
+            args["fail-swap-on"] = "false";
         }
 
         return args;
@@ -179,7 +198,7 @@ internal static class ComponentArgs
             ["conntrack-max-per-core"] = "0",
             ["conntrack-tcp-timeout-close-wait"] = "0s",
             ["conntrack-tcp-timeout-established"] = "0s",
-            ["healthz-bind-address"] = "127.0.0.1",
+            ["healthz-bind-address"] = "127.0.0.1:10256",
             ["hostname-override"] = nodeName,
             ["kubeconfig"] = p.NodeCred("kubeproxy.kubeconfig"),
             ["proxy-mode"] = "iptables",

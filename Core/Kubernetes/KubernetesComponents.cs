@@ -24,7 +24,8 @@ internal static class KubernetesComponents
 
     /// <summary>Builds the component specs without registering them (tests check the arguments).</summary>
     public static IReadOnlyList<ProcessComponent> Build(
-        CoracleConfig c, KubernetesPaths p, NodeCluster cluster, string? datastoreComponent, string? runtimeComponent, Func<string, bool> binaryExists, Action<string, string> unavailable)
+        CoracleConfig c, KubernetesPaths p, NodeCluster cluster, string? datastoreComponent, string? runtimeComponent, Func<string, bool> binaryExists, Action<string, string> unavailable,
+        IReadOnlyList<string>? kubeletAlsoWaitsFor = null)
     {
         var specs = new List<ProcessComponent>();
         var server = c.Role == "server";
@@ -76,6 +77,9 @@ internal static class KubernetesComponents
                         dependsOn.Add(runtimeComponent);
                     }
 
+                    // Everything else the runtime plugin runs (the airgap import of the pause image) comes first too.
+                    dependsOn.AddRange((kubeletAlsoWaitsFor ?? []).Where(d => !dependsOn.Contains(d)));
+
                     break;
                 default:
                     args = ComponentArgs.Merge(ComponentArgs.KubeProxyDefaults(c.NodeName, cluster.ClusterCidr, p), c.KubeProxyArgs);
@@ -122,7 +126,9 @@ internal static class KubernetesComponents
 
     /// <summary>
     /// kube-apiserver's egress selector (K3s's <c>--egress-selector-mode agent</c>): cluster traffic (to kubelets) goes
-    /// through HTTP CONNECT on the egress proxy's unix socket.
+    /// through HTTP CONNECT on the egress proxy's unix socket. Like K3s it names only <c>cluster</c>: a <c>Direct</c>
+    /// <c>etcd</c> selection would make kube-apiserver dial its etcd endpoints as TCP, which breaks <c>unix://</c> ones
+    /// ("dial tcp: missing address").
     /// </summary>
     public static string EgressSelectorConfiguration(string udsPath) =>
         $"""
@@ -135,12 +141,6 @@ internal static class KubernetesComponents
             transport:
               uds:
                 udsName: "{udsPath}"
-        - name: controlplane
-          connection:
-            proxyProtocol: Direct
-        - name: etcd
-          connection:
-            proxyProtocol: Direct
 
         """;
 

@@ -139,4 +139,10 @@ internal static partial class Log
     // 6xx: Kubernetes components
     [LoggerMessage(600, LogLevel.Information, "{Component} arguments: {Arguments}")]
     public static partial void KubernetesArguments(this ILogger logger, string component, string arguments);
+
+    [LoggerMessage(601, LogLevel.Information, "sysctl {Key}={Value} (was {Original}; coracle killall restores it)")]
+    public static partial void SysctlSet(this ILogger logger, string key, string value, string original);
+
+    [LoggerMessage(602, LogLevel.Information, "host: cgroup {Version}, driver {Driver}, kubelet cgroup root {CgroupRoot} ({Created} folders created), swap on: {Swap}")]
+    public static partial void HostDetected(this ILogger logger, string version, string driver, string cgroupRoot, int created, bool swap);
 }

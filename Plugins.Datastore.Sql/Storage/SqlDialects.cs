@@ -125,7 +125,8 @@ public static class SqlDialects
             Name = "mysql",
             Location = location,
             CreateConnection = () => new MySqlConnection(cs),
-            OnOpen = ["SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES'"],
+            // Not NO_BACKSLASH_ESCAPES: MySqlConnector escapes binary parameters with backslashes.
+            OnOpen = ["SET SESSION sql_mode = 'STRICT_ALL_TABLES'"],
             Schema =
             [
                 "CREATE TABLE IF NOT EXISTS coracle_log(id BIGINT NOT NULL PRIMARY KEY, name VARBINARY(2048) NOT NULL, create_revision BIGINT NOT NULL, version BIGINT NOT NULL, lease BIGINT NOT NULL, value LONGBLOB, deleted BIGINT NOT NULL, prev_id BIGINT NOT NULL, INDEX coracle_log_name (name, id)) ENGINE=InnoDB",

@@ -11,6 +11,11 @@ if (args.Length != 2)
 }
 
 using var stop = new CancellationTokenSource();
+using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+{
+    c.Cancel = true;
+    stop.Cancel();
+});
 Console.CancelKeyPress += (_, e) =>
 {
     e.Cancel = true;

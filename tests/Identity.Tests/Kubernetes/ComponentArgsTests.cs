@@ -123,7 +123,7 @@ public sealed class ComponentArgsTests : IDisposable
     public void EgressSelectorConfiguration_RoutesClusterTrafficThroughTheUnixSocket()
     {
         Assert.Equal(
-            "apiVersion: apiserver.k8s.io/v1beta1\nkind: EgressSelectorConfiguration\negressSelections:\n- name: cluster\n  connection:\n    proxyProtocol: HTTPConnect\n    transport:\n      uds:\n        udsName: \"/d/server/egress.sock\"\n- name: controlplane\n  connection:\n    proxyProtocol: Direct\n- name: etcd\n  connection:\n    proxyProtocol: Direct\n",
+            "apiVersion: apiserver.k8s.io/v1beta1\nkind: EgressSelectorConfiguration\negressSelections:\n- name: cluster\n  connection:\n    proxyProtocol: HTTPConnect\n    transport:\n      uds:\n        udsName: \"/d/server/egress.sock\"\n",
             KubernetesComponents.EgressSelectorConfiguration("/d/server/egress.sock"));
     }
 }

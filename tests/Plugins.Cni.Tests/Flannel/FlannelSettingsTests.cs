@@ -77,7 +77,7 @@ public sealed class FlannelSettingsTests : IDisposable
             [_dir.Combine("usr", "lib", "cni"), _dir.Combine("opt", "bin")]);
         Assert.Equal("vxlan", settings.Backend);
         Assert.Equal("10.42.0.0/16", settings.Network.ToString());
-        Assert.Equal(Path.Combine(_dir.Path, "data", "agent", "kubelet.kubeconfig"), settings.Kubeconfig);
+        Assert.Equal(Path.Combine(_dir.Path, "data", "server", "cred", "kubelet.kubeconfig"), settings.Kubeconfig);
         Assert.Equal(Path.Combine(_dir.Path, "data", "agent", "etc", "cni", "net.d"), settings.ConfDir);
         Assert.Equal(_dir.Combine("opt", "bin"), settings.BinDir);
         Assert.Equal("/run/flannel/subnet.env", settings.SubnetFile);

@@ -93,6 +93,20 @@ public abstract class EtcdConformanceTests(IStoreFactory stores) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task Put_KeyAndValueWithEveryByte_RoundTripExactly()
+    {
+        var bytes = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
+        var key = Google.Protobuf.ByteString.CopyFrom([(byte)'b', 0, (byte)'\\', (byte)'\'', (byte)'"', 0xff, .. bytes[1..40]]);
+        var value = Google.Protobuf.ByteString.CopyFrom([.. bytes, .. bytes]);
+        await Kv.PutAsync(new PutRequest { Key = key, Value = value });
+        var r = await Kv.RangeAsync(new RangeRequest { Key = B("b"), RangeEnd = PrefixEnd("b") });
+        var kv = Assert.Single(r.Kvs);
+        Assert.Equal(key, kv.Key);
+        Assert.Equal(value, kv.Value);
+        Assert.Single((await Kv.RangeAsync(new RangeRequest { Key = key })).Kvs);
+    }
+
+    [Fact]
     public async Task Range_LimitBelowCount_SetsMoreAndFullCount()
     {
         for (var i = 0; i < 5; i++)
@@ -653,3 +667,11 @@ public abstract class EtcdConformanceTests(IStoreFactory stores) : IAsyncLifetim
 }
 
 public sealed class SqliteConformanceTests() : EtcdConformanceTests(new SqliteStores());
+
+[Collection("postgres")]
+[Trait("Category", "Integration")]
+public sealed class PostgresConformanceTests(PostgresServer server) : EtcdConformanceTests(server);
+
+[Collection("mariadb")]
+[Trait("Category", "Integration")]
+public sealed class MariaDbConformanceTests(MariaDbServer server) : EtcdConformanceTests(server);

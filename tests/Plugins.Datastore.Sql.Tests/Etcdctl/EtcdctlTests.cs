@@ -7,9 +7,9 @@ using static Coracle.Plugins.Datastore.Sql.Tests.Support.E;
 namespace Coracle.Plugins.Datastore.Sql.Tests.Etcdctl;
 
 /// <summary>
-/// Debian's etcdctl (3.4) against the SQLite datastore. etcdctl 3.4 sends the socket path as the HTTP/2
-/// :authority on unix sockets, which Kestrel rejects (dotnet/aspnetcore#47043), so these tests use the
-/// plaintext loopback listener that exists for tests and benchmarks.
+/// Debian's etcdctl (3.4, grpc-go) against the SQLite datastore on its unix socket, the endpoint kube-apiserver
+/// is given. etcdctl sends the socket path (and on <c>endpoint status</c> the whole URL) as the HTTP/2
+/// :authority, which Kestrel alone rejects (dotnet/aspnetcore#47043); one test also uses the TCP loopback listener.
 /// </summary>
 [Trait("Category", "Integration")]
 public sealed partial class EtcdctlTests : IAsyncLifetime
@@ -41,14 +41,17 @@ public sealed partial class EtcdctlTests : IAsyncLifetime
         }
     }
 
-    // Without a scheme: etcdctl then sends host:port as :authority (with http:// it sends the whole URL, which Kestrel rejects).
-    private string Endpoint => $"127.0.0.1:{_port}";
+    private string Endpoint => "unix://" + _server!.Options.UnixSocket;
+
+    private string TcpEndpoint => $"http://127.0.0.1:{_port}";
 
     private async Task<string> Ctl(params string[] args) => await CtlIn(null, args);
 
-    private async Task<string> CtlIn(string? stdin, params string[] args)
+    private Task<string> CtlIn(string? stdin, params string[] args) => CtlAt(Endpoint, stdin, args);
+
+    private async Task<string> CtlAt(string endpoint, string? stdin, params string[] args)
     {
-        var (code, stdout, stderr) = await Tools.RunAsync(_etcdctl, ["--endpoints", Endpoint, "--dial-timeout", "5s", .. args], stdin, new Dictionary<string, string> { ["ETCDCTL_API"] = "3" });
+        var (code, stdout, stderr) = await Tools.RunAsync(_etcdctl, ["--endpoints", endpoint, "--dial-timeout", "5s", .. args], stdin, new Dictionary<string, string> { ["ETCDCTL_API"] = "3" });
         Assert.True(code == 0, $"etcdctl {string.Join(' ', args)} exited {code}: {stderr}");
         return stdout.Replace("\r", "", StringComparison.Ordinal);
     }
@@ -133,9 +136,18 @@ public sealed partial class EtcdctlTests : IAsyncLifetime
         var status = await Ctl("endpoint", "status");
         Assert.Matches($"^{Regex.Escape(Endpoint)}, [0-9a-f]+, 3\\.5\\.0, [0-9.]+ [kM]?B, true, false, 1, 6, 6, \n$", status);
         var members = await Ctl("member", "list");
-        Assert.Matches($"^[0-9a-f]+, started, default, , unix://[^,]+etcd.sock,http://{Regex.Escape(Endpoint)}, false\n$", members);
+        Assert.Matches($"^[0-9a-f]+, started, default, , {Regex.Escape(Endpoint)},{Regex.Escape(TcpEndpoint)}, false\n$", members);
         Assert.Contains("is healthy", await CtlErr("endpoint", "health"), StringComparison.Ordinal);
         Assert.Equal("Finished defragmenting etcd member[" + Endpoint + "]\n", await Ctl("defrag"));
+    }
+
+    [Fact]
+    public async Task Etcdctl_TcpLoopbackEndpointWithScheme_PutGetAndStatusAnswer()
+    {
+        Assert.Equal("OK\n", await CtlAt(TcpEndpoint, null, "put", "tcp", "1"));
+        Assert.Equal("tcp\n1\n", await CtlAt(TcpEndpoint, null, "get", "tcp"));
+        var status = await CtlAt(TcpEndpoint, null, "endpoint", "status");
+        Assert.Matches($"^{Regex.Escape(TcpEndpoint)}, [0-9a-f]+, 3\\.5\\.0, [0-9.]+ [kM]?B, true, false, 1, 2, 2, \n$", status);
     }
 
     private async Task<string> CtlErr(params string[] args)

@@ -1,0 +1,224 @@
+using Coracle.Node.Tests.Support;
+
+namespace Coracle.Node.Tests.Node;
+
+/// <summary>
+/// A real single-server cluster: <c>coracle server</c> with the Kubernetes binaries of CORACLE_K8S_BIN, containerd and
+/// flannel, in its own network namespace, with busybox images built here from Debian's busybox-static and dropped in
+/// the airgap folder (the pause image under its default name). Cleaned up by <c>coracle killall</c>.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class ServerNodeTests : IDisposable
+{
+    private const string Busybox = "docker.io/library/busybox:coracle";
+    private readonly string _id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
+    private readonly string _root = Directory.CreateTempSubdirectory("coracle-node-").FullName;
+    private readonly string _netns;
+    private NodeHarness? _node;
+
+    public ServerNodeTests()
+    {
+        _netns = "cor-n-" + _id;
+    }
+
+    private static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Directory.Packages.props")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir!.FullName;
+    }
+
+    /// <summary>A private copy of Core's build output with its plugins (so a concurrent build cannot change it under the test).</summary>
+    private string LayOutImage()
+    {
+        var built = Path.Combine(RepoRoot(), "Core", "bin", "Debug", "net10.0");
+        Assert.True(Directory.Exists(Path.Combine(built, "plugins", "Coracle.Plugins.Runtime.Containerd"))
+            && Directory.Exists(Path.Combine(built, "plugins", "Coracle.Plugins.Cni.Flannel")),
+            $"{built} has no plugins/: run 'dotnet build Core' first");
+        var image = Path.Combine(_root, "image");
+        foreach (var file in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(image, Path.GetRelativePath(built, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+
+        File.SetUnixFileMode(Path.Combine(image, "coracle"), File.GetUnixFileMode(Path.Combine(built, "coracle")));
+        return image;
+    }
+
+    private static HashSet<string> CniNetns() =>
+        Directory.Exists("/run/netns") ? Directory.GetFiles("/run/netns", "cni-*").ToHashSet(StringComparer.Ordinal) : [];
+
+    [K8sFact]
+    public async Task Server_RealKubernetes_RunsWorkloadsSurvivesRestartsAndKillallLeavesNothing()
+    {
+        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var nodeIp = $"10.203.{subnet}.2";
+        NodeHarness.CreateNetns(_netns, $"10.203.{subnet}.1", nodeIp);
+
+        // A new namespace inherits the host's ip_forward; start from 0 (the boot value) so killall's restore shows.
+        Run.Ok("ip", "netns", "exec", _netns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
+        var netnsBefore = CniNetns();
+        var node = _node = new NodeHarness(_root, LayOutImage(), "srv-" + _id, _netns, nodeIp);
+        ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "pause.tar"), "docker.io/rancher/mirrored-pause:3.6", ["/bin/sleep"], ["2147483647"]);
+        ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
+
+        // 1. the node registers and becomes Ready; status lists every component, ready.
+        node.StartServer();
+        await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
+        var components = new[]
+        {
+            "datastore", "flannel", "containerd", "airgap-images", "join-api", "egress-proxy",
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+        };
+        await node.WaitForAsync(() => components.All(c => node.Component(c).State == "ready"), "every component ready");
+        Assert.Contains(Busybox, node.Coracle("ctr", "images", "ls", "-q").Stdout, StringComparison.Ordinal);
+
+        // 2. a busybox pod runs; logs and exec work.
+        node.Apply($$"""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: bb}
+            spec:
+              containers:
+              - {name: bb, image: "{{Busybox}}", imagePullPolicy: Never, command: ["sh", "-c", "echo hello-from-bb; sleep 100000"]}
+            """);
+        await node.WaitForAsync(() => node.Jsonpath("pod", "bb", "{.status.phase}") == "Running", "pod bb Running");
+        await node.WaitForAsync(() => node.TryKubectl("logs", "bb").Output.Contains("hello-from-bb", StringComparison.Ordinal), "logs of bb");
+        Assert.Equal("bb", node.Kubectl("exec", "bb", "--", "hostname").Trim());
+        var podIp = node.Jsonpath("pod", "bb", "{.status.podIP}");
+        Assert.StartsWith("10.42.", podIp, StringComparison.Ordinal);
+
+        // 3. emptyDir, ConfigMap and Secret are visible in a pod.
+        node.Apply($$"""
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: cm1}
+            data: {a: from-configmap}
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: s1}
+            stringData: {b: from-secret}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: vol}
+            spec:
+              containers:
+              - name: vol
+                image: "{{Busybox}}"
+                imagePullPolicy: Never
+                command: ["sh", "-c", "echo from-emptydir > /scratch/f; cat /scratch/f /cm/a /sec/b; echo; sleep 100000"]
+                volumeMounts:
+                - {name: scratch, mountPath: /scratch}
+                - {name: cm, mountPath: /cm}
+                - {name: sec, mountPath: /sec}
+              volumes:
+              - name: scratch
+                emptyDir: {medium: ""}
+              - name: cm
+                configMap: {name: cm1}
+              - name: sec
+                secret: {secretName: s1}
+            """);
+        await node.WaitForAsync(() => node.TryKubectl("logs", "vol").Output.Contains("from-secret", StringComparison.Ordinal), "logs of vol");
+        var volumes = node.Kubectl("logs", "vol");
+        Assert.Contains("from-emptydir", volumes, StringComparison.Ordinal);
+        Assert.Contains("from-configmap", volumes, StringComparison.Ordinal);
+
+        // 4. a Deployment of 2 is scaled to 3 and back to 2.
+        node.Kubectl("create", "deployment", "web", "--image=" + Busybox, "--replicas=2", "--", "sleep", "100000");
+        node.Kubectl("patch", "deployment", "web", "-p", """{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"busybox","imagePullPolicy":"Never"}]}}}}""");
+        await node.WaitForAsync(() => node.Jsonpath("deployment", "web", "{.status.readyReplicas}/{.status.updatedReplicas}") == "2/2", "web 2 ready");
+        node.Kubectl("scale", "deployment", "web", "--replicas=3");
+        await node.WaitForAsync(() => node.Jsonpath("deployment", "web", "{.status.readyReplicas}") == "3", "web 3 ready");
+        node.Kubectl("scale", "deployment", "web", "--replicas=2");
+        await node.WaitForAsync(() => node.Jsonpath("deployment", "web", "{.status.replicas}/{.status.readyReplicas}") == "2/2", "web back to 2");
+
+        // 5. a Job completes.
+        node.Apply($$"""
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: once}
+            spec:
+              template:
+                spec:
+                  restartPolicy: Never
+                  containers:
+                  - {name: once, image: "{{Busybox}}", imagePullPolicy: Never, command: ["sh", "-c", "echo job-done"]}
+            """);
+        await node.WaitForAsync(() => node.Jsonpath("job", "once", "{.status.succeeded}") == "1", "job once succeeded");
+
+        // 6. SIGKILL of kubelet and kube-apiserver: the supervisor restarts each.
+        foreach (var component in new[] { "kubelet", "kube-apiserver" })
+        {
+            var (_, pid, restarts) = node.Component(component);
+            Assert.NotNull(pid);
+            Run.Ok("kill", "-9", pid.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await node.WaitForAsync(() => node.Component(component) is ("ready", { } newPid, var r) && newPid != pid && r > restarts, $"{component} restarted");
+        }
+
+        await node.WaitForAsync(() => node.NodeReady(node.Name), "node Ready after the component restarts");
+
+        // 7. restarting coracle (SIGTERM, then SIGKILL) keeps the pod's container running; the node returns to Ready.
+        var container = node.Jsonpath("pod", "bb", "{.status.containerStatuses[0].containerID}");
+        Assert.StartsWith("containerd://", container, StringComparison.Ordinal);
+        foreach (var signal in new[] { 15, 9 })
+        {
+            node.Signal(signal);
+            node.StartServer();
+            await node.WaitForAsync(() => node.NodeReady(node.Name) && node.Component("kubelet").State == "ready", $"node Ready after restart (signal {signal})", TimeSpan.FromMinutes(3));
+            Assert.Equal(container, node.Jsonpath("pod", "bb", "{.status.containerStatuses[0].containerID}"));
+            Assert.Equal("0", node.Jsonpath("pod", "bb", "{.status.containerStatuses[0].restartCount}"));
+            Assert.Equal("bb", node.Kubectl("exec", "bb", "--", "hostname").Trim());
+        }
+
+        // 8. killall leaves no process, mount, link, pod network namespace, rule, cgroup or sysctl change behind.
+        var (code, output, errors) = node.Coracle("killall", "--data-dir", node.DataDir);
+        Assert.True(code == 0, output + errors);
+        Assert.Null(node.Pid);
+        var processes = Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Select(d =>
+        {
+            try
+            {
+                return File.ReadAllText(Path.Combine(d, "cmdline")).Replace('\0', ' ');
+            }
+            catch (IOException)
+            {
+                return "";
+            }
+        }).Where(c => c.Contains(node.DataDir, StringComparison.Ordinal)).ToList();
+        Assert.Empty(processes);
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(node.DataDir, StringComparison.Ordinal));
+        Assert.Empty(CniNetns().Except(netnsBefore));
+        var links = Run.Ok("ip", "-n", _netns, "-o", "link", "show");
+        Assert.DoesNotContain("cni0", links, StringComparison.Ordinal);
+        Assert.DoesNotContain("flannel.1", links, StringComparison.Ordinal);
+        Assert.DoesNotContain("veth", links, StringComparison.Ordinal);
+        var rules = Run.Ok("ip", "netns", "exec", _netns, "iptables-save");
+        Assert.DoesNotContain("KUBE-", rules, StringComparison.Ordinal);
+        Assert.DoesNotContain("FLANNEL", rules, StringComparison.Ordinal);
+        Assert.False(Directory.Exists($"/sys/fs/cgroup/memory/coracle/{node.Name}") || Directory.Exists($"/sys/fs/cgroup/coracle/{node.Name}"));
+        Assert.Equal("0", Run.Ok("ip", "netns", "exec", _netns, "cat", "/proc/sys/net/ipv4/ip_forward").Trim());
+    }
+
+    public void Dispose()
+    {
+        _node?.Dispose();
+        NodeHarness.DeleteNetns(_netns);
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Leftover mounts are reported by the test itself.
+        }
+    }
+}

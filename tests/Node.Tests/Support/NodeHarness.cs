@@ -1,0 +1,245 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Coracle.Node.Tests.Support;
+
+/// <summary>Runs a command and returns its exit code and output.</summary>
+internal static class Run
+{
+    public static (int ExitCode, string Stdout, string Stderr) Tool(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (key, value) in env ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            return (-1, stdout.Result, stderr.Result + "\n(timed out)");
+        }
+
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    public static string Ok(string file, params string[] args)
+    {
+        var (code, stdout, stderr) = Tool(file, args);
+        Assert.True(code == 0, $"{file} {string.Join(' ', args)} exited {code}: {stdout}{stderr}");
+        return stdout;
+    }
+}
+
+/// <summary>
+/// One Coracle node in its own network namespace (a veth pair to the host, which routes for it), run as a real
+/// <c>coracle</c> process from the build output of <c>dotnet build Core</c> (plugins included). The node shares the
+/// host's mount namespace (<c>nsenter --net</c>, not <c>ip netns exec</c>, which would hide /sys/fs/cgroup from the
+/// kubelet), so its data dir, kubelet root dir, flannel files and cgroup root are all private to it.
+/// </summary>
+internal sealed class NodeHarness : IDisposable
+{
+    private readonly StringBuilder _log = new();
+    private Process? _process;
+
+    public NodeHarness(string root, string image, string name, string netns, string nodeIp)
+    {
+        Image = image;
+        Name = name;
+        Netns = netns;
+        NodeIp = nodeIp;
+        DataDir = Directory.CreateDirectory(Path.Combine(root, name)).FullName;
+        ConfigFile = Path.Combine(root, name + ".toml");
+        File.WriteAllText(ConfigFile, $"""
+            [plugins.flannel]
+            subnet-file = "{DataDir}/run/flannel/subnet.env"
+            ipam-data-dir = "{DataDir}/agent/cni-ipam"
+
+            """);
+    }
+
+    public string Image { get; }
+
+    public string Name { get; }
+
+    public string Netns { get; }
+
+    public string NodeIp { get; }
+
+    public string DataDir { get; }
+
+    public string ConfigFile { get; }
+
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    public int? Pid => _process is { HasExited: false } p ? p.Id : null;
+
+    public string ImagesDir => Directory.CreateDirectory(Path.Combine(DataDir, "agent", "images")).FullName;
+
+    /// <summary>A network namespace with a veth to the host (HOST_IP/24 on the host side) and a default route.</summary>
+    public static void CreateNetns(string netns, string hostIp, string nsIp)
+    {
+        var host = "h-" + netns;
+        var inside = "n-" + netns;
+        Run.Ok("ip", "netns", "add", netns);
+        Run.Ok("ip", "link", "add", host, "type", "veth", "peer", "name", inside);
+        Run.Ok("ip", "link", "set", inside, "netns", netns);
+        Run.Ok("ip", "addr", "add", hostIp + "/24", "dev", host);
+        Run.Ok("ip", "link", "set", host, "up");
+        Run.Ok("ip", "-n", netns, "addr", "add", nsIp + "/24", "dev", inside);
+        Run.Ok("ip", "-n", netns, "link", "set", "lo", "up");
+        Run.Ok("ip", "-n", netns, "link", "set", inside, "up");
+        Run.Ok("ip", "-n", netns, "route", "add", "default", "via", hostIp);
+    }
+
+    public static void DeleteNetns(string netns)
+    {
+        Run.Tool("ip", ["link", "del", "h-" + netns]);
+        Run.Tool("ip", ["netns", "del", netns]);
+    }
+
+    private Dictionary<string, string> Environment() => new()
+    {
+        ["CORACLE_CONFIG_FILE"] = ConfigFile,
+        ["CORACLE_DATA_DIR"] = DataDir,
+        ["CORACLE_K8S_BIN"] = System.Environment.GetEnvironmentVariable("CORACLE_K8S_BIN") ?? "",
+    };
+
+    public void StartServer(params string[] extra) => Start(
+    [
+        "server", "--node-name", Name, "--node-ip", NodeIp, "--write-kubeconfig", Path.Combine(DataDir, "admin.yaml"),
+        "--disable", "traefik,servicelb", "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
+    ]);
+
+    public void Start(IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { $"--net=/run/netns/{Netns}", Path.Combine(Image, "coracle") }.Concat(args))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (key, value) in Environment())
+        {
+            start.Environment[key] = value;
+        }
+
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.AppendLine(line);
+        }
+    }
+
+    /// <summary>Sends a signal to coracle and waits for it to exit.</summary>
+    public void Signal(int signal)
+    {
+        var process = _process!;
+        Run.Ok("kill", "-" + signal.ToString(System.Globalization.CultureInfo.InvariantCulture), process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(90)), $"coracle did not exit after signal {signal}; log:\n{Tail()}");
+        process.WaitForExit();
+    }
+
+    /// <summary>Runs <c>coracle ARGS</c> (kubectl, ctr, status, killall) in the node's namespace.</summary>
+    public (int ExitCode, string Stdout, string Stderr) Coracle(params string[] args) =>
+        Run.Tool("nsenter", [$"--net=/run/netns/{Netns}", Path.Combine(Image, "coracle"), .. args], Environment());
+
+    public string Kubectl(params string[] args)
+    {
+        var (code, stdout, stderr) = Coracle(["kubectl", .. args]);
+        Assert.True(code == 0, $"kubectl {string.Join(' ', args)} exited {code}: {stdout}{stderr}");
+        return stdout;
+    }
+
+    public (int ExitCode, string Output) TryKubectl(params string[] args)
+    {
+        var (code, stdout, stderr) = Coracle(["kubectl", .. args]);
+        return (code, stdout + stderr);
+    }
+
+    public void Apply(string yaml)
+    {
+        var file = Path.Combine(DataDir, $"manifest-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(file, yaml);
+        Kubectl("apply", "-f", file);
+    }
+
+    /// <summary>The PID and restart count of a component from <c>coracle status</c>.</summary>
+    public (string State, int? Pid, int Restarts) Component(string name)
+    {
+        var (code, stdout, _) = Coracle("status", "--data-dir", DataDir);
+        if (code != 0)
+        {
+            return ("unreachable", null, 0);
+        }
+
+        var row = stdout.Split('\n').Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).FirstOrDefault(f => f.Length >= 4 && f[0] == name);
+        return row is null
+            ? ("missing", null, 0)
+            : (row[1], int.TryParse(row[2], out var pid) ? pid : null, int.Parse(row[3], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    public string Tail(int lines = 80) => string.Join('\n', Log.Split('\n').TakeLast(lines));
+
+    public async Task WaitForAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(2));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"timed out waiting for {what}; coracle log tail:\n{Tail()}");
+            }
+
+            await Task.Delay(500);
+        }
+    }
+
+    public bool NodeReady(string node) =>
+        TryKubectl("get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}") is (0, "True");
+
+    public string Jsonpath(string kind, string name, string path) =>
+        TryKubectl("get", kind, name, "-o", $"jsonpath={path}") is (0, var output) ? output.Trim() : "";
+
+    public void Dispose()
+    {
+        if (_process is { HasExited: false })
+        {
+            Coracle("killall", "--data-dir", DataDir);
+        }
+
+        _process?.Dispose();
+    }
+}
