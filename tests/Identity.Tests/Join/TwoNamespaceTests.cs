@@ -47,7 +47,7 @@ public sealed class TwoNamespaceTests : IDisposable
     private static string LayOutImage(string image)
     {
         var root = RepoRoot();
-        var host = Path.Combine(root, "Core", "bin", "Debug", "net10.0");
+        var host = Path.Combine(root, "Core", "bin", BuildConfiguration, "net10.0");
         foreach (var file in Directory.GetFiles(host))
         {
             Directory.CreateDirectory(image);
@@ -55,7 +55,7 @@ public sealed class TwoNamespaceTests : IDisposable
         }
 
         File.SetUnixFileMode(Path.Combine(image, "coracle"), File.GetUnixFileMode(Path.Combine(host, "coracle")));
-        var plugin = Path.Combine(root, "tests", "TestPlugins", "Coracle.TestPlugins.Basic", "bin", "Debug", "net10.0");
+        var plugin = Path.Combine(root, "tests", "TestPlugins", "Coracle.TestPlugins.Basic", "bin", BuildConfiguration, "net10.0");
         var target = Directory.CreateDirectory(Path.Combine(image, "plugins", "Coracle.TestPlugins.Basic")).FullName;
         foreach (var file in Directory.GetFiles(plugin))
         {
@@ -300,4 +300,7 @@ public sealed class TwoNamespaceTests : IDisposable
 
         _dir.Dispose();
     }
+
+    /// <summary>Debug or Release: whatever this test assembly was built as (the CI script builds Release).</summary>
+    private static string BuildConfiguration => new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
 }

@@ -168,4 +168,48 @@ public sealed class SqliteStoreTests
         Assert.Equal(last - 10, hash.CompactRevision);
         Assert.Equal(3, (await server.Kv.RangeAsync(new RangeRequest { Key = B("k"), RangeEnd = B("l") })).Count);
     }
+
+    [Fact]
+    [Trait("Category", "Integration")]
+    public async Task Put_SustainedChurnWithOpenWatchAndReaders_WalStaysBoundedAndIsTruncatedOnStop()
+    {
+        var dir = TempDir("churn");
+        var db = Path.Combine(dir, "state.db");
+        var peakWal = 0L;
+        await using (var server = await TestServer.StartAsync(SqlDialects.Sqlite(db), dir))
+        {
+            // A watcher and readers keep read transactions coming, which is what can starve checkpoints.
+            await using var watch = new WatchSession(server.Watch);
+            await watch.CreateAsync(new WatchCreateRequest { Key = B("churn/"), RangeEnd = PrefixEnd("churn/") });
+            using var stop = new CancellationTokenSource();
+            var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await server.Kv.RangeAsync(new RangeRequest { Key = B("churn/"), RangeEnd = PrefixEnd("churn/"), Limit = 100 });
+                }
+            })).ToArray();
+            var value = new string('v', 1024);
+            var next = -1;
+            var writers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+            {
+                for (var i = Interlocked.Increment(ref next); i < 30_000; i = Interlocked.Increment(ref next))
+                {
+                    await server.Kv.PutAsync(new PutRequest { Key = B($"churn/{i % 500:D3}"), Value = B(value) });
+                    if (i % 500 == 0)
+                    {
+                        var wal = new FileInfo(db + "-wal");
+                        Interlocked.Exchange(ref peakWal, Math.Max(Interlocked.Read(ref peakWal), wal.Exists ? wal.Length : 0));
+                    }
+                }
+            })).ToArray();
+            await Task.WhenAll(writers);
+            await stop.CancelAsync();
+            await Task.WhenAll(readers);
+        }
+
+        // About 30 MiB of values went through a WAL that SQLite checkpoints every 1000 pages (4 MiB).
+        Assert.InRange(peakWal, 1, 16L << 20);
+        Assert.Equal(0, new FileInfo(db + "-wal") is { Exists: true } f ? f.Length : 0);
+    }
 }

@@ -1,0 +1,102 @@
+using System.Globalization;
+
+namespace Coracle.Bench.Etcd;
+
+/// <summary>Command-line options.</summary>
+public sealed record BenchOptions
+{
+    public const string Usage = """
+        usage: Coracle.Bench.Etcd --endpoint unix:///path/etcd.sock|http://127.0.0.1:2379 [options]
+               Coracle.Bench.Etcd --serve DIR [--listen 127.0.0.1:PORT] [--compact-interval 5m] [--idle-checkpoint 30s]   (host Coracle on SQLite in DIR)
+          --clients 16 --conns 4 --value-size 256 --duration 10s
+          --workloads put,range-l,range-s,list,txn-create,txn-update,watch
+          --pid PID                 server process: report its RSS and /proc/PID/io write_bytes
+          --label NAME              name printed in the result rows
+          --churn N --keys 1000 --db FILE    N updates over --keys keys; peak FILE and FILE-wal sizes
+          --heartbeat ROUNDS --keys 100 --value-size 600 --interval 10s    node-heartbeat writes
+        """;
+
+    public string Endpoint { get; init; } = "";
+
+    public string? Serve { get; init; }
+
+    public string? Listen { get; init; }
+
+    public TimeSpan CompactInterval { get; init; } = TimeSpan.FromMinutes(5);
+
+    public TimeSpan IdleCheckpoint { get; init; } = TimeSpan.FromSeconds(30);
+
+    public int Clients { get; init; } = 16;
+
+    public int Conns { get; init; } = 4;
+
+    public int ValueSize { get; init; } = 256;
+
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
+
+    public IReadOnlyList<string> Workloads { get; init; } = ["put", "range-l", "range-s", "list", "txn-create", "txn-update", "watch"];
+
+    public int? Pid { get; init; }
+
+    public string Label { get; init; } = "";
+
+    public long Churn { get; init; }
+
+    public int Keys { get; init; } = 1000;
+
+    public string? Db { get; init; }
+
+    public int Heartbeat { get; init; }
+
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(10);
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
+            o = name switch
+            {
+                "--endpoint" => o with { Endpoint = Next() },
+                "--serve" => o with { Serve = Next() },
+                "--listen" => o with { Listen = Next() },
+                "--compact-interval" => o with { CompactInterval = Time(Next()) },
+                "--idle-checkpoint" => o with { IdleCheckpoint = Time(Next()) },
+                "--clients" => o with { Clients = Int(Next()) },
+                "--conns" => o with { Conns = Int(Next()) },
+                "--value-size" => o with { ValueSize = Int(Next()) },
+                "--duration" => o with { Duration = Time(Next()) },
+                "--workloads" => o with { Workloads = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) },
+                "--pid" => o with { Pid = Int(Next()) },
+                "--label" => o with { Label = Next() },
+                "--churn" => o with { Churn = Int(Next()) },
+                "--keys" => o with { Keys = Int(Next()) },
+                "--db" => o with { Db = Next() },
+                "--heartbeat" => o with { Heartbeat = Int(Next()) },
+                "--interval" => o with { Interval = Time(Next()) },
+                _ => throw new ArgumentException($"unknown option {name}"),
+            };
+        }
+
+        if (o.Serve is null && o.Endpoint.Length == 0)
+        {
+            throw new ArgumentException("--endpoint is required");
+        }
+
+        return o;
+    }
+
+    private static int Int(string s) => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0
+        ? v
+        : throw new ArgumentException($"'{s}' is not a positive number");
+
+    private static TimeSpan Time(string s)
+    {
+        var (number, unit) = s.EndsWith("ms", StringComparison.Ordinal) ? (s[..^2], 0.001) : s.EndsWith('s') ? (s[..^1], 1.0) : s.EndsWith('m') ? (s[..^1], 60.0) : (s, 1.0);
+        return double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
+            ? TimeSpan.FromSeconds(v * unit)
+            : throw new ArgumentException($"'{s}' is not a duration (10s, 500ms, 2m)");
+    }
+}
