@@ -141,24 +141,31 @@ internal static class Commands
         return Task.FromResult(ExitCodes.Ok);
     }
 
-    public static async Task<int> StatusAsync(ParseResult result, CancellationToken ct)
+    /// <summary>The configuration of a command that only needs --config and --data-dir (status, killall).</summary>
+    private static CoracleConfig? LoadDataDirConfig(ParseResult result)
     {
         var flags = new Dictionary<Setting, IReadOnlyList<string>>();
-        var command = result.CommandResult.Command;
-        var dataDirOption = command.Options.First(o => o.Name == "--data-dir");
+        var dataDirOption = result.CommandResult.Command.Options.First(o => o.Name == "--data-dir");
         if (result.GetResult(dataDirOption) is { } dataDir)
         {
             flags[Settings.DataDir] = dataDir.Tokens.Select(t => t.Value).ToList();
         }
 
-        CoracleConfig config;
         try
         {
-            config = ConfigLoader.Load("server", result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
+            return ConfigLoader.Load("server", result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
         }
         catch (ConfigException ex)
         {
             WriteErrors(ex.Errors.Select(e => e.ToString()));
+            return null;
+        }
+    }
+
+    public static async Task<int> StatusAsync(ParseResult result, CancellationToken ct)
+    {
+        if (LoadDataDirConfig(result) is not { } config)
+        {
             return ExitCodes.InvalidConfig;
         }
 
@@ -182,21 +189,8 @@ internal static class Commands
 
     public static async Task<int> KillallAsync(ParseResult result, CancellationToken ct)
     {
-        var flags = new Dictionary<Setting, IReadOnlyList<string>>();
-        var dataDirOption = result.CommandResult.Command.Options.First(o => o.Name == "--data-dir");
-        if (result.GetResult(dataDirOption) is { } dataDir)
+        if (LoadDataDirConfig(result) is not { } config)
         {
-            flags[Settings.DataDir] = dataDir.Tokens.Select(t => t.Value).ToList();
-        }
-
-        CoracleConfig config;
-        try
-        {
-            config = ConfigLoader.Load("server", result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
-        }
-        catch (ConfigException ex)
-        {
-            WriteErrors(ex.Errors.Select(e => e.ToString()));
             return ExitCodes.InvalidConfig;
         }
 

@@ -10,6 +10,7 @@ namespace Coracle.Integration.Tests.Publish;
 /// its own load context (the failure mode of DotNetCorePlugins #84/#214), not from a project reference.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(PublishCollection.Name)]
 public sealed class PublishedLayoutTests : IDisposable
 {
     private readonly TempDir _temp = new("coracle-publish");
@@ -64,4 +65,11 @@ public sealed class PublishedLayoutTests : IDisposable
         Supervision.NativeSignals.Terminate(server.Pid);
         Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(60)));
     }
+}
+
+/// <summary>`dotnet publish` rebuilds the host: run it alone, never beside tests that copy the host's build output.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class PublishCollection
+{
+    public const string Name = "publish";
 }

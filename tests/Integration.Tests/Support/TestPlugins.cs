@@ -64,7 +64,9 @@ internal static class TestPlugins
 
         foreach (var sub in Directory.EnumerateDirectories(CoreOutputDir))
         {
-            if (Path.GetFileName(sub) != "plugins")
+            // Only what the host needs: not its plugins, and not per-RID publish folders (linux-x64/ ...),
+            // which a concurrent `dotnet publish` may be writing.
+            if (Path.GetFileName(sub) is not ("plugins" or "linux-x64" or "linux-arm64" or "linux-arm"))
             {
                 CopyTree(sub, Path.Combine(dir, Path.GetFileName(sub)));
             }
