@@ -121,6 +121,9 @@ internal static partial class Log
     [LoggerMessage(513, LogLevel.Debug, "egress CONNECT {Target} failed: {Reason}")]
     public static partial void EgressFailed(this ILogger logger, string target, string reason);
 
+    [LoggerMessage(514, LogLevel.Warning, "egress CONNECT {Target} answered 502: {Reason}")]
+    public static partial void EgressRefused(this ILogger logger, string target, string reason);
+
     [LoggerMessage(520, LogLevel.Information, "waiting for server {Server}: {Reason}; retrying in {Delay} s")]
     public static partial void WaitingForServer(this ILogger logger, string server, string reason, long delay);
 

@@ -83,6 +83,7 @@ internal sealed class EgressProxy
                 }
                 catch (TunnelOpenException ex)
                 {
+                    _log.EgressRefused(target, ex.Message);
                     await ReplyAsync(downstream, "502 Bad Gateway", $"node {session.NodeName} refused {target}: {ex.Message}", ct);
                     return;
                 }
@@ -98,6 +99,7 @@ internal sealed class EgressProxy
             }
             else
             {
+                _log.EgressRefused(target, "no tunnel: the node is not connected");
                 await ReplyAsync(downstream, "502 Bad Gateway", $"no tunnel to {host}: the node is not connected", ct);
                 return;
             }

@@ -202,7 +202,10 @@ internal sealed class TunnelMux : IAsyncDisposable
         await _sendLock.WaitAsync(ct);
         try
         {
-            await _socket.SendAsync(frame, WebSocketMessageType.Binary, true, ct);
+            // Never cancel the websocket send itself: a cancelled SendAsync aborts the whole websocket, so one stream
+            // whose copy loop is cancelled (its peer closed first) would take every other stream and the tunnel down.
+            // The send is bounded by the socket: a dead peer fails it.
+            await _socket.SendAsync(frame, WebSocketMessageType.Binary, true, CancellationToken.None);
         }
         finally
         {

@@ -62,6 +62,19 @@ public sealed class PublishedLayoutTests : IDisposable
 
         Assert.True(File.Exists(Path.Combine(data, "server", "db", "state.db")));
         Assert.Contains("datastore serving etcd v3", server.Stderr, StringComparison.Ordinal);
+        // `coracle ctr` reaches this node's containerd (its socket and the k8s.io namespace filled in).
+        using (var ctr = CoracleProcess.Start(Path.Combine(publish, "coracle"), ["ctr", "version"], new Dictionary<string, string> { ["CORACLE_DATA_DIR"] = data }))
+        {
+            Assert.Equal(0, await ctr.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("Server:", ctr.Stdout, StringComparison.Ordinal);
+        }
+
+        using (var ctr = CoracleProcess.Start(Path.Combine(publish, "coracle"), ["ctr", "namespaces", "ls"], new Dictionary<string, string> { ["CORACLE_DATA_DIR"] = data }))
+        {
+            Assert.Equal(0, await ctr.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.StartsWith("NAME", ctr.Stdout, StringComparison.Ordinal);
+        }
+
         Supervision.NativeSignals.Terminate(server.Pid);
         Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(60)));
     }

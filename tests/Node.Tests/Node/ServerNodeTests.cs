@@ -21,36 +21,6 @@ public sealed class ServerNodeTests : IDisposable
         _netns = "cor-n-" + _id;
     }
 
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Directory.Packages.props")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir!.FullName;
-    }
-
-    /// <summary>A private copy of Core's build output with its plugins (so a concurrent build cannot change it under the test).</summary>
-    private string LayOutImage()
-    {
-        var built = Path.Combine(RepoRoot(), "Core", "bin", "Debug", "net10.0");
-        Assert.True(Directory.Exists(Path.Combine(built, "plugins", "Coracle.Plugins.Runtime.Containerd"))
-            && Directory.Exists(Path.Combine(built, "plugins", "Coracle.Plugins.Cni.Flannel")),
-            $"{built} has no plugins/: run 'dotnet build Core' first");
-        var image = Path.Combine(_root, "image");
-        foreach (var file in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(image, Path.GetRelativePath(built, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-
-        File.SetUnixFileMode(Path.Combine(image, "coracle"), File.GetUnixFileMode(Path.Combine(built, "coracle")));
-        return image;
-    }
-
     private static HashSet<string> CniNetns() =>
         Directory.Exists("/run/netns") ? Directory.GetFiles("/run/netns", "cni-*").ToHashSet(StringComparer.Ordinal) : [];
 
@@ -64,9 +34,9 @@ public sealed class ServerNodeTests : IDisposable
         // A new namespace inherits the host's ip_forward; start from 0 (the boot value) so killall's restore shows.
         Run.Ok("ip", "netns", "exec", _netns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
         var netnsBefore = CniNetns();
-        var node = _node = new NodeHarness(_root, LayOutImage(), "srv-" + _id, _netns, nodeIp);
-        ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "pause.tar"), "docker.io/rancher/mirrored-pause:3.6", ["/bin/sleep"], ["2147483647"]);
-        ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
+        var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "srv-" + _id, _netns, nodeIp);
+        Coracle.TestSupport.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "pause.tar"), "docker.io/rancher/mirrored-pause:3.6", ["/bin/sleep"], ["2147483647"]);
+        Coracle.TestSupport.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
 
         // 1. the node registers and becomes Ready; status lists every component, ready.
         node.StartServer();
@@ -183,17 +153,7 @@ public sealed class ServerNodeTests : IDisposable
         var (code, output, errors) = node.Coracle("killall", "--data-dir", node.DataDir);
         Assert.True(code == 0, output + errors);
         Assert.Null(node.Pid);
-        var processes = Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Select(d =>
-        {
-            try
-            {
-                return File.ReadAllText(Path.Combine(d, "cmdline")).Replace('\0', ' ');
-            }
-            catch (IOException)
-            {
-                return "";
-            }
-        }).Where(c => c.Contains(node.DataDir, StringComparison.Ordinal)).ToList();
+        var processes = NodeHarness.ProcessesNaming(node.DataDir);
         Assert.Empty(processes);
         Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(node.DataDir, StringComparison.Ordinal));
         Assert.Empty(CniNetns().Except(netnsBefore));

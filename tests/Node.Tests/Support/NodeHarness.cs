@@ -128,6 +128,13 @@ internal sealed class NodeHarness : IDisposable
         "--disable", "traefik,servicelb", "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
     ]);
 
+    /// <summary>Starts <c>coracle agent</c> joining <paramref name="serverUrl"/> (the server's supervisor port) with <paramref name="token"/>.</summary>
+    public void StartAgent(string serverUrl, string token, params string[] extra) => Start(
+    [
+        "agent", "--server", serverUrl, "--token", token, "--node-name", Name, "--node-ip", NodeIp,
+        "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
+    ]);
+
     public void Start(IEnumerable<string> args)
     {
         var start = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -233,13 +240,63 @@ internal sealed class NodeHarness : IDisposable
     public string Jsonpath(string kind, string name, string path) =>
         TryKubectl("get", kind, name, "-o", $"jsonpath={path}") is (0, var output) ? output.Trim() : "";
 
+    /// <summary>
+    /// A private copy of Core's build output with its plugins under <paramref name="root"/> (so a concurrent build
+    /// cannot change it under the test).
+    /// </summary>
+    public static string LayOutImage(string root)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Directory.Packages.props")))
+        {
+            dir = dir.Parent;
+        }
+
+        var built = Path.Combine(dir!.FullName, "Core", "bin", BuildConfiguration, "net10.0");
+        Assert.True(Directory.Exists(Path.Combine(built, "plugins", "Coracle.Plugins.Runtime.Containerd"))
+            && Directory.Exists(Path.Combine(built, "plugins", "Coracle.Plugins.Cni.Flannel")),
+            $"{built} has no plugins/: run 'dotnet build Core' first");
+        var image = Path.Combine(root, "image");
+        foreach (var file in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(image, Path.GetRelativePath(built, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+
+        File.SetUnixFileMode(Path.Combine(image, "coracle"), File.GetUnixFileMode(Path.Combine(built, "coracle")));
+        return image;
+    }
+
+    /// <summary>Command lines of live processes that name <paramref name="text"/> (a data dir) in their arguments.</summary>
+    public static List<string> ProcessesNaming(string text) =>
+        Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Select(d =>
+        {
+            try
+            {
+                return File.ReadAllText(Path.Combine(d, "cmdline")).Replace('\0', ' ');
+            }
+            catch (IOException)
+            {
+                return "";
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return "";
+            }
+        }).Where(c => c.Contains(text, StringComparison.Ordinal)).ToList();
+
+    /// <summary>Always runs <c>coracle killall</c> (idempotent): pods and shims outlive a coracle that already exited.</summary>
     public void Dispose()
     {
-        if (_process is { HasExited: false })
+        if (_process is not null)
         {
             Coracle("killall", "--data-dir", DataDir);
         }
 
         _process?.Dispose();
     }
+
+    /// <summary>Debug or Release: whatever this test assembly was built as (the CI script builds Release).</summary>
+    private static string BuildConfiguration => new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
 }

@@ -4,14 +4,14 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 
-namespace Coracle.Plugins.Runtime.Tests.Support;
+namespace Coracle.TestSupport;
 
 /// <summary>
 /// Builds image tarballs from Debian's busybox-static: one layer with /bin/busybox and applet symlinks, written as a
 /// docker archive (manifest.json with RepoTags, which ctr images import names the image after) that also carries an OCI
 /// layout (oci-layout, index.json with the name annotations, blobs/sha256).
 /// </summary>
-internal static class ImageBuilder
+public static class ImageBuilder
 {
     public const string Busybox = "/bin/busybox";
 
@@ -106,7 +106,7 @@ internal static class ImageBuilder
         using var ms = new MemoryStream();
         using (var writer = new TarWriter(ms, TarEntryFormat.Pax, leaveOpen: true))
         {
-            foreach (var dir in new[] { "bin/", "tmp/", "proc/", "sys/", "dev/", "etc/" })
+            foreach (var dir in new[] { "bin/", "tmp/", "proc/", "sys/", "dev/", "etc/", "www/" })
             {
                 AddDir(writer, dir);
             }
@@ -120,7 +120,7 @@ internal static class ImageBuilder
             };
             writer.WriteEntry(busybox);
             busybox.DataStream.Dispose();
-            foreach (var applet in new[] { "sh", "echo", "sleep", "cat", "ls" })
+            foreach (var applet in new[] { "sh", "echo", "sleep", "cat", "ls", "httpd", "ping", "wget", "nc", "hostname", "ip", "mkdir", "true" })
             {
                 writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, $"bin/{applet}") { LinkName = "busybox", ModificationTime = DateTimeOffset.UnixEpoch });
             }
