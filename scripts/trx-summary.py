@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Sums the counters of every TRX file in a folder and prints 'N passed, N failed, N skipped'."""
+"""Counts the test results of every TRX file in a folder and prints 'N passed, N failed, N skipped'.
+Per-test outcomes are counted (xunit's skipped tests are outcome NotExecuted; the Counters element leaves
+them out of notExecuted). A TRX file that holds no results at all counts as a failure."""
 import glob
 import sys
 import xml.etree.ElementTree as ET
@@ -10,8 +12,15 @@ files = glob.glob(f"{sys.argv[1]}/**/*.trx", recursive=True)
 if not files:
     sys.exit(1)
 for path in files:
-    counters = ET.parse(path).getroot().find(f"{NS}ResultSummary/{NS}Counters")
-    passed += int(counters.get("passed", 0))
-    failed += int(counters.get("failed", 0)) + int(counters.get("error", 0)) + int(counters.get("timeout", 0)) + int(counters.get("aborted", 0))
-    skipped += int(counters.get("notExecuted", 0))
+    results = ET.parse(path).getroot().findall(f"{NS}Results/{NS}UnitTestResult")
+    if not results:
+        failed += 1
+    for result in results:
+        outcome = result.get("outcome", "")
+        if outcome == "Passed":
+            passed += 1
+        elif outcome == "NotExecuted":
+            skipped += 1
+        else:
+            failed += 1
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
