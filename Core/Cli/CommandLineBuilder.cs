@@ -38,17 +38,8 @@ internal static class CommandLineBuilder
 
         IdentityCommands.AddTo(root);
 
-        var status = new Command("status", "Show the components of the node running on this machine and their state");
-        status.Options.Add(ConfigOption);
-        status.Options.Add(FlagOption(Settings.DataDir));
-        status.SetAction((result, ct) => Commands.StatusAsync(result, ct));
-        root.Subcommands.Add(status);
-
-        var killall = new Command("killall", "Stop the node on this data dir with all its containers and remove its network state, mounts, sysctls and cgroups (like k3s-killall.sh)");
-        killall.Options.Add(ConfigOption);
-        killall.Options.Add(FlagOption(Settings.DataDir));
-        killall.SetAction((result, ct) => Commands.KillallAsync(result, ct));
-        root.Subcommands.Add(killall);
+        root.Subcommands.Add(DataDirCommand("status", "Show the components of the node running on this machine and their state", Commands.StatusAsync));
+        root.Subcommands.Add(DataDirCommand("killall", "Stop the node on this data dir with all its containers and remove its network state, mounts, sysctls and cgroups (like k3s-killall.sh)", Commands.KillallAsync));
 
         // Handled before parsing (Program.cs) so that every argument reaches the tool; listed here for --help.
         root.Subcommands.Add(new Command("kubectl", "Run kubectl (components dir or PATH) with the admin kubeconfig"));
@@ -62,6 +53,18 @@ internal static class CommandLineBuilder
 
     /// <summary>Flag options of a command, keyed by setting; filled in when the command is built.</summary>
     public static Dictionary<Command, Dictionary<Setting, Option>> SettingOptions { get; } = [];
+
+    /// <summary>A command about the node on one data dir: only --config and --data-dir.</summary>
+    private static Command DataDirCommand(string name, string description, Func<ParseResult, Command, CancellationToken, Task<int>> action)
+    {
+        var command = new Command(name, description);
+        command.Options.Add(ConfigOption);
+        var dataDir = FlagOption(Settings.DataDir);
+        command.Options.Add(dataDir);
+        SettingOptions[command] = new Dictionary<Setting, Option> { [Settings.DataDir] = dataDir };
+        command.SetAction((result, ct) => action(result, command, ct));
+        return command;
+    }
 
     internal static Command NodeCommand(
         string name,

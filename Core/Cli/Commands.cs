@@ -141,30 +141,9 @@ internal static class Commands
         return Task.FromResult(ExitCodes.Ok);
     }
 
-    /// <summary>The configuration of a command that only needs --config and --data-dir (status, killall).</summary>
-    private static CoracleConfig? LoadDataDirConfig(ParseResult result)
+    public static async Task<int> StatusAsync(ParseResult result, Command command, CancellationToken ct)
     {
-        var flags = new Dictionary<Setting, IReadOnlyList<string>>();
-        var dataDirOption = result.CommandResult.Command.Options.First(o => o.Name == "--data-dir");
-        if (result.GetResult(dataDirOption) is { } dataDir)
-        {
-            flags[Settings.DataDir] = dataDir.Tokens.Select(t => t.Value).ToList();
-        }
-
-        try
-        {
-            return ConfigLoader.Load("server", result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
-        }
-        catch (ConfigException ex)
-        {
-            WriteErrors(ex.Errors.Select(e => e.ToString()));
-            return null;
-        }
-    }
-
-    public static async Task<int> StatusAsync(ParseResult result, CancellationToken ct)
-    {
-        if (LoadDataDirConfig(result) is not { } config)
+        if (LoadConfig("server", result, command) is not { } config)
         {
             return ExitCodes.InvalidConfig;
         }
@@ -187,9 +166,9 @@ internal static class Commands
         return ExitCodes.Ok;
     }
 
-    public static async Task<int> KillallAsync(ParseResult result, CancellationToken ct)
+    public static async Task<int> KillallAsync(ParseResult result, Command command, CancellationToken ct)
     {
-        if (LoadDataDirConfig(result) is not { } config)
+        if (LoadConfig("server", result, command) is not { } config)
         {
             return ExitCodes.InvalidConfig;
         }
@@ -240,9 +219,15 @@ internal static class Commands
             }
         }
 
+        return TryLoad(role, result.GetValue(CommandLineBuilder.ConfigOption), flags);
+    }
+
+    /// <summary>Loads the configuration from file, environment and <paramref name="flags"/>; prints every error and returns null.</summary>
+    internal static CoracleConfig? TryLoad(string role, string? configFile, IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
+    {
         try
         {
-            return ConfigLoader.Load(role, result.GetValue(CommandLineBuilder.ConfigOption), Environ(), flags);
+            return ConfigLoader.Load(role, configFile, Environ(), flags);
         }
         catch (ConfigException ex)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Coracle.Core.Configuration;
+using Coracle.Core.Identity;
 
 namespace Coracle.Core.Node;
 
@@ -33,14 +34,13 @@ internal static class NodeTools
         }
 
         // The data dir's own admin kubeconfig first: the written copy may belong to another data dir on this machine.
-        var own = Path.Combine(config.DataDir, "server", "cred", "admin.kubeconfig");
+        var own = Path.Combine(ServerIdentity.CredDir(config.DataDir), "admin.kubeconfig");
         return File.Exists(own) || config.WriteKubeconfig.Length == 0 ? own : config.WriteKubeconfig;
     }
 
     /// <summary>
     /// ctr's arguments: <c>--address SOCKET</c> unless the user gave <c>--address</c>/<c>-a</c>, <c>--namespace k8s.io</c>
     /// unless the user gave <c>--namespace</c>/<c>-n</c> or CONTAINERD_NAMESPACE is set, then the user's arguments.
-    /// (The containerd plugin's <c>CtrCommand</c> does the same; the core never references a plugin assembly.)
     /// </summary>
     public static IReadOnlyList<string> CtrArguments(string socket, IReadOnlyList<string> userArgs, string? environmentNamespace)
     {
@@ -80,14 +80,8 @@ internal static class NodeTools
     public static async Task<int> RunAsync(string tool, IReadOnlyList<string> userArgs)
     {
         var env = Cli.Commands.Environ();
-        CoracleConfig config;
-        try
+        if (Cli.Commands.TryLoad("server", null, new Dictionary<Setting, IReadOnlyList<string>>()) is not { } config)
         {
-            config = ConfigLoader.Load("server", null, env, new Dictionary<Setting, IReadOnlyList<string>>());
-        }
-        catch (ConfigException ex)
-        {
-            Cli.Commands.WriteErrors(ex.Errors.Select(e => e.ToString()));
             return ExitCodes.InvalidConfig;
         }
 
