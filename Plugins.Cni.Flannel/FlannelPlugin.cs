@@ -53,6 +53,8 @@ public sealed class FlannelPlugin : ICniPlugin
         supervisor.Add(new InProcessComponent
         {
             Name = ComponentName,
+            // Its Node watch would hold kube-apiserver's graceful shutdown for a minute if it outlived it.
+            StopsBefore = [WellKnownComponents.KubeApiServer],
             Readiness = new CustomProbe(_ => Task.FromResult(Current?.Ready ?? false)),
             Run = async cancellationToken =>
             {

@@ -205,10 +205,10 @@ public sealed record FlannelSettings
             return value;
         }
 
-        // The node's kubelet credentials: a server keeps them in server/cred, an agent in agent/.
-        var kubeconfig = Absolute("kubeconfig", node.Role == "server"
-            ? Path.Combine(node.DataDir, "server", "cred", "kubelet.kubeconfig")
-            : Path.Combine(node.DataDir, "agent", "kubelet.kubeconfig"));
+        // The node controllers' credentials the host provides (a kubelet's own may not list Nodes since 1.32).
+        var kubeconfig = Absolute("kubeconfig", node.ControllerKubeconfig.Length > 0
+            ? node.ControllerKubeconfig
+            : Path.Combine(node.DataDir, node.Role == "server" ? "server/cred" : "agent", "kubelet.kubeconfig"));
         var subnetFile = Absolute("subnet-file", "/run/flannel/subnet.env");
         var confDir = Absolute("conf-dir", Path.Combine(node.DataDir, "agent", "etc", "cni", "net.d"));
         var ipamDataDir = Get("ipam-data-dir") is null ? null : Absolute("ipam-data-dir", "");

@@ -106,6 +106,29 @@ public sealed class AirgapImporter
         return new AirgapResult(imported, already, failed);
     }
 
+    /// <summary>The names of the images in containerd's <c>k8s.io</c> namespace; null when ctr fails (the reason logged).</summary>
+    public async Task<IReadOnlySet<string>?> ListImagesAsync(CancellationToken cancellationToken)
+    {
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var result = await Cli.Wrap(_ctrPath)
+            .WithArguments(["--address", _socket, "--namespace", CtrCommand.KubernetesNamespace, "images", "ls", "-q"])
+            .WithValidation(CommandResultValidation.None)
+            .WithStandardOutputPipe(PipeTarget.ToStringBuilder(stdout))
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .ExecuteAsync(cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            Log.AirgapFailed(_logger, "(image list)", $"ctr exited with {result.ExitCode}: {OneLine(stderr.ToString())}");
+            return null;
+        }
+
+        return stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>Imports one tarball now (not remembered in the state file); the error, or null.</summary>
+    public Task<string?> ImportFileAsync(string file, CancellationToken cancellationToken) => ImportOneAsync(file, cancellationToken);
+
     /// <summary>The <c>ctr</c> arguments that import from <paramref name="input"/> (a path, or <c>-</c> for stdin).</summary>
     public IReadOnlyList<string> ImportArguments(string input) =>
         ["--address", _socket, "--namespace", CtrCommand.KubernetesNamespace, "images", "import", "--snapshotter", _snapshotter, input];

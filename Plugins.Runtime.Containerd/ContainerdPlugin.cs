@@ -4,7 +4,8 @@ namespace Coracle.Plugins.Runtime.Containerd;
 
 /// <summary>
 /// The containerd container runtime: writes containerd's configuration from the node settings, registers
-/// containerd with the supervisor (ready when CRI answers) and imports the airgap images after it is ready.
+/// containerd with the supervisor (ready when CRI answers), imports the airgap images after it is ready and then
+/// provides the sandbox (pause) image itself when none was imported.
 /// </summary>
 [CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime),
     Description = "containerd + runc: generated config, CRI readiness, airgap image import")]
@@ -63,8 +64,11 @@ public sealed class ContainerdPlugin : IContainerRuntime
         }
 
         var zstd = BinaryLocator.Find("zstd", null, settings.ComponentsDir, _pathVariable, out _);
-        var importer = new AirgapImporter(settings.ImagesDir, settings.AirgapStateFile, ctr, settings.Socket, snapshotter, zstd,
-            context.LoggerFactory.CreateLogger(AirgapComponentName));
+        var importLog = context.LoggerFactory.CreateLogger(AirgapComponentName);
+        var importer = new AirgapImporter(settings.ImagesDir, settings.AirgapStateFile, ctr, settings.Socket, snapshotter, zstd, importLog);
+        // The static busybox that Coracle's own pause image is built from: the image's components folder, else the host's.
+        var busybox = BinaryLocator.Find("busybox", null, settings.ComponentsDir, null, out _)
+            ?? (File.Exists(Path.Combine(_hostRoot, "bin", "busybox")) ? Path.Combine(_hostRoot, "bin", "busybox") : null);
         var imported = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         context.Supervisor.Add(new InProcessComponent
         {
@@ -74,6 +78,12 @@ public sealed class ContainerdPlugin : IContainerRuntime
             Run = async cancellationToken =>
             {
                 await importer.ImportAllAsync(cancellationToken);
+                var missing = await SandboxImage.EnsureAsync(importer, settings.PauseImage, busybox, context.PluginDataDir, importLog, cancellationToken);
+                if (missing is not null)
+                {
+                    context.Supervisor.ReportDetail(AirgapComponentName, $"sandbox image {settings.PauseImage} unavailable: {missing}");
+                }
+
                 imported.TrySetResult();
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             },

@@ -40,4 +40,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4116, Level = LogLevel.Information, Message = "running {Command}")]
     public static partial void Running(ILogger logger, string command);
+
+    [LoggerMessage(EventId = 4120, Level = LogLevel.Information, Message = "sandbox image {Image} is in containerd")]
+    public static partial void SandboxPresent(ILogger logger, string image);
+
+    [LoggerMessage(EventId = 4121, Level = LogLevel.Information, Message = "sandbox image {Image} is not in containerd: importing Coracle's own pause image (built from {Busybox}) under that name")]
+    public static partial void SandboxBuilding(ILogger logger, string image, string busybox);
+
+    [LoggerMessage(EventId = 4122, Level = LogLevel.Information, Message = "sandbox image {Image} imported")]
+    public static partial void SandboxImported(ILogger logger, string image);
+
+    [LoggerMessage(EventId = 4123, Level = LogLevel.Error, Message = "sandbox image {Image} unavailable, pods cannot start: {Reason}")]
+    public static partial void SandboxMissing(ILogger logger, string image, string reason);
 }

@@ -53,6 +53,13 @@ public abstract record ComponentSpec
     /// <summary>Components that must be ready before this one starts.</summary>
     public IReadOnlyList<string> DependsOn { get; init; } = [];
 
+    /// <summary>
+    /// Components this one must stop before, when they are registered, without waiting for them at start: a client of
+    /// a server that may run on this node (<see cref="WellKnownComponents.KubeApiServer"/>), whose open watches would
+    /// otherwise hold the server's graceful shutdown.
+    /// </summary>
+    public IReadOnlyList<string> StopsBefore { get; init; } = [];
+
     /// <summary>How readiness is decided; null means ready as soon as it started.</summary>
     public ReadinessProbe? Readiness { get; init; }
 
@@ -63,7 +70,10 @@ public abstract record ComponentSpec
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
-/// <summary>A child process. Its stdout and stderr go to the log under <see cref="ComponentSpec.Name"/>.</summary>
+/// <summary>
+/// A child process. Its stdout and stderr go to <c>DATA/logs/NAME.log</c>; its error lines are also logged under
+/// <see cref="ComponentSpec.Name"/>.
+/// </summary>
 public sealed record ProcessComponent : ComponentSpec
 {
     /// <summary>The executable's path.</summary>

@@ -50,4 +50,12 @@ public sealed record NodeSettings
 
     /// <summary>The server URL an agent joins (<c>--server</c>); empty on a server.</summary>
     public string ServerUrl { get; init; } = "";
+
+    /// <summary>
+    /// A kubeconfig for the node's in-process controllers (a CNI's subnet leases, a service load balancer): user
+    /// <c>system:coracle-controller</c>, which may list, watch and patch Nodes and read Services, Endpoints, EndpointSlices
+    /// and Pods cluster-wide. A kubelet's own credentials read only its own Node (Kubernetes 1.32's node authorizer).
+    /// Empty when the host provides none.
+    /// </summary>
+    public string ControllerKubeconfig { get; init; } = "";
 }

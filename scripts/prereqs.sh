@@ -2,8 +2,8 @@
 # Installs the Debian packages a role needs, only when something is missing. Usage: prereqs.sh run|test
 set -euo pipefail
 
-run_pkgs=(containerd runc util-linux iproute2 iptables zstd containernetworking-plugins)
-test_pkgs=("${run_pkgs[@]}" busybox-static etcd-server etcd-client postgresql mariadb-server openssl python3 kubernetes-client)
+run_pkgs=(containerd runc util-linux iproute2 iptables nftables zstd containernetworking-plugins busybox-static)
+test_pkgs=("${run_pkgs[@]}" etcd-server etcd-client postgresql mariadb-server openssl python3 kubernetes-client)
 
 case "${1:-run}" in
   run) wanted=("${run_pkgs[@]}") ;;

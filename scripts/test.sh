@@ -5,6 +5,8 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+source "$root/scripts/components.sh"
+coracle_components "$root" || { echo "0 passed, 1 failed, 0 skipped"; exit 2; }
 "$root/scripts/prereqs.sh" test || exit 2
 
 results="$root/artifacts/test-results"

@@ -61,6 +61,8 @@ internal static class Commands
             return ExitCodes.InvalidConfig;
         }
 
+        config = PreferRunningNode(config, Environ());
+
         // A running node knows what it selected and why; without flags, show that.
         var anyFlag = CommandLineBuilder.SettingOptions[command].Any(kv => kv.Key != Settings.DataDir && result.GetResult(kv.Value) is not null);
         if (!anyFlag && await StatusClient.ReadAsync(config.StatusSocket, ct) is { } running)
@@ -143,11 +145,12 @@ internal static class Commands
 
     public static async Task<int> StatusAsync(ParseResult result, Command command, CancellationToken ct)
     {
-        if (LoadConfig("server", result, command) is not { } config)
+        if (LoadConfig("server", result, command) is not { } loaded)
         {
             return ExitCodes.InvalidConfig;
         }
 
+        var config = PreferRunningNode(loaded, Environ());
         var status = await StatusClient.ReadAsync(config.StatusSocket, ct);
         if (status is null)
         {
@@ -223,17 +226,38 @@ internal static class Commands
     }
 
     /// <summary>Loads the configuration from file, environment and <paramref name="flags"/>; prints every error and returns null.</summary>
-    internal static CoracleConfig? TryLoad(string role, string? configFile, IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
+    internal static CoracleConfig? TryLoad(
+        string role,
+        string? configFile,
+        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags,
+        IReadOnlyDictionary<string, string>? environment = null,
+        TextWriter? errors = null)
     {
         try
         {
-            return ConfigLoader.Load(role, configFile, Environ(), flags);
+            return ConfigLoader.Load(role, configFile, environment ?? Environ(), flags);
         }
         catch (ConfigException ex)
         {
-            WriteErrors(ex.Errors.Select(e => e.ToString()));
+            WriteErrors(ex.Errors.Select(e => e.ToString()), errors);
             return null;
         }
+    }
+
+    /// <summary>
+    /// For the verbs that talk to the node running here (status, plugins list, kubectl, ctr): when the user named no
+    /// data dir (no --data-dir, CORACLE_DATA_DIR or appliance.toml key), the data dir the running node recorded
+    /// (<see cref="RunRecord"/>), if its status socket answers; otherwise <paramref name="config"/> unchanged.
+    /// </summary>
+    internal static CoracleConfig PreferRunningNode(CoracleConfig config, IReadOnlyDictionary<string, string> environment)
+    {
+        if (config.Sources.TryGetValue(Settings.DataDir, out var source) && source.Source != "default")
+        {
+            return config;
+        }
+
+        var running = RunRecord.FindRunning(RunRecord.PathFor(environment, Environment.IsPrivilegedProcess));
+        return running is null || running == config.DataDir ? config : config with { DataDir = running };
     }
 
     internal static Dictionary<string, string> Environ()
@@ -247,11 +271,12 @@ internal static class Commands
         return env;
     }
 
-    internal static void WriteErrors(IEnumerable<string> errors)
+    internal static void WriteErrors(IEnumerable<string> errors, TextWriter? to = null)
     {
+        to ??= Console.Error;
         foreach (var error in errors)
         {
-            Console.Error.WriteLine($"coracle: error: {error}");
+            to.WriteLine($"coracle: error: {error}");
         }
     }
 }

@@ -75,5 +75,8 @@ internal sealed record CoracleConfig
         FlannelInterface = FlannelIface,
         PauseImage = PauseImage,
         ServerUrl = ServerUrl,
+        ControllerKubeconfig = Role == "server"
+            ? Path.Combine(Identity.ServerIdentity.CredDir(DataDir), Identity.ServerIdentity.ControllerKubeconfigFile)
+            : Path.Combine(Join.AgentJoin.AgentDir(DataDir), Identity.ServerIdentity.ControllerKubeconfigFile),
     };
 }

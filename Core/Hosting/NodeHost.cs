@@ -73,8 +73,9 @@ internal sealed class NodeHost
             };
         }
 
-        var supervisor = new Supervisor(_loggers);
+        var supervisor = new Supervisor(_loggers, logDir: Path.Combine(_config.DataDir, "logs"));
         await using var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, selection, startedAt, version), _log);
+        using var record = RunRecord.Claim(RunRecord.PathForThisProcess(), _config.DataDir, _log);
 
         _log.Step("configure plugins");
         var (datastoreEndpoint, runtimeEndpoint, runtimeComponents) = ConfigurePlugins(selection, supervisor);
@@ -340,10 +341,11 @@ internal sealed class NodeHost
             CriSocket = runtime?.CriSocket ?? "/run/containerd/containerd.sock",
             AdvertiseAddress = nodeIps.Count > 0 ? nodeIps[0].ToString() : "",
             NodeIp = string.Join(",", nodeIps.Take(2).Select(a => a.ToString())),
-            KubeletConfigFile = KubeletConfig.Write(Path.Combine(_config.DataDir, "agent", "etc", "kubelet.conf.yaml"), kubeletHost),
             KubeletAddress = server ? "0.0.0.0" : "127.0.0.1",
             VolumePluginDir = kubeletHost.VolumePluginDir,
         };
+        var serving = KubeletServing.For(paths, _config.ClusterDns.ToString(), _config.ClusterDomain, KubeletConfig.ResolvConf());
+        paths = paths with { KubeletConfigFile = KubeletConfig.Write(Path.Combine(_config.DataDir, "agent", "etc", "kubelet.conf.yaml"), kubeletHost, serving) };
         var specs = Kubernetes.KubernetesComponents.Build(
             _config,
             paths,
@@ -354,6 +356,32 @@ internal sealed class NodeHost
             supervisor.ReportUnavailable,
             runtimeComponents.Where(n => n != runtime?.ComponentName).ToList());
         Kubernetes.KubernetesComponents.Register(supervisor, _log, specs);
+        if (server && specs.Any(s => s.Name == "kube-apiserver"))
+        {
+            RegisterClusterRbac(supervisor, paths);
+        }
+    }
+
+    /// <summary>The cluster roles Coracle's own controllers need, applied once kube-apiserver answers.</summary>
+    private void RegisterClusterRbac(Supervisor supervisor, KubernetesPaths paths)
+    {
+        var applied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var log = _loggers.CreateLogger("cluster-rbac");
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "cluster-rbac",
+            DependsOn = ["kube-apiserver"],
+            Readiness = new CustomProbe(_ => Task.FromResult(applied.Task.IsCompleted)),
+            Restart = _config.Restart,
+            StopTimeout = _config.StopTimeout,
+            Run = async cancellationToken =>
+            {
+                await ClusterRbac.ApplyAsync(new Uri($"https://127.0.0.1:{_config.HttpsListenPort}"), paths.Tls("server-ca.crt"),
+                    paths.Tls("client-admin.crt"), paths.Tls("client-admin.key"), log, TimeProvider.System, cancellationToken);
+                applied.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            },
+        });
     }
 
     private NodeStatus Snapshot(Supervisor supervisor, PluginSelection selection, DateTimeOffset startedAt, string version) => new(

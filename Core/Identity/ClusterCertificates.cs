@@ -156,6 +156,7 @@ internal sealed class ClusterCertificates
             new("client-scheduler", ClientCa, CertSubject.Named("system:kube-scheduler"), CertUsage.Client, "kube-scheduler"),
             new("client-kube-proxy", ClientCa, CertSubject.Named("system:kube-proxy"), CertUsage.Client, "kube-proxy"),
             new("client-kubelet", ClientCa, CertSubject.Named($"system:node:{config.NodeName}", "system:nodes"), CertUsage.Client, "this node's kubelet"),
+            new("client-coracle-controller", ClientCa, CertSubject.Named(Kubernetes.ClusterRbac.ControllerUser), CertUsage.Client, "the node's in-process controllers (CNI subnet leases, service LB)"),
             new("client-kube-apiserver", ClientCa, CertSubject.Named("system:apiserver", "system:masters"), CertUsage.Client, "kube-apiserver to kubelets"),
             new("client-auth-proxy", RequestHeaderCa, CertSubject.Named("system:auth-proxy"), CertUsage.Client, "kube-apiserver front proxy"),
             new("datastore", EtcdServerCa, datastoreSubject, CertUsage.ServerAndClient, "datastore TLS listener"),

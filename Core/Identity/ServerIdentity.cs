@@ -18,7 +18,11 @@ internal sealed record ServerIdentity(ClusterCertificates Certificates, ClusterT
         ("scheduler.kubeconfig", "client-scheduler", "system:kube-scheduler"),
         ("kubeproxy.kubeconfig", "client-kube-proxy", "system:kube-proxy"),
         ("kubelet.kubeconfig", "client-kubelet", "system:node"),
+        (ControllerKubeconfigFile, "client-coracle-controller", Kubernetes.ClusterRbac.ControllerUser),
     ];
+
+    /// <summary>The kubeconfig of the node's in-process controllers, in <c>server/cred</c> or <c>agent/</c>.</summary>
+    public const string ControllerKubeconfigFile = "coracle-controller.kubeconfig";
 
     /// <summary>Certificates (create, reuse, renew), the server token, then the admin and component kubeconfigs.</summary>
     public static ServerIdentity Prepare(CoracleConfig config, ILogger log, TimeProvider? time = null)

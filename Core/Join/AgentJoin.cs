@@ -89,6 +89,7 @@ internal static class AgentJoin
         using var servingKey = CertificateFactory.NewKey();
         using var kubeletKey = CertificateFactory.NewKey();
         using var proxyKey = CertificateFactory.NewKey();
+        using var controllerKey = CertificateFactory.NewKey();
         var ips = config.NodeIps.Count > 0 ? config.NodeIps : ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()).ToList();
         var request = new CertificatesRequest
         {
@@ -97,6 +98,7 @@ internal static class AgentJoin
             KubeletServingCsr = Csr(servingKey, config.NodeName),
             KubeletClientCsr = Csr(kubeletKey, $"system:node:{config.NodeName}"),
             KubeProxyClientCsr = Csr(proxyKey, "system:kube-proxy"),
+            ControllerClientCsr = Csr(controllerKey, Kubernetes.ClusterRbac.ControllerUser),
         };
         var signed = await RetryAsync(server, log, time, async () =>
         {
@@ -110,7 +112,7 @@ internal static class AgentJoin
         var keyMode = ClusterCertificates.KeyMode;
         FileUtil.WriteAtomic(Path.Combine(dir, "server-ca.crt"), signed.ServerCa, certMode);
         FileUtil.WriteAtomic(Path.Combine(dir, "client-ca.crt"), signed.ClientCa, certMode);
-        foreach (var (name, key, pem) in new[] { ("serving-kubelet", servingKey, signed.KubeletServing), ("client-kubelet", kubeletKey, signed.KubeletClient), ("client-kube-proxy", proxyKey, signed.KubeProxyClient) })
+        foreach (var (name, key, pem) in new[] { ("serving-kubelet", servingKey, signed.KubeletServing), ("client-kubelet", kubeletKey, signed.KubeletClient), ("client-kube-proxy", proxyKey, signed.KubeProxyClient), ("client-coracle-controller", controllerKey, signed.ControllerClient) })
         {
             FileUtil.WriteAtomic(Path.Combine(dir, name + ".key"), CertificateWithKey.KeyToPem(key), keyMode);
             FileUtil.WriteAtomic(Path.Combine(dir, name + ".crt"), pem, certMode);
@@ -119,6 +121,7 @@ internal static class AgentJoin
         var apiServer = cluster.ServerUrl;
         Kubeconfig.Write(Path.Combine(dir, "kubelet.kubeconfig"), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-kubelet.crt"), Path.Combine(dir, "client-kubelet.key"), $"system:node:{config.NodeName}", false, keyMode);
         Kubeconfig.Write(Path.Combine(dir, "kubeproxy.kubeconfig"), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-kube-proxy.crt"), Path.Combine(dir, "client-kube-proxy.key"), "system:kube-proxy", false, keyMode);
+        Kubeconfig.Write(Path.Combine(dir, ServerIdentity.ControllerKubeconfigFile), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-coracle-controller.crt"), Path.Combine(dir, "client-coracle-controller.key"), Kubernetes.ClusterRbac.ControllerUser, false, keyMode);
         FileUtil.WriteAtomic(Path.Combine(dir, "cluster.json"), JsonSerializer.Serialize(cluster, Json) + "\n", certMode);
         log.AgentJoined(server.ToString(), config.NodeName, dir);
         return new AgentIdentity(cluster, dir, token, ca, server);

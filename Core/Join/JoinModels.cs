@@ -23,6 +23,7 @@ internal sealed record CertificatesRequest
     [JsonPropertyName("kubeletServingCsr")] public string? KubeletServingCsr { get; init; }
     [JsonPropertyName("kubeletClientCsr")] public string? KubeletClientCsr { get; init; }
     [JsonPropertyName("kubeProxyClientCsr")] public string? KubeProxyClientCsr { get; init; }
+    [JsonPropertyName("controllerClientCsr")] public string? ControllerClientCsr { get; init; }
 }
 
 /// <summary>The signed certificates and the CAs an agent needs.</summary>
@@ -31,6 +32,7 @@ internal sealed record CertificatesResponse
     [JsonPropertyName("kubeletServing")] public required string KubeletServing { get; init; }
     [JsonPropertyName("kubeletClient")] public required string KubeletClient { get; init; }
     [JsonPropertyName("kubeProxyClient")] public required string KubeProxyClient { get; init; }
+    [JsonPropertyName("controllerClient")] public required string ControllerClient { get; init; }
     [JsonPropertyName("serverCa")] public required string ServerCa { get; init; }
     [JsonPropertyName("clientCa")] public required string ClientCa { get; init; }
 }

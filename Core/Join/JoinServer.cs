@@ -160,7 +160,7 @@ internal sealed partial class JoinServer
 
         if (request is null)
         {
-            return Error(StatusCodes.Status400BadRequest, "the body is empty; send {nodeName, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr}");
+            return Error(StatusCodes.Status400BadRequest, "the body is empty; send {nodeName, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr, controllerClientCsr}");
         }
 
         if (string.IsNullOrEmpty(request.NodeName) || request.NodeName.Length > 253 || !NodeNamePattern().IsMatch(request.NodeName))
@@ -180,7 +180,7 @@ internal sealed partial class JoinServer
         }
 
         var keys = new Dictionary<string, PublicKey>();
-        foreach (var (field, pem) in new[] { ("kubeletServingCsr", request.KubeletServingCsr), ("kubeletClientCsr", request.KubeletClientCsr), ("kubeProxyClientCsr", request.KubeProxyClientCsr) })
+        foreach (var (field, pem) in new[] { ("kubeletServingCsr", request.KubeletServingCsr), ("kubeletClientCsr", request.KubeletClientCsr), ("kubeProxyClientCsr", request.KubeProxyClientCsr), ("controllerClientCsr", request.ControllerClientCsr) })
         {
             if (string.IsNullOrEmpty(pem))
             {
@@ -214,12 +214,14 @@ internal sealed partial class JoinServer
         using var serving = CertificateFactory.Sign(serverCa, servingSubject, keys["kubeletServingCsr"], CertUsage.Server, now, _certs.LeafLifetime);
         using var kubelet = CertificateFactory.Sign(clientCa, CertSubject.Named($"system:node:{name}", "system:nodes"), keys["kubeletClientCsr"], CertUsage.Client, now, _certs.LeafLifetime);
         using var proxy = CertificateFactory.Sign(clientCa, CertSubject.Named("system:kube-proxy"), keys["kubeProxyClientCsr"], CertUsage.Client, now, _certs.LeafLifetime);
+        using var controller = CertificateFactory.Sign(clientCa, CertSubject.Named(Kubernetes.ClusterRbac.ControllerUser), keys["controllerClientCsr"], CertUsage.Client, now, _certs.LeafLifetime);
         _log.JoinSigned(name, string.Join(",", ips.Select(i => i.ToString())), http.Connection.RemoteIpAddress?.ToString() ?? "?");
         return Results.Json(new CertificatesResponse
         {
             KubeletServing = serving.ExportCertificatePem() + "\n",
             KubeletClient = kubelet.ExportCertificatePem() + "\n",
             KubeProxyClient = proxy.ExportCertificatePem() + "\n",
+            ControllerClient = controller.ExportCertificatePem() + "\n",
             ServerCa = serverCa.CertificatePem,
             ClientCa = clientCa.CertificatePem,
         }, Json);

@@ -37,7 +37,7 @@ internal sealed record KubernetesPaths
 }
 
 /// <summary>
-/// Command lines of the Kubernetes components, configured the way K3s configures them (Kubernetes 1.26): a map of
+/// Command lines of the Kubernetes components, configured the way K3s configures them (Kubernetes 1.32): a map of
 /// defaults merged with the user's extra args (<c>--kube-apiserver-arg</c> and friends), which win.
 /// </summary>
 internal static class ComponentArgs
@@ -152,26 +152,19 @@ internal static class ComponentArgs
         };
     }
 
-    /// <summary>The kubelet's defaults. On an agent the cluster values come from the server's join answer.</summary>
-    public static SortedDictionary<string, string> KubeletDefaults(string nodeName, string clusterDns, string clusterDomain, string pauseImage, KubernetesPaths p)
+    /// <summary>
+    /// The kubelet's flags. Everything Kubernetes 1.32 wants in the configuration file (serving, authentication, cluster
+    /// DNS, the CRI endpoint, cgroups) is in <see cref="KubeletConfig"/>; these are what remain flags.
+    /// </summary>
+    public static SortedDictionary<string, string> KubeletDefaults(string nodeName, string pauseImage, KubernetesPaths p)
     {
         var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["address"] = p.KubeletAddress,
-            ["anonymous-auth"] = "false",
-            ["authentication-token-webhook"] = "true",
-            ["authorization-mode"] = "Webhook",
-            ["client-ca-file"] = p.Node("client-ca.crt"),
-            ["cluster-dns"] = clusterDns,
-            ["cluster-domain"] = clusterDomain,
-            ["container-runtime-endpoint"] = "unix://" + p.CriSocket,
             ["hostname-override"] = nodeName,
             ["kubeconfig"] = p.NodeCred("kubelet.kubeconfig"),
+            // Deprecated but still honoured in 1.32: keeps the image garbage collector off the sandbox image, which an
+            // offline node cannot pull again.
             ["pod-infra-container-image"] = pauseImage,
-            ["read-only-port"] = "0",
-            ["resolv-conf"] = "/etc/resolv.conf",
-            ["tls-cert-file"] = p.Node("serving-kubelet.crt"),
-            ["tls-private-key-file"] = p.Node("serving-kubelet.key"),
         };
         if (p.NodeIp.Length > 0)
         {
@@ -181,11 +174,6 @@ internal static class ComponentArgs
         if (p.KubeletConfigFile is not null)
         {
             args["config"] = p.KubeletConfigFile;
-        }
-        else
-        {
-            args["cgroup-driver"] = "cgroupfs";
-            args["fail-swap-on"] = "false";
         }
 
         return args;

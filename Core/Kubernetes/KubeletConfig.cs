@@ -11,6 +11,18 @@ namespace Coracle.Core.Kubernetes;
 internal sealed record KubeletHost(string CgroupDriver, string CgroupRoot, string VolumePluginDir, bool FailSwapOn = false);
 
 /// <summary>
+/// What the kubelet serves and where it finds the cluster: settings that 1.32 accepts only in its configuration file
+/// without a deprecation warning (the flags of the same names still work and win, as <c>--kubelet-arg</c>).
+/// </summary>
+internal sealed record KubeletServing(
+    string Address, string ClientCaFile, string TlsCertFile, string TlsKeyFile, string ClusterDns, string ClusterDomain, string RuntimeEndpoint, string ResolvConf)
+{
+    /// <summary>The serving settings for a node whose certificates and runtime are in <paramref name="p"/>.</summary>
+    public static KubeletServing For(KubernetesPaths p, string clusterDns, string clusterDomain, string resolvConf) => new(
+        p.KubeletAddress, p.Node("client-ca.crt"), p.Node("serving-kubelet.crt"), p.Node("serving-kubelet.key"), clusterDns, clusterDomain, "unix://" + p.CriSocket, resolvConf);
+}
+
+/// <summary>
 /// The kubelet's <c>KubeletConfiguration</c> file (<c>DATA/agent/etc/kubelet.conf.yaml</c>). Flags given with
 /// <c>--kubelet-arg</c> still win over it, as the kubelet lets flags override the file.
 /// </summary>
@@ -25,11 +37,52 @@ internal static class KubeletConfig
         ["nodefs.inodesFree"] = "5%",
     };
 
-    public static string Render(KubeletHost host)
+    /// <summary>
+    /// The resolv.conf pods inherit: <c>/etc/resolv.conf</c>, unless it names only loopback resolvers (systemd-resolved's
+    /// 127.0.0.53, dnsmasq) that a pod cannot reach, and systemd-resolved's upstream file exists — K3s's rule.
+    /// </summary>
+    public static string ResolvConf(string root = "/")
+    {
+        var etc = Path.Combine(root, "etc/resolv.conf");
+        var upstream = Path.Combine(root, "run/systemd/resolve/resolv.conf");
+        try
+        {
+            var servers = File.ReadLines(etc)
+                .Select(l => l.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
+                .Where(f => f.Length >= 2 && f[0] == "nameserver")
+                .Select(f => f[1])
+                .ToList();
+            var loopbackOnly = servers.Count > 0 && servers.All(a => System.Net.IPAddress.TryParse(a, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+            return loopbackOnly && File.Exists(upstream) ? "/run/systemd/resolve/resolv.conf" : "/etc/resolv.conf";
+        }
+        catch (IOException)
+        {
+            return "/etc/resolv.conf";
+        }
+    }
+
+    public static string Render(KubeletHost host, KubeletServing serving)
     {
         var yaml = new StringBuilder();
         yaml.Append("apiVersion: kubelet.config.k8s.io/v1beta1\n");
         yaml.Append("kind: KubeletConfiguration\n");
+        yaml.Append($"address: \"{serving.Address}\"\n");
+        yaml.Append("readOnlyPort: 0\n");
+        yaml.Append($"tlsCertFile: \"{serving.TlsCertFile}\"\n");
+        yaml.Append($"tlsPrivateKeyFile: \"{serving.TlsKeyFile}\"\n");
+        yaml.Append("authentication:\n");
+        yaml.Append("  anonymous:\n");
+        yaml.Append("    enabled: false\n");
+        yaml.Append("  webhook:\n");
+        yaml.Append("    enabled: true\n");
+        yaml.Append("  x509:\n");
+        yaml.Append($"    clientCAFile: \"{serving.ClientCaFile}\"\n");
+        yaml.Append("authorization:\n");
+        yaml.Append("  mode: Webhook\n");
+        yaml.Append($"clusterDNS: [\"{serving.ClusterDns}\"]\n");
+        yaml.Append($"clusterDomain: \"{serving.ClusterDomain}\"\n");
+        yaml.Append($"containerRuntimeEndpoint: \"{serving.RuntimeEndpoint}\"\n");
+        yaml.Append($"resolvConf: \"{serving.ResolvConf}\"\n");
         yaml.Append($"cgroupDriver: {host.CgroupDriver}\n");
         yaml.Append($"cgroupRoot: \"{host.CgroupRoot}\"\n");
         yaml.Append($"failSwapOn: {(host.FailSwapOn ? "true" : "false")}\n");
@@ -51,10 +104,10 @@ internal static class KubeletConfig
         return yaml.ToString();
     }
 
-    public static string Write(string path, KubeletHost host)
+    public static string Write(string path, KubeletHost host, KubeletServing serving)
     {
         Directory.CreateDirectory(host.VolumePluginDir);
-        FileUtil.WriteAtomic(path, Render(host), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        FileUtil.WriteAtomic(path, Render(host, serving), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         return path;
     }
 }

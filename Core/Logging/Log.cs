@@ -73,12 +73,42 @@ internal static partial class Log
     [LoggerMessage(212, LogLevel.Warning, "setpriv not found: child processes may outlive coracle if it is killed; install util-linux")]
     public static partial void NoSetpriv(this ILogger logger);
 
+    [LoggerMessage(213, LogLevel.Information, "output to {File}")]
+    public static partial void OutputTo(this ILogger logger, string file);
+
+    [LoggerMessage(214, LogLevel.Warning, "{Line}")]
+    public static partial void OutputError(this ILogger logger, string line);
+
+    [LoggerMessage(215, LogLevel.Warning, "{Count} more error lines in {File}")]
+    public static partial void MoreErrorLines(this ILogger logger, int count, string file);
+
+    [LoggerMessage(220, LogLevel.Information, "stopping; {Count} more error lines since the last report are in {File}")]
+    public static partial void MoreErrorLinesAtStop(this ILogger logger, int count, string file);
+
+    [LoggerMessage(216, LogLevel.Warning, "exited ({Reason}); its last {Count} lines follow, all of its output is in {File}")]
+    public static partial void ExitTail(this ILogger logger, string reason, int count, string file);
+
+    [LoggerMessage(217, LogLevel.Warning, "| {Line}")]
+    public static partial void ExitTailLine(this ILogger logger, string line);
+
+    [LoggerMessage(218, LogLevel.Debug, "while stopping: {Line}")]
+    public static partial void OutputWhileStopping(this ILogger logger, string line);
+
+    [LoggerMessage(219, LogLevel.Information, "exited while the node stops ({Reason}); not restarted")]
+    public static partial void ExitedWhileStopping(this ILogger logger, string reason);
+
     // 3xx: status
     [LoggerMessage(300, LogLevel.Information, "status socket listening on {Path}")]
     public static partial void StatusListening(this ILogger logger, string path);
 
     [LoggerMessage(301, LogLevel.Debug, "status request failed: {Reason}")]
     public static partial void StatusFailed(this ILogger logger, string reason);
+
+    [LoggerMessage(302, LogLevel.Debug, "data dir recorded in {Path}")]
+    public static partial void RunRecordWritten(this ILogger logger, string path);
+
+    [LoggerMessage(303, LogLevel.Warning, "could not record the data dir in {Path} ({Reason}); 'coracle status', 'kubectl' and 'ctr' will need --data-dir or CORACLE_DATA_DIR")]
+    public static partial void RunRecordFailed(this ILogger logger, string path, string reason);
 
     // 4xx: cluster identity (certificates, tokens, kubeconfigs)
     [LoggerMessage(400, LogLevel.Information, "certificates in {Directory}: {Created} created, {Renewed} renewed, {Reused} reused")]
@@ -148,4 +178,10 @@ internal static partial class Log
 
     [LoggerMessage(602, LogLevel.Information, "host: cgroup {Version}, driver {Driver}, kubelet cgroup root {CgroupRoot} ({Created} folders created), swap on: {Swap}")]
     public static partial void HostDetected(this ILogger logger, string version, string driver, string cgroupRoot, int created, bool swap);
+
+    [LoggerMessage(700, LogLevel.Information, "cluster RBAC: {Kind} {Name} applied")]
+    public static partial void RbacApplied(this ILogger logger, string kind, string name);
+
+    [LoggerMessage(701, LogLevel.Warning, "cluster RBAC: applying {Kind} {Name} failed ({Reason}); retrying in {Seconds} s")]
+    public static partial void RbacRetry(this ILogger logger, string kind, string name, string reason, int seconds);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
 
@@ -13,6 +14,9 @@ internal static class NodeTools
 {
     /// <summary>The containerd namespace the CRI plugin (and so Kubernetes) uses.</summary>
     public const string KubernetesNamespace = "k8s.io";
+
+    /// <summary>How long <c>coracle ctr</c> waits for containerd's socket to accept a connection before it gives up.</summary>
+    public static readonly TimeSpan SocketTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>The first binary named <paramref name="name"/> in the components folder, then PATH; null when absent.</summary>
     public static string? Find(string name, string componentsDir, string? pathVariable)
@@ -44,15 +48,7 @@ internal static class NodeTools
     /// </summary>
     public static IReadOnlyList<string> CtrArguments(string socket, IReadOnlyList<string> userArgs, string? environmentNamespace)
     {
-        var global = new List<string>();
-        for (var i = 0; i < userArgs.Count && userArgs[i].StartsWith('-'); i++)
-        {
-            global.Add(userArgs[i]);
-            if (userArgs[i] is "--address" or "-a" or "--namespace" or "-n" or "--timeout" or "--connect-timeout")
-            {
-                i++;
-            }
-        }
+        var global = CtrGlobalFlags(userArgs).Select(f => f.Flag).ToList();
 
         bool Has(string longName, string shortName) => global.Any(a => a == longName || a == shortName
             || a.StartsWith(longName + "=", StringComparison.Ordinal) || a.StartsWith(shortName + "=", StringComparison.Ordinal));
@@ -72,23 +68,128 @@ internal static class NodeTools
         return args;
     }
 
+    /// <summary>ctr's global flags (before the first sub-command), each with its separate value when it takes one.</summary>
+    private static List<(string Flag, string? Value)> CtrGlobalFlags(IReadOnlyList<string> userArgs)
+    {
+        var global = new List<(string, string?)>();
+        for (var i = 0; i < userArgs.Count && userArgs[i].StartsWith('-'); i++)
+        {
+            if (userArgs[i] is "--address" or "-a" or "--namespace" or "-n" or "--timeout" or "--connect-timeout")
+            {
+                global.Add((userArgs[i], i + 1 < userArgs.Count ? userArgs[i + 1] : null));
+                i++;
+            }
+            else
+            {
+                global.Add((userArgs[i], null));
+            }
+        }
+
+        return global;
+    }
+
+    /// <summary>
+    /// The socket ctr will dial: the user's <c>--address</c>/<c>-a</c> (a <c>unix://</c> prefix dropped), else
+    /// <paramref name="socket"/>. Null when there is nothing to check: ctr only prints help or its version, or the
+    /// address is not a unix socket path.
+    /// </summary>
+    public static string? CtrDialledSocket(string socket, IReadOnlyList<string> userArgs)
+    {
+        var global = CtrGlobalFlags(userArgs);
+        var command = userArgs.Skip(global.Sum(g => g.Value is null ? 1 : 2)).FirstOrDefault();
+        if (command is null or "help" or "h" || userArgs.Any(a => a is "--help" or "-h")
+            || global.Any(g => g.Flag is "--version" or "-v"))
+        {
+            return null;
+        }
+
+        string? address = socket;
+        foreach (var (flag, value) in global)
+        {
+            if (flag is "--address" or "-a")
+            {
+                address = value;
+            }
+            else if (flag.StartsWith("--address=", StringComparison.Ordinal) || flag.StartsWith("-a=", StringComparison.Ordinal))
+            {
+                address = flag[(flag.IndexOf('=', StringComparison.Ordinal) + 1)..];
+            }
+        }
+
+        if (address is not null && address.StartsWith("unix://", StringComparison.Ordinal))
+        {
+            address = address["unix://".Length..];
+        }
+
+        return address is { Length: > 0 } && address.StartsWith('/') ? address : null;
+    }
+
+    /// <summary>Null when <paramref name="socket"/> accepts a connection within <paramref name="timeout"/>, else why not.</summary>
+    public static async Task<string?> ProbeSocketAsync(string socket, TimeSpan timeout)
+    {
+        if (!File.Exists(socket))
+        {
+            return "no such socket";
+        }
+
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await client.ConnectAsync(new UnixDomainSocketEndPoint(socket), cts.Token);
+            return null;
+        }
+        catch (SocketException ex)
+        {
+            return ex.SocketErrorCode switch
+            {
+                SocketError.ConnectionRefused => "connection refused",
+                SocketError.AccessDenied => "permission denied",
+                _ => ex.Message,
+            };
+        }
+        catch (OperationCanceledException)
+        {
+            return $"no answer within {timeout.TotalSeconds:0} s";
+        }
+        catch (ArgumentException ex)
+        {
+            return ex.Message;
+        }
+    }
+
     /// <summary>containerd's socket: what the node recorded at start, else the containerd plugin's default.</summary>
     public static string RuntimeSocket(CoracleConfig config) =>
         NodeState.Load(config.RunDir)?.CriSocket ?? Path.Combine(config.RunDir, "containerd", "containerd.sock");
 
     /// <summary>Runs <c>kubectl</c> or <c>ctr</c> with the terminal's stdin/stdout/stderr; returns its exit code.</summary>
-    public static async Task<int> RunAsync(string tool, IReadOnlyList<string> userArgs)
+    public static Task<int> RunAsync(string tool, IReadOnlyList<string> userArgs) =>
+        RunAsync(tool, userArgs, Cli.Commands.Environ(), Console.Error);
+
+    /// <summary>
+    /// <see cref="RunAsync(string, IReadOnlyList{string})"/> with the environment and the error stream given (tests).
+    /// The node is the one named by the configuration, else the one running here (<see cref="Status.RunRecord"/>).
+    /// </summary>
+    internal static async Task<int> RunAsync(string tool, IReadOnlyList<string> userArgs, IReadOnlyDictionary<string, string> env, TextWriter errors)
     {
-        var env = Cli.Commands.Environ();
-        if (Cli.Commands.TryLoad("server", null, new Dictionary<Setting, IReadOnlyList<string>>()) is not { } config)
+        if (Cli.Commands.TryLoad("server", null, new Dictionary<Setting, IReadOnlyList<string>>(), env, errors) is not { } loaded)
         {
             return ExitCodes.InvalidConfig;
         }
 
+        var config = Cli.Commands.PreferRunningNode(loaded, env);
         var binary = Find(tool, config.ComponentsDir, env.GetValueOrDefault("PATH"));
         if (binary is null)
         {
-            Cli.Commands.WriteErrors([$"{tool} not found in {config.ComponentsDir} or PATH; install it or set components-dir"]);
+            Cli.Commands.WriteErrors([$"{tool} not found in {config.ComponentsDir} or PATH; install it or set components-dir"], errors);
+            return ExitCodes.RuntimeFailure;
+        }
+
+        // ctr itself would wait a long time for a socket nobody answers on; say so at once.
+        if (tool == "ctr" && CtrDialledSocket(RuntimeSocket(config), userArgs) is { } socket
+            && await ProbeSocketAsync(socket, SocketTimeout) is { } failure)
+        {
+            Cli.Commands.WriteErrors([$"{socket}: containerd does not accept connections ({failure}); start the node with 'coracle server' (check it with 'coracle status') or set CORACLE_DATA_DIR to its data dir"], errors);
             return ExitCodes.RuntimeFailure;
         }
 

@@ -14,8 +14,9 @@ internal static class StatusClient
             socket.Connect(new UnixDomainSocketEndPoint(path));
             return true;
         }
-        catch (SocketException)
+        catch (Exception ex) when (ex is SocketException or ArgumentException)
         {
+            // ArgumentException: a path longer than a unix socket address allows.
             return false;
         }
     }

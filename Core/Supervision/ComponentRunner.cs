@@ -17,13 +17,20 @@ internal sealed class ComponentRunner : IDisposable
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
+    private readonly ComponentOutput? _output;
     private Task? _loop;
+    private volatile bool _shuttingDown;
+    private bool _outputAnnounced;
     private ComponentState _state = ComponentState.Pending;
     private DateTimeOffset _since;
     private string _detail = "";
     private int? _pid;
 
-    public ComponentRunner(ComponentSpec spec, ILoggerFactory loggers, TimeProvider time, ProcessSpawner spawner)
+    /// <param name="logDir">
+    /// Folder for a process component's output file (<c>NAME.log</c>); null sends every output line to the log at
+    /// information level (tests, in-process uses).
+    /// </param>
+    public ComponentRunner(ComponentSpec spec, ILoggerFactory loggers, TimeProvider time, ProcessSpawner spawner, string? logDir = null)
     {
         _spec = spec;
         _log = loggers.CreateLogger(spec.Name);
@@ -31,14 +38,25 @@ internal sealed class ComponentRunner : IDisposable
         _spawner = spawner;
         _restarts = new RestartTracker(spec.Restart, time);
         _since = time.GetUtcNow();
+        if (logDir is not null && spec is ProcessComponent)
+        {
+            _output = new ComponentOutput(Path.Combine(logDir, LogFileName(spec.Name)), _log, time);
+        }
     }
+
+    /// <summary>The output file's name for a component: <c>NAME.log</c>, with path separators replaced.</summary>
+    public static string LogFileName(string component) => component.Replace('/', '_') + ".log";
 
     public ComponentSpec Spec => _spec;
 
     /// <summary>A plugin-reported detail, shown when the supervisor has nothing more urgent to say.</summary>
     public string ReportedDetail { get; set; } = "";
 
-    public void Dispose() => _stop.Dispose();
+    public void Dispose()
+    {
+        _stop.Dispose();
+        _output?.Dispose();
+    }
 
     public Task Ready => _ready.Task;
 
@@ -59,9 +77,20 @@ internal sealed class ComponentRunner : IDisposable
         _loop = Task.Run(() => LoopAsync(dependencies, cancellationToken), CancellationToken.None);
     }
 
+    /// <summary>
+    /// The node is stopping: from now on an exit is expected (a peer this component needs may already be gone), so it
+    /// is neither restarted nor reported as a failure, and error lines in the output are shutdown noise.
+    /// </summary>
+    public void BeginShutdown()
+    {
+        _shuttingDown = true;
+        _output?.BeginStop();
+    }
+
     /// <summary>Graceful stop: SIGTERM (or cancellation), wait up to the stop timeout, then kill.</summary>
     public async Task StopAsync()
     {
+        BeginShutdown();
         await _stop.CancelAsync();
         if (_loop is not null)
         {
@@ -116,6 +145,12 @@ internal sealed class ComponentRunner : IDisposable
 
                 if (stop.IsCancellationRequested)
                 {
+                    break;
+                }
+
+                if (_shuttingDown)
+                {
+                    _log.ExitedWhileStopping(reason);
                     break;
                 }
 
@@ -181,14 +216,31 @@ internal sealed class ComponentRunner : IDisposable
 
         SetState(ComponentState.Starting, "");
         _log.ProcessStarting(Redact(spec));
+        if (_output is not null && !_outputAnnounced)
+        {
+            _outputAnnounced = true;
+            _log.OutputTo(_output.Path);
+        }
+
         using var forceful = new CancellationTokenSource();
         var command = _spawner.Wrap(spec.FileName, spec.Arguments)
             .WithEnvironmentVariables(spec.Environment.ToDictionary(kv => kv.Key, kv => (string?)kv.Value))
             .WithWorkingDirectory(spec.WorkingDirectory ?? Environment.CurrentDirectory)
-            .WithStandardOutputPipe(PipeTarget.ToDelegate(line => _log.Output(line)))
-            .WithStandardErrorPipe(PipeTarget.ToDelegate(line => _log.Output(line)))
+            .WithStandardOutputPipe(_output?.Target() ?? PipeTarget.ToDelegate(line => _log.Output(line)))
+            .WithStandardErrorPipe(_output?.Target() ?? PipeTarget.ToDelegate(line => _log.Output(line)))
             .WithValidation(CommandResultValidation.None);
-        var running = await _spawner.StartAsync(command, forceful.Token);
+        _output?.Open();
+        CommandTask<CommandResult> running;
+        try
+        {
+            running = await _spawner.StartAsync(command, forceful.Token);
+        }
+        catch
+        {
+            _output?.Close(null);
+            throw;
+        }
+
         var pid = running.ProcessId;
         _log.ProcessStarted(pid);
         SetState(ComponentState.Starting, "probing readiness", pid);
@@ -205,6 +257,7 @@ internal sealed class ComponentRunner : IDisposable
 
         if (stop.IsCancellationRequested && !exited.IsCompleted)
         {
+            _output?.BeginStop();
             SetState(ComponentState.Stopping, "", pid);
             _log.Stopping((long)spec.StopTimeout.TotalMilliseconds);
             Native.Kill(pid, Native.SigTerm);
@@ -218,19 +271,37 @@ internal sealed class ComponentRunner : IDisposable
 
             await SwallowAsync(exited);
             await SwallowAsync(probe);
+            _output?.Close(null);
             _log.ComponentStopped();
             return "stopped";
         }
 
-        var result = await exited;
+        CommandResult result;
+        try
+        {
+            result = await exited;
+        }
+        catch
+        {
+            _output?.Close(null);
+            throw;
+        }
+
         await SwallowAsync(probe);
-        return result.ExitCode switch
+        // .NET reports a child killed by signal N as 128+N; signals end at 64, so 193-255 are real exit codes
+        // (klog's fatal exit is 255).
+        var reason = result.ExitCode switch
         {
             0 => "exit code 0",
-            > 128 => $"killed by signal {result.ExitCode - 128}",
+            > 128 and <= 128 + 64 => $"killed by signal {result.ExitCode - 128}",
             < 0 => $"killed by signal {-result.ExitCode}",
             _ => $"exit code {result.ExitCode}",
         };
+
+        // Asked to stop, stopping with the node, or done (exit 0 of a run-once component): nothing to warn about.
+        var expected = stop.IsCancellationRequested || _shuttingDown || (result.ExitCode == 0 && spec.Restart == RestartPolicy.Never);
+        _output?.Close(expected ? null : reason);
+        return reason;
     }
 
     private async Task<string> RunInProcessAsync(InProcessComponent spec, CancellationToken stop)

@@ -74,30 +74,8 @@ internal static class Probes
 
     private static async Task<bool> HttpAsync(HttpProbe probe, CancellationToken ct)
     {
-        using var handler = probe.UnixSocket is null ? new SocketsHttpHandler() : UnixHandler(probe.UnixSocket);
-        if (probe.CaFile is not null || probe.ClientCertFile is not null)
-        {
-            var ssl = new SslClientAuthenticationOptions();
-            if (probe.ClientCertFile is not null && probe.ClientKeyFile is not null)
-            {
-                ssl.ClientCertificates = [X509Certificate2.CreateFromPemFile(probe.ClientCertFile, probe.ClientKeyFile)];
-            }
-
-            if (probe.CaFile is not null)
-            {
-                var roots = new X509Certificate2Collection();
-                roots.ImportFromPemFile(probe.CaFile);
-                ssl.CertificateChainPolicy = new X509ChainPolicy
-                {
-                    TrustMode = X509ChainTrustMode.CustomRootTrust,
-                    RevocationMode = X509RevocationMode.NoCheck,
-                };
-                ssl.CertificateChainPolicy.CustomTrustStore.AddRange(roots);
-            }
-
-            handler.SslOptions = ssl;
-        }
-
+        using var handler = Hosting.TlsClient.Configure(
+            probe.UnixSocket is null ? new SocketsHttpHandler() : UnixHandler(probe.UnixSocket), probe.CaFile, probe.ClientCertFile, probe.ClientKeyFile);
         using var client = new HttpClient(handler);
         using var response = await client.GetAsync(probe.Url, ct);
         return response.IsSuccessStatusCode;

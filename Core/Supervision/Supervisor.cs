@@ -13,17 +13,27 @@ internal sealed class Supervisor : ISupervisor
     private readonly ILoggerFactory _loggers;
     private readonly TimeProvider _time;
     private readonly ProcessSpawner _spawner;
+    private readonly string? _logDir;
     private readonly ILogger _log;
     private readonly List<ComponentRunner> _runners = [];
     private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
     private readonly object _gate = new();
     private List<ComponentRunner>? _order;
+    private List<ComponentRunner>? _stopOrder;
 
-    public Supervisor(ILoggerFactory loggers, TimeProvider? time = null, ProcessSpawner? spawner = null)
+    /// <param name="loggers">Coracle's log.</param>
+    /// <param name="time">The clock (backoff, rate limits); the system clock by default.</param>
+    /// <param name="spawner">Starts the child processes; the shared spawner thread by default.</param>
+    /// <param name="logDir">
+    /// Folder for the child processes' output, one <c>NAME.log</c> each (0600, folder 0700, rotated at 10 MiB); only
+    /// error lines and unexpected exits reach the log. Null logs every output line instead.
+    /// </param>
+    public Supervisor(ILoggerFactory loggers, TimeProvider? time = null, ProcessSpawner? spawner = null, string? logDir = null)
     {
         _loggers = loggers;
         _time = time ?? TimeProvider.System;
         _spawner = spawner ?? ProcessSpawner.Shared;
+        _logDir = logDir;
         _log = loggers.CreateLogger("supervisor");
     }
 
@@ -53,7 +63,7 @@ internal sealed class Supervisor : ISupervisor
                 throw new InvalidOperationException($"component {component.Name} is registered twice");
             }
 
-            _runners.Add(new ComponentRunner(component, _loggers, _time, _spawner));
+            _runners.Add(new ComponentRunner(component, _loggers, _time, _spawner, _logDir));
         }
     }
 
@@ -112,7 +122,20 @@ internal sealed class Supervisor : ISupervisor
                 }
             }
 
-            _order = TopologicalOrder(byName);
+            _order = TopologicalOrder(byName, r => r.Spec.DependsOn);
+            // Stopping: a component stops only after everything that depends on it, and after every component that
+            // asked to stop before it (the clients of a server: an API watch left open holds kube-apiserver's shutdown).
+            _stopOrder = TopologicalOrder(byName, r => byName.Values
+                .Where(o => o.Spec.DependsOn.Contains(r.Spec.Name) || o.Spec.StopsBefore.Contains(r.Spec.Name))
+                .Select(o => o.Spec.Name)
+                .ToList());
+            if (_logDir is not null)
+            {
+                const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+                Directory.CreateDirectory(_logDir, Private);
+                File.SetUnixFileMode(_logDir, Private);
+            }
+
             foreach (var runner in _order)
             {
                 runner.Start(runner.Spec.DependsOn.Select(d => byName[d]).ToList(), cancellationToken);
@@ -120,18 +143,28 @@ internal sealed class Supervisor : ISupervisor
         }
     }
 
-    /// <summary>Stops components in reverse dependency order, each bounded by its stop timeout.</summary>
+    /// <summary>
+    /// Stops components in reverse dependency order (and each <see cref="ComponentSpec.StopsBefore"/> before its
+    /// server), each bounded by its stop timeout.
+    /// </summary>
     public async Task StopAsync()
     {
         List<ComponentRunner> order;
         lock (_gate)
         {
-            order = _order ?? [];
+            order = _stopOrder ?? [];
         }
 
-        for (var i = order.Count - 1; i >= 0; i--)
+        // Every component learns first that the node is stopping: one that exits now, because a peer it needs is
+        // already gone, is not restarted and not reported as a failure.
+        foreach (var runner in order)
         {
-            await order[i].StopAsync();
+            runner.BeginShutdown();
+        }
+
+        foreach (var runner in order)
+        {
+            await runner.StopAsync();
         }
     }
 
@@ -146,7 +179,7 @@ internal sealed class Supervisor : ISupervisor
         }
     }
 
-    private static List<ComponentRunner> TopologicalOrder(Dictionary<string, ComponentRunner> byName)
+    private static List<ComponentRunner> TopologicalOrder(Dictionary<string, ComponentRunner> byName, Func<ComponentRunner, IReadOnlyList<string>> before)
     {
         var order = new List<ComponentRunner>();
         var state = new Dictionary<string, int>();
@@ -165,7 +198,7 @@ internal sealed class Supervisor : ISupervisor
 
             state[name] = 1;
             path.Push(name);
-            foreach (var dependency in runner.Spec.DependsOn)
+            foreach (var dependency in before(runner))
             {
                 Visit(byName[dependency], path);
             }

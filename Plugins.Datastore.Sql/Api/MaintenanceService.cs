@@ -10,7 +10,7 @@ namespace Coracle.Plugins.Datastore.Sql.Api;
 internal sealed class MaintenanceService(KvEngine kv, ServerIdentity identity) : Maintenance.MaintenanceBase
 {
     /// <summary>The etcd API version this server speaks.</summary>
-    public const string EtcdVersion = "3.5.0";
+    public const string EtcdVersion = "3.5.16";
 
     public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {

@@ -353,10 +353,18 @@ public sealed class WatchHub
         }
     }
 
+    // As etcd 3.5.13+ (the version kube-apiserver 1.32 needs for consistent reads from its watch cache): one response
+    // with watch id -1 (the client broadcasts it to every watcher of the stream) at the current revision; deferred while
+    // any watcher of the stream still replays history; nothing at all for a stream without watchers.
     private void Progress(WatchStream stream)
     {
         lock (_lock)
         {
+            if (stream.Watchers.Count == 0)
+            {
+                return;
+            }
+
             if (stream.Watchers.Values.Any(w => w.CatchingUp))
             {
                 stream.ProgressPending = true;

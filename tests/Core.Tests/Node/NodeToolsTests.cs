@@ -1,10 +1,166 @@
+using System.Net.Sockets;
 using Coracle.Core.Node;
+using Coracle.Core.Status;
+using Coracle.Core.Tests.Status;
 
 namespace Coracle.Core.Tests.Node;
 
-/// <summary><c>coracle ctr</c>'s arguments (moved here from the containerd plugin, whose copy of the rule is gone).</summary>
-public sealed class NodeToolsTests
+/// <summary>
+/// <c>coracle ctr</c>'s arguments (moved here from the containerd plugin, whose copy of the rule is gone), its fast
+/// failure when containerd does not answer, and how <c>ctr</c>/<c>kubectl</c> find the running node. A fake
+/// <c>ctr</c> script records its arguments.
+/// </summary>
+public sealed class NodeToolsTests : IDisposable
 {
+    private readonly TempDir _temp = new("crt-ctr");
+    private readonly StringWriter _errors = new();
+
+    public void Dispose()
+    {
+        _errors.Dispose();
+        _temp.Dispose();
+    }
+
+    private string DataDir => _temp.Combine("data");
+
+    private string Marker => _temp.Combine("ctr-ran");
+
+    private string DefaultSocket => Path.Combine(DataDir, "run", "containerd", "containerd.sock");
+
+    /// <summary>The environment of a user with no data dir flag: the config file empty, the record in the temp dir.</summary>
+    private Dictionary<string, string> Environment(bool dataDirVariable = true)
+    {
+        _temp.WriteExecutable("bin/ctr", $"#!/bin/sh\necho \"$@\" > {Marker}\n");
+        var env = new Dictionary<string, string>
+        {
+            ["CORACLE_CONFIG_FILE"] = _temp.Write("appliance.toml", ""),
+            ["CORACLE_K8S_BIN"] = _temp.Combine("bin"),
+            ["CORACLE_RUN_DIR"] = _temp.Combine("rundir"),
+            ["PATH"] = "",
+            ["HOME"] = _temp.Combine("home"),
+        };
+        if (dataDirVariable)
+        {
+            env["CORACLE_DATA_DIR"] = DataDir;
+        }
+
+        return env;
+    }
+
+    private static Socket Listen(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(path));
+        socket.Listen(4);
+        return socket;
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrWithoutContainerdSocket_FailsWithOneLineErrorWithoutRunningCtr()
+    {
+        var code = await NodeTools.RunAsync("ctr", ["images", "ls"], Environment(), _errors);
+
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.Equal(
+            $"coracle: error: {DefaultSocket}: containerd does not accept connections (no such socket); start the node with 'coracle server' (check it with 'coracle status') or set CORACLE_DATA_DIR to its data dir\n",
+            _errors.ToString());
+        Assert.False(File.Exists(Marker));
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrWithDeadContainerdSocket_FailsWithConnectionRefused()
+    {
+        // containerd died and left its socket file behind.
+        RunRecordTests.DeadSocket(DefaultSocket);
+
+        var code = await NodeTools.RunAsync("ctr", ["containers", "ls"], Environment(), _errors);
+
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.StartsWith($"coracle: error: {DefaultSocket}: containerd does not accept connections (connection refused); ", _errors.ToString(), StringComparison.Ordinal);
+        Assert.Single(_errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(File.Exists(Marker));
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrWithUserAddressNobodyAnswers_FailsNamingThatSocket()
+    {
+        var other = _temp.Combine("other.sock");
+
+        var code = await NodeTools.RunAsync("ctr", ["--address", other, "version"], Environment(), _errors);
+
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.StartsWith($"coracle: error: {other}: containerd does not accept connections (no such socket); ", _errors.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrWithListeningSocket_RunsCtrOnIt()
+    {
+        using var containerd = Listen(DefaultSocket);
+
+        var code = await NodeTools.RunAsync("ctr", ["images", "ls"], Environment(), _errors);
+
+        Assert.Equal(0, code);
+        Assert.Equal($"--address {DefaultSocket} --namespace k8s.io images ls\n", File.ReadAllText(Marker));
+        Assert.Empty(_errors.ToString());
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrHelp_RunsWithoutASocket()
+    {
+        var code = await NodeTools.RunAsync("ctr", ["--help"], Environment(), _errors);
+
+        Assert.Equal(0, code);
+        Assert.True(File.Exists(Marker));
+    }
+
+    [Fact]
+    public async Task RunAsync_NoDataDirGiven_UsesTheRecordedRunningNode()
+    {
+        var env = Environment(dataDirVariable: false);
+        using var status = RunRecordTests.ListenStatusSocket(DataDir);
+        using var containerd = Listen(DefaultSocket);
+        RunRecord.Write(Path.Combine(env["CORACLE_RUN_DIR"], "data-dir"), DataDir);
+
+        var code = await NodeTools.RunAsync("ctr", ["tasks", "ls"], env, _errors);
+
+        Assert.Equal(0, code);
+        Assert.Equal($"--address {DefaultSocket} --namespace k8s.io tasks ls\n", File.ReadAllText(Marker));
+    }
+
+    [Fact]
+    public async Task RunAsync_StaleRecord_FallsBackToTheDefaultDataDir()
+    {
+        var env = Environment(dataDirVariable: false);
+        // The node was killed: its record and socket file stay, nothing answers.
+        RunRecordTests.DeadSocket(Path.Combine(DataDir, "run", "coracle.sock"));
+
+        using var containerd = Listen(DefaultSocket);
+        RunRecord.Write(Path.Combine(env["CORACLE_RUN_DIR"], "data-dir"), DataDir);
+
+        await NodeTools.RunAsync("ctr", ["tasks", "ls"], env, _errors);
+
+        // The default data dir (/var/lib/coracle as root) was used, whatever runs there: never the stale record's.
+        Assert.False(File.Exists(Marker) && File.ReadAllText(Marker).Contains(DataDir, StringComparison.Ordinal));
+        Assert.DoesNotContain(DataDir, _errors.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new[] { "images", "ls" }, "/s")]
+    [InlineData(new[] { "-n", "default", "containers", "ls" }, "/s")]
+    [InlineData(new[] { "--address", "/other.sock", "version" }, "/other.sock")]
+    [InlineData(new[] { "-a=unix:///other.sock", "version" }, "/other.sock")]
+    [InlineData(new[] { "--address=/x.sock", "version" }, "/x.sock")]
+    [InlineData(new[] { "--address", "tcp://127.0.0.1:1", "version" }, null)]
+    [InlineData(new string[0], null)]
+    [InlineData(new[] { "--help" }, null)]
+    [InlineData(new[] { "images", "--help" }, null)]
+    [InlineData(new[] { "help" }, null)]
+    [InlineData(new[] { "--version" }, null)]
+    [InlineData(new[] { "-n", "x" }, null)]
+    public void CtrDialledSocket_Arguments_TheSocketToCheck(string[] args, string? expected) =>
+        Assert.Equal(expected, NodeTools.CtrDialledSocket("/s", args));
+
     [Fact]
     public void CtrArguments_PlainCommand_AddsAddressAndK8sNamespace()
     {

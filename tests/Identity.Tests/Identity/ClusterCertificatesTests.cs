@@ -82,6 +82,7 @@ public sealed class ClusterCertificatesTests : IDisposable
         Assert.Equal("subject=CN=system:kube-controller-manager", Subject("client-controller"));
         Assert.Equal("subject=CN=system:kube-scheduler", Subject("client-scheduler"));
         Assert.Equal("subject=CN=system:kube-proxy", Subject("client-kube-proxy"));
+        Assert.Equal("subject=CN=system:coracle-controller", Subject("client-coracle-controller"));
         Assert.Equal("subject=O=system:nodes,CN=system:node:node-a", Subject("client-kubelet"));
         Run.OpenSsl("verify", "-CAfile", certs.CertFile("client-ca"), "-purpose", "sslclient", certs.CertFile("client-admin"));
     }

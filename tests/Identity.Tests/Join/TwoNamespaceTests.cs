@@ -228,7 +228,7 @@ public sealed class TwoNamespaceTests : IDisposable
         Assert.Equal(
             $"X509v3 Subject Alternative Name: \n    DNS:localhost, DNS:agt, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, IP Address:{_agentIp}\n",
             Run.OpenSsl("x509", "-noout", "-ext", "subjectAltName", "-in", serving));
-        foreach (var (name, subject) in new[] { ("client-kubelet", "subject=O=system:nodes,CN=system:node:agt"), ("client-kube-proxy", "subject=CN=system:kube-proxy") })
+        foreach (var (name, subject) in new[] { ("client-kubelet", "subject=O=system:nodes,CN=system:node:agt"), ("client-kube-proxy", "subject=CN=system:kube-proxy"), ("client-coracle-controller", "subject=CN=system:coracle-controller") })
         {
             var file = Path.Combine(agentDir, name + ".crt");
             Run.OpenSsl("verify", "-CAfile", Path.Combine(serverTls, "client-ca.crt"), "-purpose", "sslclient", file);

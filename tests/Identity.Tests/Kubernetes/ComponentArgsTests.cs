@@ -87,16 +87,19 @@ public sealed class ComponentArgsTests : IDisposable
     public void KubeletAndProxy_OnAgent_UseTheAgentFolderAndServerClusterValues()
     {
         var paths = Paths() with { NodeCredDir = "/d/agent" };
-        var kubelet = ComponentArgs.Merge(ComponentArgs.KubeletDefaults("edge-1", "10.43.0.10", "cluster.local", "pause:3.6", paths), ["max-pods=50"]);
+        var kubelet = ComponentArgs.Merge(ComponentArgs.KubeletDefaults("edge-1", "pause:3.6", paths with { KubeletConfigFile = "/d/agent/etc/kubelet.conf.yaml" }), ["max-pods=50", "cluster-dns=10.43.0.99"]);
         var proxy = ComponentArgs.Merge(ComponentArgs.KubeProxyDefaults("edge-1", "10.42.0.0/16", paths), ["proxy-mode=ipvs"]);
+        var serving = KubeletServing.For(paths, "10.43.0.10", "cluster.local", "/etc/resolv.conf");
 
-        Assert.Equal("/d/agent/kubelet.kubeconfig", Arg(kubelet, "kubeconfig"));
-        Assert.Equal("/d/agent/serving-kubelet.crt", Arg(kubelet, "tls-cert-file"));
-        Assert.Equal("/d/agent/client-ca.crt", Arg(kubelet, "client-ca-file"));
-        Assert.Equal("unix:///run/k3s/containerd.sock", Arg(kubelet, "container-runtime-endpoint"));
-        Assert.Equal("10.43.0.10", Arg(kubelet, "cluster-dns"));
-        Assert.Equal("edge-1", Arg(kubelet, "hostname-override"));
-        Assert.Equal("50", Arg(kubelet, "max-pods"));
+        // 1.32: only what is still a flag is a flag; the rest is in the configuration file, and user flags still win.
+        Assert.Equal(
+            ["--cluster-dns=10.43.0.99", "--config=/d/agent/etc/kubelet.conf.yaml", "--hostname-override=edge-1", "--kubeconfig=/d/agent/kubelet.kubeconfig",
+             "--max-pods=50", "--pod-infra-container-image=pause:3.6"],
+            kubelet.Where(a => !a.StartsWith("--node-ip=", StringComparison.Ordinal)));
+        Assert.Equal("/d/agent/serving-kubelet.crt", serving.TlsCertFile);
+        Assert.Equal("/d/agent/client-ca.crt", serving.ClientCaFile);
+        Assert.Equal("unix:///run/k3s/containerd.sock", serving.RuntimeEndpoint);
+        Assert.Equal("10.43.0.10", serving.ClusterDns);
         Assert.Equal("/d/agent/kubeproxy.kubeconfig", Arg(proxy, "kubeconfig"));
         Assert.Equal("ipvs", Arg(proxy, "proxy-mode"));
     }

@@ -43,7 +43,7 @@ public sealed class KubeApiServerTests : IDisposable
         return (process, output);
     }
 
-    [K8sFact]
+    [K8sFact(Binaries = ["kube-apiserver"])]
     public async Task KubeApiServer_CoracleCertificatesAndArgs_BecomesReadyAndAuthorizesTheAdmin()
     {
         var etcdPort = FreePort();
@@ -61,7 +61,7 @@ public sealed class KubeApiServerTests : IDisposable
             AdvertiseAddress = "127.0.0.1",
         };
         var args = ComponentArgs.Merge(ComponentArgs.ApiServerDefaults(config, paths), config.KubeApiserverArgs);
-        var (apiserver, log) = Start(Path.Combine(Environment.GetEnvironmentVariable("CORACLE_K8S_BIN")!, "kube-apiserver"), args);
+        var (apiserver, log) = Start(Path.Combine(KubernetesBinaries.Folder!, "kube-apiserver"), args);
 
         using var handler = new SocketsHttpHandler { SslOptions = Coracle.Core.Join.AgentJoin.TrustOnly(File.ReadAllBytes(identity.Certificates.CertFile("server-ca"))) };
         handler.SslOptions.ClientCertificates = [System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(

@@ -25,28 +25,6 @@ internal static class TestConfig
     }
 }
 
-/// <summary>A temporary folder removed on dispose.</summary>
-internal sealed class TempDir : IDisposable
-{
-    public TempDir()
-    {
-        Path = Directory.CreateTempSubdirectory("coracle-identity-").FullName;
-    }
-
-    public string Path { get; }
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-}
-
 /// <summary>Runs a command and returns its exit code and output.</summary>
 internal static class Run
 {

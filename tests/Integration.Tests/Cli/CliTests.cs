@@ -75,6 +75,76 @@ public sealed class CliTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_dataDir, "run", "coracle.sock")));
     }
 
+    /// <summary>Log lines at warning or worse in coracle's text format (time, level, [component], message).</summary>
+    private static List<string> Warnings(IEnumerable<string> lines) =>
+        lines.Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\S+ (WARN|ERROR|FATAL) ")).ToList();
+
+    [Fact]
+    public async Task Server_ChildOutput_GoesToItsLogFileNotTheConsoleAndTheStopWarnsNothing()
+    {
+        // A stand-in kube-apiserver in the components folder: an ordinary line, an error line, and on SIGTERM an error
+        // line and exit 1, as the real one does. It never becomes ready (nothing answers its probe); it only talks.
+        var bin = _temp.Combine("k8s-bin");
+        _temp.WriteExecutable("k8s-bin/kube-apiserver", """
+            #!/bin/sh
+            echo "I1206 15:04:05.000000       1 server.go:1] ordinary apiserver chatter"
+            echo "E1206 15:04:05.123456       1 server.go:2] etcd not reachable" >&2
+            trap 'echo "E1206 15:04:06.000000       1 server.go:3] shutting down: context canceled" >&2; exit 1' TERM
+            while true; do sleep 0.1; done
+            """.Replace("            ", "", StringComparison.Ordinal));
+        var logFile = Path.Combine(_dataDir, "logs", "kube-apiserver.log");
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig],
+            new Dictionary<string, string> { ["CORACLE_K8S_BIN"] = bin });
+
+        await Wait.UntilAsync(() => File.Exists(logFile) && File.ReadAllText(logFile).Contains("etcd not reachable", StringComparison.Ordinal), "kube-apiserver's output in its log file");
+        await Wait.UntilAsync(() => server.Stderr.Contains("etcd not reachable", StringComparison.Ordinal), "the error line in coracle's log");
+        Native.Kill(server.Pid, Native.SigTerm);
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+
+        var file = File.ReadAllText(logFile);
+        Assert.Contains("ordinary apiserver chatter", file, StringComparison.Ordinal);
+        Assert.Contains("shutting down: context canceled", file, StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(logFile));
+        var console = server.Stderr.Split('\n');
+        Assert.DoesNotContain(console, l => l.Contains("ordinary apiserver chatter", StringComparison.Ordinal));
+        Assert.Contains(console, l => l.EndsWith($"INFO  [kube-apiserver] output to {logFile}", StringComparison.Ordinal));
+        Assert.Contains(console, l => l.EndsWith("WARN  [kube-apiserver] E1206 15:04:05.123456       1 server.go:2] etcd not reachable", StringComparison.Ordinal));
+        var afterSigterm = console.SkipWhile(l => !l.Contains("received SIGTERM; stopping", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(afterSigterm);
+        Assert.Empty(Warnings(afterSigterm));
+        Assert.Contains(afterSigterm, l => l.EndsWith("INFO  [kube-apiserver] stopped", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Status_WithoutDataDir_FindsTheRunningNodeThroughItsRecord()
+    {
+        var runDir = _temp.Combine("run-record");
+        var env = new Dictionary<string, string> { ["CORACLE_RUN_DIR"] = runDir };
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig], env);
+        await WaitForStatusAsync("runtime", "ready");
+
+        var (code, stdout, stderr) = await CoracleProcess.RunAsync(_coracle, env, "status");
+        var (listCode, list, _) = await CoracleProcess.RunAsync(_coracle, env, "plugins", "list");
+
+        Assert.True(code == 0, stderr);
+        Assert.StartsWith($"server ", stdout, StringComparison.Ordinal);
+        Assert.Contains($"pid {server.Pid} ", stdout, StringComparison.Ordinal);
+        Assert.Matches(@"runtime\s+ready", stdout);
+        Assert.Equal(0, listCode);
+        Assert.StartsWith($"plugins of the running server (pid {server.Pid}):", list, StringComparison.Ordinal);
+        Assert.Equal(_dataDir + "\n", File.ReadAllText(Path.Combine(runDir, "data-dir")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(runDir, "data-dir")));
+
+        Native.Kill(server.Pid, Native.SigTerm);
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.False(File.Exists(Path.Combine(runDir, "data-dir")));
+        var (afterCode, _, afterStderr) = await CoracleProcess.RunAsync(_coracle, env, "status");
+        Assert.Equal(1, afterCode);
+        Assert.StartsWith("coracle: error: no coracle node is running with data dir ", afterStderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(_dataDir, afterStderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Server_JsonLogFormat_WritesOneJsonObjectPerLine()
     {

@@ -118,6 +118,24 @@ public sealed class SupervisorTests : IDisposable
     }
 
     [Fact]
+    public async Task StopAsync_ClientDeclaresStopsBefore_StopsBeforeItsServerThoughRegisteredFirst()
+    {
+        // The flannel case: an in-node client registered before the server it watches, with no start dependency on it.
+        var order = _temp.Combine("order");
+        string Body(string name) => $"trap 'echo {name} >> {order}; exit 0' TERM; touch {_temp.Combine(name + ".trapped")}; while true; do sleep 0.05; done";
+        _supervisor.Add(new ProcessComponent { Name = "client", FileName = Script("client", Body("client")), StopsBefore = ["server", "absent"], Readiness = Trapped("client") });
+        _supervisor.Add(new ProcessComponent { Name = "store", FileName = Script("store", Body("store")), Readiness = Trapped("store") });
+        _supervisor.Add(new ProcessComponent { Name = "server", FileName = Script("server", Body("server")), DependsOn = ["store"], Readiness = Trapped("server") });
+
+        _supervisor.Start(CancellationToken.None);
+        await _supervisor.WaitReadyAsync("server", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        await _supervisor.WaitReadyAsync("client", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        await _supervisor.StopAsync();
+
+        Assert.Equal(["client", "server", "store"], File.ReadAllLines(order));
+    }
+
+    [Fact]
     public async Task StopAsync_ProcessIgnoringSigterm_IsKilledAfterTheTimeout()
     {
         _supervisor.Add(new ProcessComponent

@@ -53,6 +53,10 @@ internal sealed class CoracleProcess : IDisposable
         }
 
         info.Environment["CORACLE_CONFIG_FILE"] = "";
+
+        // A node records its data dir for the tools (/run/coracle/data-dir as root); tests keep the record beside the
+        // installed executable so they never touch, or read, the machine's.
+        info.Environment["CORACLE_RUN_DIR"] = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(executable))!, "run-record");
         foreach (var (key, value) in env ?? new Dictionary<string, string>())
         {
             info.Environment[key] = value;
@@ -87,9 +91,13 @@ internal sealed class CoracleProcess : IDisposable
     }
 
     /// <summary>Runs to completion (bounded) and returns the exit code.</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string executable, params string[] args)
+    public static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string executable, params string[] args) =>
+        RunAsync(executable, null, args);
+
+    /// <summary>Runs to completion (bounded) with extra environment variables and returns the exit code.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string executable, IDictionary<string, string>? env, params string[] args)
     {
-        using var process = Start(executable, args);
+        using var process = Start(executable, args, env);
         var code = await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
         return (code, process.Stdout, process.Stderr);
     }

@@ -29,7 +29,7 @@ public sealed class AgentNodeTests : IDisposable
         _agentNetns = "cor-a-" + _id;
     }
 
-    [K8sFact]
+    [K8sFact(NeedsRoot = true)]
     public async Task Agent_RealKubernetes_JoinsRunsPodsThroughTheTunnelAndFlannelConnectsTheNodes()
     {
         var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
@@ -43,8 +43,7 @@ public sealed class AgentNodeTests : IDisposable
         var agent = _agent = new NodeHarness(_root, image, "agt-" + _id, _agentNetns, agentIp);
         foreach (var node in new[] { server, agent })
         {
-            Coracle.TestSupport.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "pause.tar"), "docker.io/rancher/mirrored-pause:3.6", ["/bin/sleep"], ["2147483647"]);
-            Coracle.TestSupport.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar"), Busybox, [], ["sh"]);
+            Coracle.Plugins.Runtime.Containerd.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar"), Busybox, [], ["sh"]);
         }
 
         // 1. The server comes up; the agent joins with the server's token; both nodes become Ready.
@@ -61,7 +60,7 @@ public sealed class AgentNodeTests : IDisposable
         // The agent's kubelet and kube-proxy use the certificates the join API issued.
         var agentDir = Path.Combine(agent.DataDir, "agent");
         Assert.Contains($"--kubeconfig={agentDir}/kubelet.kubeconfig", agent.Log, StringComparison.Ordinal);
-        Assert.Contains($"--tls-cert-file={agentDir}/serving-kubelet.crt", agent.Log, StringComparison.Ordinal);
+        Assert.Contains($"tlsCertFile: \"{agentDir}/serving-kubelet.crt\"", File.ReadAllText(Path.Combine(agentDir, "etc", "kubelet.conf.yaml")), StringComparison.Ordinal);
         Assert.Contains($"--kubeconfig={agentDir}/kubeproxy.kubeconfig", agent.Log, StringComparison.Ordinal);
 
         // 2. kube-controller-manager allocated a podCIDR to each node; flannel annotated both Nodes; each node's kernel

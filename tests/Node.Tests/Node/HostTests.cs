@@ -101,11 +101,31 @@ public sealed class HostTests : IDisposable
     [Fact]
     public void Render_CgroupfsHost_WritesTheKubeletConfiguration()
     {
-        var yaml = KubeletConfig.Render(new KubeletHost("cgroupfs", "/coracle/edge-1", "/var/lib/coracle/agent/libexec/kubernetes/kubelet-plugins/volume/exec"));
+        var yaml = KubeletConfig.Render(
+            new KubeletHost("cgroupfs", "/coracle/edge-1", "/var/lib/coracle/agent/libexec/kubernetes/kubelet-plugins/volume/exec"),
+            new KubeletServing("127.0.0.1", "/d/agent/client-ca.crt", "/d/agent/serving-kubelet.crt", "/d/agent/serving-kubelet.key",
+                "10.43.0.10", "cluster.local", "unix:///d/run/containerd/containerd.sock", "/etc/resolv.conf"));
 
         Assert.Equal("""
             apiVersion: kubelet.config.k8s.io/v1beta1
             kind: KubeletConfiguration
+            address: "127.0.0.1"
+            readOnlyPort: 0
+            tlsCertFile: "/d/agent/serving-kubelet.crt"
+            tlsPrivateKeyFile: "/d/agent/serving-kubelet.key"
+            authentication:
+              anonymous:
+                enabled: false
+              webhook:
+                enabled: true
+              x509:
+                clientCAFile: "/d/agent/client-ca.crt"
+            authorization:
+              mode: Webhook
+            clusterDNS: ["10.43.0.10"]
+            clusterDomain: "cluster.local"
+            containerRuntimeEndpoint: "unix:///d/run/containerd/containerd.sock"
+            resolvConf: "/etc/resolv.conf"
             cgroupDriver: cgroupfs
             cgroupRoot: "/coracle/edge-1"
             failSwapOn: false
@@ -125,6 +145,29 @@ public sealed class HostTests : IDisposable
             serializeImagePulls: false
 
             """, yaml);
+    }
+
+    [Fact]
+    public void ResolvConf_LoopbackOnlyWithSystemdResolved_UsesTheUpstreamFile()
+    {
+        var root = Directory.CreateTempSubdirectory("coracle-resolv-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "etc"));
+            File.WriteAllText(Path.Combine(root, "etc/resolv.conf"), "nameserver 127.0.0.53\noptions edns0\n");
+            Assert.Equal("/etc/resolv.conf", KubeletConfig.ResolvConf(root));
+
+            Directory.CreateDirectory(Path.Combine(root, "run/systemd/resolve"));
+            File.WriteAllText(Path.Combine(root, "run/systemd/resolve/resolv.conf"), "nameserver 192.0.2.53\n");
+            Assert.Equal("/run/systemd/resolve/resolv.conf", KubeletConfig.ResolvConf(root));
+
+            File.WriteAllText(Path.Combine(root, "etc/resolv.conf"), "nameserver 127.0.0.53\nnameserver 192.0.2.1\n");
+            Assert.Equal("/etc/resolv.conf", KubeletConfig.ResolvConf(root));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
     }
 
     [Fact]

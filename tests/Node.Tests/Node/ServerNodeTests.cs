@@ -24,7 +24,7 @@ public sealed class ServerNodeTests : IDisposable
     private static HashSet<string> CniNetns() =>
         Directory.Exists("/run/netns") ? Directory.GetFiles("/run/netns", "cni-*").ToHashSet(StringComparer.Ordinal) : [];
 
-    [K8sFact]
+    [K8sFact(NeedsRoot = true)]
     public async Task Server_RealKubernetes_RunsWorkloadsSurvivesRestartsAndKillallLeavesNothing()
     {
         var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
@@ -35,8 +35,7 @@ public sealed class ServerNodeTests : IDisposable
         Run.Ok("ip", "netns", "exec", _netns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
         var netnsBefore = CniNetns();
         var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "srv-" + _id, _netns, nodeIp);
-        Coracle.TestSupport.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "pause.tar"), "docker.io/rancher/mirrored-pause:3.6", ["/bin/sleep"], ["2147483647"]);
-        Coracle.TestSupport.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
+        Coracle.Plugins.Runtime.Containerd.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
 
         // 1. the node registers and becomes Ready; status lists every component, ready.
         node.StartServer();
@@ -48,6 +47,20 @@ public sealed class ServerNodeTests : IDisposable
         };
         await node.WaitForAsync(() => components.All(c => node.Component(c).State == "ready"), "every component ready");
         Assert.Contains(Busybox, node.Coracle("ctr", "images", "ls", "-q").Stdout, StringComparison.Ordinal);
+
+        // No pause image was dropped in the airgap folder: the node built its own and imported it under the default name.
+        Assert.Contains("docker.io/rancher/mirrored-pause:3.6", node.Coracle("ctr", "images", "ls", "-q").Stdout, StringComparison.Ordinal);
+        Assert.Contains("sandbox image docker.io/rancher/mirrored-pause:3.6 is not in containerd: importing Coracle's own pause image", node.Log, StringComparison.Ordinal);
+
+        // The 1.32 API server serves consistent lists from its watch cache: it trusts the datastore's progress
+        // notifications (RequestWatchProgress, etcd 3.5.13+ semantics) and never had to fall back to a quorum read.
+        node.Kubectl("get", "pods", "-A");
+        var metrics = node.Kubectl("get", "--raw", "/metrics").Split('\n');
+        Assert.Contains(metrics, l => l.StartsWith("apiserver_watch_cache_consistent_read_total{", StringComparison.Ordinal)
+            && l.Contains("fallback=\"false\"", StringComparison.Ordinal) && l.Contains("success=\"true\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(metrics, l => l.StartsWith("apiserver_watch_cache_consistent_read_total{", StringComparison.Ordinal)
+            && (l.Contains("fallback=\"true\"", StringComparison.Ordinal) || l.Contains("success=\"false\"", StringComparison.Ordinal)));
+        Assert.DoesNotContain("RequestWatchProgress", File.ReadAllText(Path.Combine(node.DataDir, "logs", "kube-apiserver.log")), StringComparison.Ordinal);
 
         // 2. a busybox pod runs; logs and exec work.
         node.Apply($$"""
@@ -142,6 +155,14 @@ public sealed class ServerNodeTests : IDisposable
         foreach (var signal in new[] { 15, 9 })
         {
             node.Signal(signal);
+            if (signal == 15)
+            {
+                // An ordered stop in which nothing had to be killed: flannel's Node watch ends before kube-apiserver
+                // stops (it would hold the API server's graceful shutdown), and kube-controller-manager exits on SIGTERM.
+                Assert.Contains("[coracle] stopped cleanly", node.Log, StringComparison.Ordinal);
+                Assert.DoesNotContain("did not stop within", node.Log, StringComparison.Ordinal);
+            }
+
             node.StartServer();
             await node.WaitForAsync(() => node.NodeReady(node.Name) && node.Component("kubelet").State == "ready", $"node Ready after restart (signal {signal})", TimeSpan.FromMinutes(3));
             Assert.Equal(container, node.Jsonpath("pod", "bb", "{.status.containerStatuses[0].containerID}"));

@@ -119,7 +119,7 @@ internal sealed class NodeHarness : IDisposable
     {
         ["CORACLE_CONFIG_FILE"] = ConfigFile,
         ["CORACLE_DATA_DIR"] = DataDir,
-        ["CORACLE_K8S_BIN"] = System.Environment.GetEnvironmentVariable("CORACLE_K8S_BIN") ?? "",
+        ["CORACLE_K8S_BIN"] = KubernetesBinaries.Folder ?? "",
     };
 
     public void StartServer(params string[] extra) => Start(

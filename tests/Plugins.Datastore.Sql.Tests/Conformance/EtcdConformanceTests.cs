@@ -542,10 +542,65 @@ public abstract class EtcdConformanceTests(IStoreFactory stores) : IAsyncLifetim
         await watch.SendAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
         var progress = await watch.NextAsync();
         Assert.Empty(progress.Events);
+        Assert.Equal(-1, progress.WatchId);
+        Assert.False(progress.Created);
         Assert.Equal(rev, progress.Header.Revision);
         var notify = await watch.NextAsync();
         Assert.Empty(notify.Events);
         Assert.Equal(rev, notify.Header.Revision);
+    }
+
+    [Fact]
+    public async Task Watch_ProgressRequestWithoutWatchers_SendsNothing()
+    {
+        // etcd 3.5 answers a progress request through one of the stream's watchers; a stream without any gets nothing.
+        await using var watch = new WatchSession(Server.Watch);
+        await watch.SendAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
+        var created = await watch.CreateAsync(new WatchCreateRequest { Key = B("nothing-yet") });
+        Assert.True(created.Created);
+        Assert.NotEqual(-1, created.WatchId);
+    }
+
+    [Fact]
+    public async Task Watch_ProgressRequestDuringReplay_ArrivesAfterHistoryAtCurrentRevision()
+    {
+        // kube-apiserver 1.32 trusts a progress notification to mean "every event up to this revision was sent"
+        // (consistent reads from its watch cache), so it must never overtake replayed history (etcd 3.5.13's fix).
+        var first = await PutAsync("replay/0", "0");
+        long last = first;
+        for (var i = 1; i < 50; i++)
+        {
+            last = await PutAsync($"replay/{i}", new string('x', 2000));
+        }
+
+        await using var watch = new WatchSession(Server.Watch);
+        await watch.SendAsync(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("replay/"), RangeEnd = PrefixEnd("replay/"), StartRevision = first } });
+        await watch.SendAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
+        var seen = new List<long>();
+        WatchResponse response;
+        while (true)
+        {
+            response = await watch.NextAsync();
+            if (response.WatchId == -1)
+            {
+                break;
+            }
+
+            seen.AddRange(response.Events.Select(e => e.Kv.ModRevision));
+        }
+
+        Assert.Empty(response.Events);
+        Assert.True(response.Header.Revision >= last);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => first + i), seen);
+    }
+
+    [Fact]
+    public async Task Status_Version_IsOneKubeApiServerTrustsWithProgressRequests()
+    {
+        // kube-apiserver 1.32 enables RequestWatchProgress (ConsistentListFromCache) only for etcd 3.4.31+ or 3.5.13+.
+        var status = await Server.Maintenance.StatusAsync(new StatusRequest());
+        var version = Version.Parse(status.Version);
+        Assert.True(version >= new Version(3, 5, 13), status.Version);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Coracle.Plugins.Runtime.Containerd;
 using Coracle.Plugins.Runtime.Containerd.Cri;
 using Coracle.Plugins.Runtime.Tests.Support;
 using Xunit;
@@ -15,7 +16,7 @@ public sealed class ContainerdIntegrationTests
     public async Task CriPod_AirgapImagesThenEchoContainer_LogHasHello()
     {
         await using var h = ContainerdHarness.Create();
-        WriteImages(h, zst: true);
+        WriteImages(h, zst: true, pause: false);
         await h.StartAsync();
 
         var version = await h.Cri.Runtime.VersionAsync(new VersionRequest { Version = "v1" });
@@ -23,7 +24,9 @@ public sealed class ContainerdIntegrationTests
         Assert.Equal("v1", version.RuntimeApiVersion);
 
         await h.RunAirgapImportAsync();
-        Assert.Contains(h.Context.Lines, l => l.Contains("airgap images: imported pause.tar", StringComparison.Ordinal));
+        // No pause image among the tarballs: the plugin builds its own from busybox-static and imports it by that name.
+        Assert.Contains(h.Context.Lines, l => l.Contains($"sandbox image {ContainerdHarness.PauseImage} is not in containerd: importing Coracle's own pause image", StringComparison.Ordinal));
+        Assert.Contains(h.Context.Lines, l => l.Contains($"sandbox image {ContainerdHarness.PauseImage} imported", StringComparison.Ordinal));
         Assert.Contains(h.Context.Lines, l => l.Contains("airgap images: imported test.tar.gz", StringComparison.Ordinal));
         Assert.Contains(h.Context.Lines, l => l.Contains("airgap images: imported zst.tar.zst", StringComparison.Ordinal));
         Assert.Contains(h.Context.Lines, l => l.StartsWith("Error airgap-images: airgap images: broken.tar.gz could not be imported and is skipped: ", StringComparison.Ordinal));
@@ -96,10 +99,14 @@ public sealed class ContainerdIntegrationTests
         Assert.Equal(["pause.tar", "test.tar.gz"], result.AlreadyImported);
     }
 
-    internal static void WriteImages(ContainerdHarness h, bool broken = true, bool zst = false)
+    internal static void WriteImages(ContainerdHarness h, bool broken = true, bool zst = false, bool pause = true)
     {
         Directory.CreateDirectory(h.ImagesDir);
-        ImageBuilder.WriteArchive(Path.Combine(h.ImagesDir, "pause.tar"), ContainerdHarness.PauseImage, ["/bin/sleep"], ["2147483647"]);
+        if (pause)
+        {
+            ImageBuilder.WriteArchive(Path.Combine(h.ImagesDir, "pause.tar"), ContainerdHarness.PauseImage, ["/bin/sleep"], ["2147483647"]);
+        }
+
         ImageBuilder.WriteArchive(Path.Combine(h.ImagesDir, "test.tar.gz"), ContainerdHarness.TestImage, [], ["/bin/sh"]);
         if (zst)
         {
