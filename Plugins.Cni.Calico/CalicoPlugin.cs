@@ -9,8 +9,12 @@ namespace Coracle.Plugins.Cni.Calico;
 /// </summary>
 [CoraclePlugin("calico", ExtensionPoints.Cni, typeof(ICniPlugin),
     Description = "Calico networking through the tigera operator (instead of flannel)", Conflicts = new[] { "flannel" })]
-public sealed class CalicoPlugin : ICniPlugin
+public sealed class CalicoPlugin : ICniPlugin, IValidatesOptions
 {
+    /// <inheritdoc />
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
+        _ = CalicoSettings.Resolve(node, options);
+
     /// <inheritdoc />
     public CniSettings Configure(IPluginContext context)
     {

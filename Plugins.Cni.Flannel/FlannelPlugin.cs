@@ -8,8 +8,8 @@ namespace Coracle.Plugins.Cni.Flannel;
 /// routes per peer, masquerades traffic leaving the cluster CIDR and writes subnet.env and the CNI conflist.
 /// </summary>
 [CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin),
-    Description = "Flannel node networking: VXLAN (default), host-gw or none")]
-public sealed class FlannelPlugin : ICniPlugin
+    Description = "Flannel node networking: VXLAN (default), host-gw or none", HasCleanup = true)]
+public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanup
 {
     /// <summary>The supervised component's name.</summary>
     public const string ComponentName = "flannel";
@@ -34,6 +34,22 @@ public sealed class FlannelPlugin : ICniPlugin
 
     /// <summary>The data plane of the current run (null before the first start); readiness reads it.</summary>
     internal FlannelDataPlane? Current { get; private set; }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// flannel.* VXLAN devices, the cni0 bridge, host-gw routes into the cluster CIDR and the FLANNEL-POSTRTG /
+    /// FLANNEL-FWD chains in every iptables variant (<see cref="FlannelCleanup"/>). subnet.env stays: other nodes on
+    /// the same machine (network namespaces) may share it.
+    /// </remarks>
+    public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, ILogger logger, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        return FlannelCleanup.RunAsync(node.ClusterCidr, subnetFile: null, conflistFile: null, logger, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
+        _ = FlannelSettings.Resolve(node, options, _sysClassNet, _cniBinCandidates);
 
     /// <inheritdoc />
     /// <remarks>Validates and registers the component; never touches the kernel.</remarks>

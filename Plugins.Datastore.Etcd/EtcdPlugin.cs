@@ -6,7 +6,7 @@ namespace Coracle.Plugins.Datastore.Etcd;
 /// Embedded etcd (supervised) or external etcd endpoints. Placeholder: the metadata is real (selection, conflicts, listing), the implementation is not
 /// there yet, so the host reports it as not implemented and never constructs it.
 /// </summary>
-[CoraclePlugin("etcd", ExtensionPoints.Datastore, typeof(IDatastore), Description = "Embedded etcd (supervised) or external etcd endpoints", Implemented = false)]
+[CoraclePlugin("etcd", ExtensionPoints.Datastore, typeof(IDatastore), Description = "Embedded etcd (supervised) or external etcd endpoints", Implemented = false, EndpointSchemes = ["http", "https"])]
 public sealed class EtcdPlugin : IDatastore
 {
     /// <inheritdoc />

@@ -4,25 +4,37 @@ using Coracle.Plugins.Datastore.Sql.Storage;
 namespace Coracle.Plugins.Datastore.Sql;
 
 /// <summary>The default datastore: etcd v3 over an embedded SQLite file.</summary>
-[CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over an embedded SQLite database (default)")]
-public sealed class SqliteDatastorePlugin : IDatastore
+[CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over an embedded SQLite database (default)", EndpointSchemes = ["", "sqlite"])]
+public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 {
+    /// <inheritdoc/>
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
+        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, "sqlite");
+
     /// <inheritdoc/>
     public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "sqlite");
 }
 
 /// <summary>etcd v3 over PostgreSQL (several servers may share one database).</summary>
-[CoraclePlugin("postgres", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over PostgreSQL (--datastore-endpoint postgres://...)")]
-public sealed class PostgresDatastorePlugin : IDatastore
+[CoraclePlugin("postgres", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over PostgreSQL (--datastore-endpoint postgres://...)", EndpointSchemes = ["postgres", "postgresql"])]
+public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 {
+    /// <inheritdoc/>
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
+        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, "postgres");
+
     /// <inheritdoc/>
     public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "postgres");
 }
 
 /// <summary>etcd v3 over MySQL or MariaDB (several servers may share one database).</summary>
-[CoraclePlugin("mysql", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over MySQL/MariaDB (--datastore-endpoint mysql://...)")]
-public sealed class MySqlDatastorePlugin : IDatastore
+[CoraclePlugin("mysql", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over MySQL/MariaDB (--datastore-endpoint mysql://...)", EndpointSchemes = ["mysql"])]
+public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions
 {
+    /// <inheritdoc/>
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
+        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, "mysql");
+
     /// <inheritdoc/>
     public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "mysql");
 }
@@ -52,7 +64,10 @@ public static class SqlDatastoreConfigurator
         return new DatastoreEndpoint(["unix://" + socket], ComponentName);
     }
 
-    /// <summary>Builds the server options; throws <see cref="PluginConfigException"/> listing every problem.</summary>
+    /// <summary>
+    /// Builds the server options; throws <see cref="PluginConfigException"/> listing every problem. Without
+    /// <paramref name="certificates"/> (planning, before they exist) only the options themselves are checked.
+    /// </summary>
     public static (EtcdServerOptions Options, string Socket) BuildOptions(NodeSettings node, IReadOnlyDictionary<string, string> values, INodeCertificates? certificates, string kind)
     {
         var dbDir = Path.Combine(node.DataDir, "server", "db");
@@ -139,11 +154,11 @@ public static class SqlDatastoreConfigurator
             {
                 errors.Add(("listen-address", $"listen-address '{listen}' is not host:port; write for example 0.0.0.0:2379"));
             }
-            else if (tls is null)
+            else if (tls is null && certificates is not null)
             {
                 errors.Add(("listen-address", "listen-address needs the node's 'datastore' TLS certificate, which is missing; run the server once to create certificates or remove listen-address"));
             }
-            else
+            else if (tls is not null)
             {
                 options = options with { ListenAddress = listen, Tls = new TlsSettings(tls.CertFile, tls.KeyFile, tls.CaFile) };
             }

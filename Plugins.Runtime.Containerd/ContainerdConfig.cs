@@ -18,7 +18,7 @@ public static class ContainerdConfig
     /// <param name="options">Runtime handlers and CNI folders from other plugins.</param>
     /// <param name="registries">Registry credentials (auth goes here; mirrors and TLS go to certs.d).</param>
     public static string Render(
-        ContainerdSettings settings, HostFacts facts, string snapshotter, RuntimeOptions options, RegistriesConfig registries)
+        ContainerdSettings settings, RuntimeHostFacts facts, string snapshotter, RuntimeOptions options, RegistriesConfig registries)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(facts);

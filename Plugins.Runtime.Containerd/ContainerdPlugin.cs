@@ -9,7 +9,7 @@ namespace Coracle.Plugins.Runtime.Containerd;
 /// </summary>
 [CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime),
     Description = "containerd + runc: generated config, CRI readiness, airgap image import")]
-public sealed class ContainerdPlugin : IContainerRuntime
+public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions
 {
     /// <summary>The in-process component that imports the airgap images.</summary>
     public const string AirgapComponentName = "airgap-images";
@@ -33,13 +33,23 @@ public sealed class ContainerdPlugin : IContainerRuntime
     }
 
     /// <inheritdoc />
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir)
+    {
+        var settings = ContainerdSettings.FromOptions(node, options, pluginDataDir);
+        if (settings.RegistriesFile is not null)
+        {
+            _ = RegistriesConfig.Load(settings.RegistriesFile);
+        }
+    }
+
+    /// <inheritdoc />
     public RuntimeEndpoint Configure(IPluginContext context, RuntimeOptions options)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         var settings = ContainerdSettings.FromOptions(context.Node, context.Options, context.PluginDataDir);
         var registries = settings.RegistriesFile is null ? RegistriesConfig.Empty : RegistriesConfig.Load(settings.RegistriesFile);
-        var facts = HostProbe.Detect(_hostRoot);
+        var facts = HostProbe.Detect(_hostRoot, context.Node.CgroupDriver);
         var snapshotter = HostProbe.ChooseSnapshotter(settings.Snapshotter, facts, _probeOverlayMount ? settings.RootDir : null);
         WriteConfiguration(settings, facts, snapshotter, options, registries, context.Logger);
 
@@ -96,7 +106,7 @@ public sealed class ContainerdPlugin : IContainerRuntime
     /// credentials) and recreates certs.d with one hosts.toml per registry.
     /// </summary>
     internal static void WriteConfiguration(
-        ContainerdSettings settings, HostFacts facts, string snapshotter, RuntimeOptions options, RegistriesConfig registries, ILogger logger)
+        ContainerdSettings settings, RuntimeHostFacts facts, string snapshotter, RuntimeOptions options, RegistriesConfig registries, ILogger logger)
     {
         foreach (var handler in options.Handlers)
         {

@@ -3,16 +3,11 @@ using System.Runtime.InteropServices;
 
 namespace Coracle.Plugins.Runtime.Containerd;
 
-/// <summary>What the host offers containerd. Found by <see cref="HostProbe.Detect"/>.</summary>
-/// <param name="CgroupV2Unified">The cgroup hierarchy is v2 only (unified).</param>
-/// <param name="SystemdIsPid1">systemd runs as PID 1.</param>
+/// <summary>What the host offers containerd beyond the node settings. Found by <see cref="HostProbe.Detect"/>.</summary>
+/// <param name="SystemdCgroup">runc uses the systemd cgroup driver: the host's <see cref="NodeSettings.CgroupDriver"/> is systemd.</param>
 /// <param name="HasCapSysResource">This process holds CAP_SYS_RESOURCE (effective set).</param>
 /// <param name="KernelHasOverlay">The kernel lists <c>overlay</c> in /proc/filesystems.</param>
-public sealed record HostFacts(bool CgroupV2Unified, bool SystemdIsPid1, bool HasCapSysResource, bool KernelHasOverlay)
-{
-    /// <summary>runc uses the systemd cgroup driver only on a cgroup v2 host run by systemd.</summary>
-    public bool SystemdCgroup => CgroupV2Unified && SystemdIsPid1;
-}
+public sealed record RuntimeHostFacts(bool SystemdCgroup, bool HasCapSysResource, bool KernelHasOverlay);
 
 /// <summary>
 /// Host detection for the containerd configuration. Every check reads below a filesystem root so tests can
@@ -23,20 +18,12 @@ public static partial class HostProbe
     /// <summary>The capability number of CAP_SYS_RESOURCE.</summary>
     public const int CapSysResource = 24;
 
-    /// <summary>Reads the host facts below <paramref name="root"/> (<c>/</c> on a real node).</summary>
-    public static HostFacts Detect(string root) =>
-        new(IsCgroupV2Unified(root), IsSystemdPid1(root), HasCapability(root, CapSysResource), KernelListsOverlay(root));
-
-    /// <summary>cgroup v2 unified: <c>/sys/fs/cgroup/cgroup.controllers</c> exists (only the v2 root has it).</summary>
-    public static bool IsCgroupV2Unified(string root) =>
-        File.Exists(Path.Combine(root, "sys", "fs", "cgroup", "cgroup.controllers"));
-
-    /// <summary>systemd is PID 1: <c>/proc/1/comm</c> reads <c>systemd</c>.</summary>
-    public static bool IsSystemdPid1(string root)
-    {
-        var comm = Path.Combine(root, "proc", "1", "comm");
-        return File.Exists(comm) && File.ReadAllText(comm).Trim() == "systemd";
-    }
+    /// <summary>
+    /// Reads the host facts below <paramref name="root"/> (<c>/</c> on a real node); the cgroup driver is the host's
+    /// decision (<see cref="NodeSettings.CgroupDriver"/>), never detected twice.
+    /// </summary>
+    public static RuntimeHostFacts Detect(string root, string cgroupDriver) =>
+        new(cgroupDriver == "systemd", HasCapability(root, CapSysResource), KernelListsOverlay(root));
 
     /// <summary>Whether bit <paramref name="capability"/> is set in <c>CapEff</c> of <c>/proc/self/status</c>.</summary>
     public static bool HasCapability(string root, int capability)
@@ -72,7 +59,7 @@ public static partial class HostProbe
     /// below <paramref name="probeDir"/> (an actual overlay mount, which also catches an overlay-on-overlay data dir and
     /// loads the module), or — without a probe dir — when /proc/filesystems lists it; else native.
     /// </summary>
-    public static string ChooseSnapshotter(string configured, HostFacts facts, string? probeDir)
+    public static string ChooseSnapshotter(string configured, RuntimeHostFacts facts, string? probeDir)
     {
         ArgumentNullException.ThrowIfNull(facts);
         if (configured != "auto")

@@ -50,4 +50,17 @@ public sealed class CoraclePluginAttribute : ExportAttribute
 
     /// <summary>Lower runs first among plugins of the same extension point (runtime handlers).</summary>
     public int Order { get; set; }
+
+    /// <summary>
+    /// Datastore plugins: the <c>--datastore-endpoint</c> URL schemes the plugin serves (<c>postgres</c> serves
+    /// <c>postgres://...</c>); an empty string serves the empty endpoint, i.e. the default datastore. The host picks
+    /// the datastore by these alone.
+    /// </summary>
+    public string[] EndpointSchemes { get; set; } = [];
+
+    /// <summary>
+    /// The plugin implements <see cref="IPluginCleanup"/>: <c>coracle killall</c> constructs it (even when it was not
+    /// selected) and runs its cleanup. Plugins without it are never constructed by killall.
+    /// </summary>
+    public bool HasCleanup { get; set; }
 }

@@ -58,4 +58,11 @@ public sealed record NodeSettings
     /// Empty when the host provides none.
     /// </summary>
     public string ControllerKubeconfig { get; init; } = "";
+
+    /// <summary>
+    /// The cgroup driver of this host, decided once by the host for every component: <c>systemd</c> on a unified
+    /// cgroup v2 host whose PID 1 is systemd, else <c>cgroupfs</c>. A container runtime must use the same one as the
+    /// kubelet, or pods fail.
+    /// </summary>
+    public string CgroupDriver { get; init; } = "cgroupfs";
 }

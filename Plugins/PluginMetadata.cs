@@ -17,6 +17,8 @@ public sealed class PluginMetadata
         Conflicts = Get(metadata, nameof(Conflicts), Array.Empty<string>());
         Implemented = Get(metadata, nameof(Implemented), true);
         Order = Get(metadata, nameof(Order), 0);
+        EndpointSchemes = Get(metadata, nameof(EndpointSchemes), Array.Empty<string>());
+        HasCleanup = Get(metadata, nameof(HasCleanup), false);
     }
 
     /// <summary>Builds the view directly (tests, listings).</summary>
@@ -28,6 +30,7 @@ public sealed class PluginMetadata
         Description = "";
         Conflicts = [];
         Implemented = true;
+        EndpointSchemes = [];
     }
 
     /// <inheritdoc cref="CoraclePluginAttribute.Name"/>
@@ -50,6 +53,12 @@ public sealed class PluginMetadata
 
     /// <inheritdoc cref="CoraclePluginAttribute.Order"/>
     public int Order { get; init; }
+
+    /// <inheritdoc cref="CoraclePluginAttribute.EndpointSchemes"/>
+    public IReadOnlyList<string> EndpointSchemes { get; init; }
+
+    /// <inheritdoc cref="CoraclePluginAttribute.HasCleanup"/>
+    public bool HasCleanup { get; init; }
 
     private static T Get<T>(IDictionary<string, object> metadata, string key, T fallback) =>
         metadata.TryGetValue(key, out var value) && value is T typed ? typed : fallback;

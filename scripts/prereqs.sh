@@ -3,7 +3,7 @@
 set -euo pipefail
 
 run_pkgs=(containerd runc util-linux iproute2 iptables nftables zstd containernetworking-plugins busybox-static)
-test_pkgs=("${run_pkgs[@]}" etcd-server etcd-client postgresql mariadb-server openssl python3 kubernetes-client)
+test_pkgs=("${run_pkgs[@]}" etcd-server etcd-client postgresql mariadb-server openssl python3 kubernetes-client golang-go)
 
 case "${1:-run}" in
   run) wanted=("${run_pkgs[@]}") ;;

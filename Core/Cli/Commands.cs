@@ -20,16 +20,19 @@ internal static class Commands
 
     private static async Task<int> RunNodeAsync(string role, ParseResult result, Command command, CancellationToken ct)
     {
-        var config = LoadConfig(role, result, command);
-        if (config is null)
+        // Plan (nothing on disk changes), then apply only a plan without errors.
+        var plan = Plan(role, result, command);
+        if (plan.Errors.Count > 0)
         {
-            return ExitCodes.InvalidConfig;
+            WriteErrors(plan.Errors);
+            return plan.ExitCode;
         }
 
+        var config = plan.Config;
         using var loggers = LoggingSetup.Create(config.LogFormat, config.LogLevel);
         try
         {
-            return await new NodeHost(config, loggers).RunAsync(ct);
+            return await new NodeHost(plan, loggers).RunAsync(ct);
         }
         catch (ConfigException ex)
         {
@@ -38,14 +41,14 @@ internal static class Commands
         }
         catch (CompositionException ex)
         {
-            WriteErrors([ex.Message]);
+            WriteErrors(ex.Messages);
             return ex.ExitCode;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             return ExitCodes.Ok;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Net.Sockets.SocketException
+        catch (Exception ex) when (ex is StepFailedException or IOException or UnauthorizedAccessException or InvalidOperationException or System.Net.Sockets.SocketException
             or Identity.CertificateFileException or Identity.TokenFormatException or Join.JoinException)
         {
             WriteErrors([ex.Message]);
@@ -79,7 +82,7 @@ internal static class Commands
         }
         catch (CompositionException ex)
         {
-            WriteErrors([ex.Message]);
+            WriteErrors(ex.Messages);
             return ex.ExitCode;
         }
 
@@ -94,19 +97,16 @@ internal static class Commands
             // Still show what is installed; the selection error says what to fix.
             Console.Write(PluginTable(catalog.Entries.Select(e => new PluginView(e.Name, e.Point, e.Version,
                 e.Metadata.Architectures.Count == 0 ? "any" : string.Join("/", e.Metadata.Architectures), false, "selection failed", e.Folder))));
-            WriteErrors([ex.Message]);
+            WriteErrors(ex.Messages);
             return ex.ExitCode;
         }
     }
 
     public static Task<int> ConfigCheckAsync(ParseResult result, Command command, CancellationToken ct)
     {
-        var config = LoadConfig("server", result, command);
-        if (config is null)
-        {
-            return Task.FromResult(ExitCodes.InvalidConfig);
-        }
-
+        // Exactly the plan `coracle server` makes before it changes anything: the same errors, the same exit code.
+        var plan = Plan("server", result, command);
+        var config = plan.Config;
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"# effective configuration (file: {config.ConfigFile ?? "none, defaults"})\n");
         foreach (var section in new[] { "" }.Concat(Settings.Sections))
@@ -139,9 +139,27 @@ internal static class Commands
             }
         }
 
+        if (plan.Selection is { } selection)
+        {
+            text.Append("\n# plugins: the active one of each extension point, and why\n");
+            foreach (var d in selection.Decisions.OrderBy(d => d.Entry.Point, StringComparer.Ordinal).ThenBy(d => d.Entry.Name, StringComparer.Ordinal))
+            {
+                text.Append(CultureInfo.InvariantCulture, $"# {d.Entry.Point} {d.Entry.Name}: {(d.Selected ? "selected" : "off")} ({d.Why})\n");
+            }
+        }
+
         Console.Write(text.ToString());
-        return Task.FromResult(ExitCodes.Ok);
+        if (plan.Errors.Count > 0)
+        {
+            WriteErrors(plan.Errors);
+        }
+
+        return Task.FromResult(plan.ExitCode);
     }
+
+    /// <summary>The start-up plan from the command line, the environment and the configuration file.</summary>
+    internal static StartPlan Plan(string role, ParseResult result, Command command) =>
+        StartPlan.Make(role, result.GetValue(CommandLineBuilder.ConfigOption), Environ(), Flags(result, command));
 
     public static async Task<int> StatusAsync(ParseResult result, Command command, CancellationToken ct)
     {
@@ -211,7 +229,10 @@ internal static class Commands
         return text.ToString();
     }
 
-    internal static CoracleConfig? LoadConfig(string role, ParseResult result, Command command)
+    internal static CoracleConfig? LoadConfig(string role, ParseResult result, Command command) =>
+        TryLoad(role, result.GetValue(CommandLineBuilder.ConfigOption), Flags(result, command));
+
+    private static Dictionary<Setting, IReadOnlyList<string>> Flags(ParseResult result, Command command)
     {
         var flags = new Dictionary<Setting, IReadOnlyList<string>>();
         foreach (var (setting, option) in CommandLineBuilder.SettingOptions[command])
@@ -222,7 +243,7 @@ internal static class Commands
             }
         }
 
-        return TryLoad(role, result.GetValue(CommandLineBuilder.ConfigOption), flags);
+        return flags;
     }
 
     /// <summary>Loads the configuration from file, environment and <paramref name="flags"/>; prints every error and returns null.</summary>

@@ -64,7 +64,7 @@ internal sealed class PluginCatalog
                     ? first.Message
                     : ex.Message;
                 throw new CompositionException(
-                    $"plugin '{folder.Name}' failed to load from {folder.AssemblyPath}: {OneLine(cause)}; reinstall it or remove its folder", 3);
+                    $"plugin '{folder.Name}' failed to load from {folder.AssemblyPath}: {OneLine(cause)}; reinstall it or remove its folder", ExitCodes.PluginFailure);
             }
 
             assemblies.Add((assembly, folder));
@@ -81,7 +81,7 @@ internal sealed class PluginCatalog
         }
         catch (Exception ex) when (ex is System.Composition.Hosting.CompositionFailedException or ReflectionTypeLoadException)
         {
-            throw new CompositionException($"plugins could not be composed: {OneLine(ex.Message)}", 3);
+            throw new CompositionException($"plugins could not be composed: {OneLine(ex.Message)}", ExitCodes.PluginFailure);
         }
 
         // Which folder exported which name: read from the attributes, without constructing anything.
@@ -120,7 +120,7 @@ internal sealed class PluginCatalog
             if (list.Count > 1)
             {
                 throw new CompositionException(
-                    $"plugin name '{group.Key}' is exported {list.Count} times (by {string.Join(" and ", list.Select(e => e.Folder).Distinct())}); remove one of the plugin folders", 3);
+                    $"plugin name '{group.Key}' is exported {list.Count} times (by {string.Join(" and ", list.Select(e => e.Folder).Distinct())}); remove one of the plugin folders", ExitCodes.PluginFailure);
             }
         }
 
@@ -129,7 +129,7 @@ internal sealed class PluginCatalog
             if (!Contracts.TryGetValue(entry.Point, out var contract) || contract != entry.Contract)
             {
                 throw new CompositionException(
-                    $"plugin '{entry.Name}' in {entry.Folder} declares extension point '{entry.Point}' but exports {entry.Contract.Name}; fix its [CoraclePlugin] attribute", 3);
+                    $"plugin '{entry.Name}' in {entry.Folder} declares extension point '{entry.Point}' but exports {entry.Contract.Name}; fix its [CoraclePlugin] attribute", ExitCodes.PluginFailure);
             }
         }
 

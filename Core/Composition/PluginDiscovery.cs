@@ -19,7 +19,7 @@ internal static class PluginDiscovery
                 if (explicitRoots.Contains(root))
                 {
                     throw new CompositionException(
-                        $"plugin-dir '{root}' does not exist; create it or remove it from plugin-dir", 2);
+                        $"plugin-dir '{root}' does not exist; create it or remove it from plugin-dir", ExitCodes.InvalidConfig);
                 }
 
                 continue;
@@ -34,7 +34,7 @@ internal static class PluginDiscovery
                 if (!File.Exists(assembly))
                 {
                     throw new CompositionException(
-                        $"plugin folder '{dir}' has no {name}.dll; reinstall the plugin or remove the folder", 3);
+                        $"plugin folder '{dir}' has no {name}.dll; reinstall the plugin or remove the folder", ExitCodes.PluginFailure);
                 }
 
                 RefuseWorldWritable(assembly);
@@ -52,7 +52,7 @@ internal static class PluginDiscovery
         {
             var octal = Convert.ToString((int)mode & 0xFFF, 8);
             throw new CompositionException(
-                $"plugin path '{path}' is world-writable (mode {octal}); run 'chmod o-w {path}' so only root can change plugins", 3);
+                $"plugin path '{path}' is world-writable (mode {octal}); run 'chmod o-w {path}' so only root can change plugins", ExitCodes.PluginFailure);
         }
     }
 }

@@ -31,12 +31,13 @@ internal static class PluginSelector
         string Source(Setting s) => config.Sources.TryGetValue(s, out var v) && v.Source != "default" ? v.Source : s.Path;
         bool IsDefault(Setting s) => !config.Sources.TryGetValue(s, out var v) || v.Source == "default";
 
+        // Every problem is collected and reported together (exit 2), like configuration errors.
+        var errors = new List<string>();
         foreach (var name in config.Disable)
         {
             if (!byName.ContainsKey(name) && !WellKnownNames.Contains(name))
             {
-                throw new CompositionException(
-                    $"{Source(Settings.Disable)}: unknown plugin '{name}'; installed plugins: {installed}", 2);
+                errors.Add($"{Source(Settings.Disable)}: unknown plugin '{name}'; installed plugins: {installed}");
             }
         }
 
@@ -44,8 +45,7 @@ internal static class PluginSelector
         {
             if (!byName.ContainsKey(name))
             {
-                throw new CompositionException(
-                    $"{Source(Settings.Enable)}: unknown plugin '{name}'; installed plugins: {installed}", 2);
+                errors.Add($"{Source(Settings.Enable)}: unknown plugin '{name}'; installed plugins: {installed}");
             }
         }
 
@@ -68,14 +68,14 @@ internal static class PluginSelector
                     return; // the image does not carry the default: the point stays empty.
                 }
 
-                throw new CompositionException(
-                    $"{Source(setting)}: unknown plugin '{value}'; installed {point} plugins: {Installed(entries, point)}", 2);
+                errors.Add($"{Source(setting)}: unknown plugin '{value}'; installed {point} plugins: {Installed(entries, point)}");
+                return;
             }
 
             if (entry.Point != point)
             {
-                throw new CompositionException(
-                    $"{Source(setting)}: '{value}' is a {entry.Point} plugin, not a {point} plugin; installed {point} plugins: {Installed(entries, point)}", 2);
+                errors.Add($"{Source(setting)}: '{value}' is a {entry.Point} plugin, not a {point} plugin; installed {point} plugins: {Installed(entries, point)}");
+                return;
             }
 
             chosen[entry.Name] = $"{setting.Path} = {value}";
@@ -83,14 +83,11 @@ internal static class PluginSelector
 
         if (server)
         {
-            var datastore = DatastoreFor(config.DatastoreEndpoint, Source(Settings.DatastoreEndpoint));
-            if (!byName.TryGetValue(datastore, out var ds) || ds.Point != ExtensionPoints.Datastore)
+            var datastore = DatastoreFor(config.DatastoreEndpoint, Source(Settings.DatastoreEndpoint), entries, errors);
+            if (datastore is not null)
             {
-                throw new CompositionException(
-                    $"{Source(Settings.DatastoreEndpoint)}: datastore '{datastore}' is not installed in this image; installed datastores: {Installed(entries, ExtensionPoints.Datastore)}", 2);
+                chosen[datastore.Name] = config.DatastoreEndpoint.Length == 0 ? "default datastore" : "datastore-endpoint";
             }
-
-            chosen[ds.Name] = config.DatastoreEndpoint.Length == 0 ? "default datastore" : "datastore-endpoint";
         }
 
         Choose(ExtensionPoints.ContainerRuntime, Settings.Runtime, config.Runtime);
@@ -113,7 +110,7 @@ internal static class PluginSelector
             chosen[handler.Name] = "runtime handlers are active when installed";
         }
 
-        foreach (var name in config.Enable)
+        foreach (var name in config.Enable.Where(byName.ContainsKey))
         {
             chosen[byName[name].Name] = "plugins.enable";
         }
@@ -136,21 +133,18 @@ internal static class PluginSelector
             }
         }
 
-        CheckCount(selected, ExtensionPoints.Cni, required: false,
-            "keep one: set plugins.cni to the one you want, or --disable the other");
-        CheckCount(selected, ExtensionPoints.Ingress, required: false, "keep one: --disable the other");
-        CheckCount(selected, ExtensionPoints.LoadBalancer, required: false, "keep one: --disable the other");
-        CheckCount(selected, ExtensionPoints.ContainerRuntime, required: true,
-            "set plugins.runtime to one of them");
+        CheckCount(selected, ExtensionPoints.Cni, "keep one: set plugins.cni to the one you want, or --disable the other", errors);
+        CheckCount(selected, ExtensionPoints.Ingress, "keep one: --disable the other", errors);
+        CheckCount(selected, ExtensionPoints.LoadBalancer, "keep one: --disable the other", errors);
+        CheckCount(selected, ExtensionPoints.ContainerRuntime, "set plugins.runtime to one of them", errors);
         if (server)
         {
-            CheckCount(selected, ExtensionPoints.Datastore, required: true, "pick one with --datastore-endpoint");
+            CheckCount(selected, ExtensionPoints.Datastore, "pick one with --datastore-endpoint", errors);
         }
 
         if (!selected.Any(e => e.Point == ExtensionPoints.ContainerRuntime))
         {
-            throw new CompositionException(
-                $"no container runtime plugin is installed or selected (plugins.runtime = {config.Runtime}); install the containerd plugin into the plugins folder or re-enable it", 2);
+            errors.Add($"no container runtime plugin is installed or selected (plugins.runtime = {config.Runtime}); install the containerd plugin into the plugins folder or re-enable it");
         }
 
         foreach (var a in selected)
@@ -158,18 +152,23 @@ internal static class PluginSelector
             if (a.Metadata.Architectures.Count > 0 &&
                 !a.Metadata.Architectures.Contains(architecture, StringComparer.OrdinalIgnoreCase))
             {
-                throw new CompositionException(
-                    $"plugin '{a.Name}' is built for {string.Join("/", a.Metadata.Architectures)} but this node is {architecture}; install the {architecture} image's plugin or --disable {a.Name}", 2);
+                errors.Add($"plugin '{a.Name}' is built for {string.Join("/", a.Metadata.Architectures)} but this node is {architecture}; install the {architecture} image's plugin or --disable {a.Name}");
             }
 
             foreach (var b in selected)
             {
-                if (a != b && a.Metadata.Conflicts.Contains(b.Name, StringComparer.OrdinalIgnoreCase))
+                // Two of one single-active point (two CNIs) are already reported with the fix; a declared conflict adds nothing.
+                if (a != b && a.Metadata.Conflicts.Contains(b.Name, StringComparer.OrdinalIgnoreCase) && a.Point != b.Point
+                    && !errors.Contains($"plugins '{b.Name}' and '{a.Name}' conflict and cannot both be active; --disable one of them"))
                 {
-                    throw new CompositionException(
-                        $"plugins '{a.Name}' and '{b.Name}' conflict and cannot both be active; --disable one of them", 2);
+                    errors.Add($"plugins '{a.Name}' and '{b.Name}' conflict and cannot both be active; --disable one of them");
                 }
             }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new CompositionException(errors, ExitCodes.InvalidConfig);
         }
 
         var decisions = entries.Select(e =>
@@ -196,40 +195,47 @@ internal static class PluginSelector
         return new PluginSelection(decisions);
     }
 
-    /// <summary>Maps a K3s-style datastore endpoint to the datastore plugin's name.</summary>
-    public static string DatastoreFor(string endpoint, string source)
+    /// <summary>
+    /// The datastore plugin that serves a K3s-style endpoint, by the URL schemes the installed datastore plugins declare
+    /// (<see cref="PluginMetadata.EndpointSchemes"/>; an empty scheme serves the empty endpoint, the default); null
+    /// with the reason added to <paramref name="errors"/>.
+    /// </summary>
+    public static PluginEntry? DatastoreFor(string endpoint, string source, IReadOnlyList<PluginEntry> entries, List<string> errors)
     {
-        if (endpoint.Length == 0)
+        var datastores = entries.Where(e => e.Point == ExtensionPoints.Datastore).ToList();
+        var choices = datastores.Count == 0
+            ? "none"
+            : string.Join(", ", datastores.OrderBy(e => e.Name, StringComparer.Ordinal).Select(e =>
+                $"{e.Name} ({(e.Metadata.EndpointSchemes.Count == 0 ? "no endpoint schemes declared" : string.Join(", ", e.Metadata.EndpointSchemes.Select(s => s.Length == 0 ? "the default" : s + "://")))})"));
+        var scheme = "";
+        if (endpoint.Length > 0)
         {
-            return "sqlite";
+            if (!endpoint.Contains("://", StringComparison.Ordinal))
+            {
+                errors.Add($"{source}: the datastore endpoint has no scheme; give SCHEME://... for one of the installed datastores: {choices}");
+                return null;
+            }
+
+            scheme = endpoint.Split("://", 2)[0];
         }
 
-        var scheme = endpoint.Split("://", 2)[0].ToLowerInvariant();
-        return scheme switch
+        var match = datastores.FirstOrDefault(e => e.Metadata.EndpointSchemes.Contains(scheme, StringComparer.OrdinalIgnoreCase));
+        if (match is null)
         {
-            "sqlite" => "sqlite",
-            "postgres" or "postgresql" => "postgres",
-            "mysql" => "mysql",
-            "http" or "https" => "etcd",
-            _ when !endpoint.Contains("://", StringComparison.Ordinal) =>
-                throw new CompositionException($"{source}: the datastore endpoint has no scheme; use sqlite://PATH, postgres://..., mysql://... or https://HOST:2379", 2),
-            _ => throw new CompositionException(
-                $"{source}: unknown datastore scheme '{scheme}://'; use sqlite://PATH, postgres://..., mysql://... or https://HOST:2379", 2),
-        };
+            errors.Add(scheme.Length == 0
+                ? $"{source}: no installed datastore serves the default (empty) endpoint; give --datastore-endpoint for one of the installed datastores: {choices}"
+                : $"{source}: no installed datastore serves '{scheme}://'; installed datastores: {choices}");
+        }
+
+        return match;
     }
 
-    private static void CheckCount(List<PluginEntry> selected, string point, bool required, string fix)
+    private static void CheckCount(List<PluginEntry> selected, string point, string fix, List<string> errors)
     {
         var active = selected.Where(e => e.Point == point).ToList();
         if (active.Count > 1)
         {
-            throw new CompositionException(
-                $"{active.Count} {point} plugins are selected ({string.Join(", ", active.Select(e => e.Name))}) but at most one may be active; {fix}", 2);
-        }
-
-        if (required && active.Count == 0)
-        {
-            // Reported by the caller with the point-specific fix.
+            errors.Add($"{active.Count} {point} plugins are selected ({string.Join(", ", active.Select(e => e.Name))}) but at most one may be active; {fix}");
         }
     }
 

@@ -19,6 +19,20 @@ internal static class ConfigLoader
         IReadOnlyDictionary<string, string> environment,
         IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
     {
+        var (config, errors) = LoadAll(role, configFile, environment, flags);
+        return errors.Count > 0 ? throw new ConfigException(errors) : config;
+    }
+
+    /// <summary>
+    /// The configuration and every error found in it. A value that is wrong keeps its default, so the rest of the
+    /// start-up plan (plugin selection, plugin options) can still be checked and all errors reported together.
+    /// </summary>
+    public static (CoracleConfig Config, IReadOnlyList<ConfigError> Errors) LoadAll(
+        string role,
+        string? configFile,
+        IReadOnlyDictionary<string, string> environment,
+        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
+    {
         var errors = new List<ConfigError>();
         var values = Settings.All.ToDictionary(s => s, s => new SourcedValue(DefaultOf(s), "default"));
         var pluginOptions = new Dictionary<string, Dictionary<string, string>>(StringComparer.OrdinalIgnoreCase);
@@ -83,12 +97,7 @@ internal static class ConfigLoader
 
         var config = Build(role, usedFile, values, pluginOptions, environment);
         errors.AddRange(Validate(config));
-        if (errors.Count > 0)
-        {
-            throw new ConfigException(errors);
-        }
-
-        return config;
+        return (config, errors);
     }
 
     /// <summary>The typed default of a setting (defaults are written as text, like the shipped appliance.toml).</summary>

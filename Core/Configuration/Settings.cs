@@ -42,6 +42,8 @@ internal static class Settings
         "kube-apiserver's HTTPS port") { ServerOnly = true };
     public static readonly Setting SupervisorPort = new("server", "supervisor-port", SettingKind.Integer, 9345L,
         "HTTPS port of the join API and agent tunnel") { ServerOnly = true };
+    public static readonly Setting EgressSelectorMode = new("server", "egress-selector-mode", SettingKind.String, "agent",
+        "How kube-apiserver reaches kubelets, pods and services (K3s's modes, docs/cluster-identity.md): agent = kubelets through the agents' tunnels; pod = also pods through their node's tunnel; cluster = also Service IPs; disabled = no egress selector") { ServerOnly = true, Choices = ["agent", "pod", "cluster", "disabled"] };
     public static readonly Setting CertLifetime = new("server", "cert-lifetime", SettingKind.Duration, "8760h",
         "Lifetime of issued leaf certificates; they are renewed at start within 90 days of expiry") { ServerOnly = true };
     public static readonly Setting CaCertLifetime = new("server", "ca-cert-lifetime", SettingKind.Duration, "87600h",
@@ -97,7 +99,7 @@ internal static class Settings
     [
         DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, LogFormat, LogLevel,
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
-        WriteKubeconfigMode, HttpsListenPort, SupervisorPort, CertLifetime, CaCertLifetime,
+        WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
         Server, PauseImage, KubeletArg, KubeProxyArg, TunnelAllowedPorts,
         FlannelBackend, FlannelIface,

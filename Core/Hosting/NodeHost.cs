@@ -24,13 +24,24 @@ internal sealed class NodeHost
     /// <summary>The Kubernetes binaries each role runs, in start order.</summary>
     public static IReadOnlyDictionary<string, string[]> KubernetesComponents => Kubernetes.KubernetesComponents.ByRole;
 
+    private readonly StartPlan _plan;
     private CoracleConfig _config;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
 
-    public NodeHost(CoracleConfig config, ILoggerFactory loggers)
+    /// <summary>The one host model: cgroup version and driver, systemd, swap — decided here, handed to every plugin.</summary>
+    private readonly HostFacts _host = HostFacts.Detect("/");
+
+    /// <summary>Applies <paramref name="plan"/>, which must hold no errors.</summary>
+    public NodeHost(StartPlan plan, ILoggerFactory loggers)
     {
-        _config = config;
+        if (plan.Errors.Count > 0 || plan.Selection is null)
+        {
+            throw new ArgumentException("a plan with errors cannot be applied", nameof(plan));
+        }
+
+        _plan = plan;
+        _config = plan.Config;
         _loggers = loggers;
         _log = loggers.CreateLogger("coracle");
     }
@@ -42,21 +53,19 @@ internal sealed class NodeHost
         var version = VersionInfo.Version;
         _log.Starting(version, _config.Role, _config.DataDir, _config.ConfigFile ?? "(none; defaults)");
 
-        _log.Step("data dir");
-        FileUtil.PrivateDirectory(_config.DataDir);
-        FileUtil.PrivateDirectory(_config.RunDir);
+        // The plan (configuration, plugin selection, plugin options) is checked; from here on the disk changes, and the
+        // first change is taking the data dir's lock, so a second node on a live data dir changes nothing.
+        var selection = _plan.Selection!;
+        var active = selection.Decisions.Where(d => d.Selected).Select(d => $"{d.Entry.Point}={d.Entry.Name}");
+        _log.Composed(string.Join(", ", active), _plan.Catalog!.Entries.Count, clock.ElapsedMilliseconds);
+
+        using var dataDirLock = Step("data dir", () => DataDirLock.Acquire(_config.DataDir, _config.RunDir));
 
         ServerIdentity? identity = null;
         if (_config.Role == "server")
         {
-            _log.Step("certificates, token and kubeconfigs");
-            identity = ServerIdentity.Prepare(_config, _log);
+            identity = Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(_config, _log));
         }
-
-        _log.Step("compose plugins");
-        var (catalog, selection) = PluginComposition.Compose(_config);
-        var active = selection.Decisions.Where(d => d.Selected).Select(d => $"{d.Entry.Point}={d.Entry.Name}");
-        _log.Composed(string.Join(", ", active), catalog.Entries.Count, clock.ElapsedMilliseconds);
 
         AgentIdentity? agent = null;
         if (_config.Role == "agent")
@@ -77,11 +86,8 @@ internal sealed class NodeHost
         await using var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, selection, startedAt, version), _log);
         using var record = RunRecord.Claim(RunRecord.PathForThisProcess(), _config.DataDir, _log);
 
-        _log.Step("configure plugins");
-        var (datastoreEndpoint, runtimeEndpoint, runtimeComponents) = ConfigurePlugins(selection, supervisor);
-
-        _log.Step("host settings");
-        var kubeletHost = PrepareHost(runtimeEndpoint);
+        var (datastoreEndpoint, runtimeEndpoint, runtimeComponents) = Step("configure plugins", () => ConfigurePlugins(selection, supervisor));
+        var kubeletHost = Step("host settings", () => PrepareHost(runtimeEndpoint));
 
         var tunnels = new TunnelRegistry();
         string? egressSocket = null;
@@ -96,17 +102,23 @@ internal sealed class NodeHost
             RegisterTunnelClient(supervisor, agent);
         }
 
-        _log.Step("kubernetes components");
-        RegisterKubernetesComponents(supervisor, datastoreEndpoint, runtimeEndpoint, runtimeComponents, egressSocket, kubeletHost);
+        Step("kubernetes components", () =>
+        {
+            RegisterKubernetesComponents(supervisor, datastoreEndpoint, runtimeEndpoint, runtimeComponents, egressSocket, kubeletHost);
+            return true;
+        });
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, stopping, "SIGTERM"));
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => Stop(ctx, stopping, "SIGINT"));
 
-        _log.Step("start supervisor");
         // Components are not tied to the signal token: a signal cancels them all at once, while StopAsync below stops
         // them one by one in reverse dependency order (kube-apiserver before the datastore it needs to shut down).
-        supervisor.Start(CancellationToken.None);
+        Step("start supervisor", () =>
+        {
+            supervisor.Start(CancellationToken.None);
+            return true;
+        });
         _log.SupervisorRunning(supervisor.Count, clock.ElapsedMilliseconds);
 
         try
@@ -120,6 +132,20 @@ internal sealed class NodeHost
         await supervisor.StopAsync();
         _log.Stopped();
         return ExitCodes.Ok;
+    }
+
+    /// <summary>One named start-up step: logged, and any failure reported as <c>NAME: what went wrong</c>.</summary>
+    private T Step<T>(string name, Func<T> body)
+    {
+        _log.Step(name);
+        try
+        {
+            return body();
+        }
+        catch (Exception ex) when (ex is not (ConfigException or CompositionException or StepFailedException or OperationCanceledException or OutOfMemoryException))
+        {
+            throw new StepFailedException(name, ex);
+        }
     }
 
     private void Stop(PosixSignalContext context, CancellationTokenSource stopping, string signal)
@@ -137,7 +163,7 @@ internal sealed class NodeHost
     {
         // Only a node that runs a kubelet changes the host; without the binary nothing is started, so nothing is touched.
         var kubeletRuns = File.Exists(Path.Combine(_config.ComponentsDir, "kubelet"));
-        var facts = HostFacts.Detect("/");
+        var facts = _host;
         var cgroupRoot = KubeletArg("cgroup-root") ?? CgroupRoot.For(facts, _config.NodeName);
         if (kubeletRuns)
         {
@@ -179,7 +205,7 @@ internal sealed class NodeHost
         DatastoreEndpoint? datastoreEndpoint = null;
         RuntimeEndpoint? runtimeEndpoint = null;
         var runtimeSupervisor = new RecordingSupervisor(supervisor);
-        var node = _config.ToNodeSettings();
+        var node = _config.ToNodeSettings() with { CgroupDriver = _host.CgroupDriver };
         var manifests = new ManifestSink(Path.Combine(_config.DataDir, "server", "manifests"));
         var certificates = new NodeCertificates(Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent"));
 
@@ -208,7 +234,7 @@ internal sealed class NodeHost
                 return null;
             }
 
-            return (T)entry.Create();
+            return (T)_plan.Instance(entry);
         }
 
         void Guard(PluginEntry entry, Action action)
@@ -219,8 +245,7 @@ internal sealed class NodeHost
             }
             catch (PluginConfigException ex)
             {
-                var where = _config.ConfigFile is null ? $"[plugins.{entry.Name}] {ex.Key}" : $"{_config.ConfigFile}: [plugins.{entry.Name}] {ex.Key}";
-                throw new ConfigException(where, ex.Message);
+                throw new ConfigException(StartPlan.OptionPlace(_config, entry, ex.Key), ex.Message);
             }
             catch (Exception ex) when (ex is not ConfigException)
             {
@@ -279,7 +304,7 @@ internal sealed class NodeHost
         return (datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);
     }
 
-    private string RegisterJoinApi(Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
+    private string? RegisterJoinApi(Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
     {
         var join = new JoinServer(_config, identity.Certificates, identity.Token, new JoinTokenStore(_config.DataDir), tunnels, _loggers.CreateLogger("join-api"));
         supervisor.Add(new InProcessComponent
@@ -291,15 +316,30 @@ internal sealed class NodeHost
             StopTimeout = _config.StopTimeout,
         });
 
+        // egress-selector-mode disabled: no egress selector configuration, so nothing would use the proxy.
+        var mode = EgressModes.From(_config);
+        if (mode == EgressMode.Disabled)
+        {
+            _log.EgressMode(EgressModes.Name(mode), EgressModes.Describe(mode));
+            return null;
+        }
+
         var socket = Path.Combine(_config.DataDir, "server", "egress.sock");
         var localNames = new List<string> { _config.NodeName, "localhost" };
         localNames.AddRange(ClusterCertificates.NodeAddresses(_config).Select(a => a.ToString()));
-        var proxy = new EgressProxy(socket, tunnels, localNames, _loggers.CreateLogger("egress-proxy"));
+        var egressLog = _loggers.CreateLogger("egress-proxy");
+        var tls = ClusterCertificates.TlsDir(_config.DataDir);
+        var watcher = new EgressTableWatcher(new Uri($"https://127.0.0.1:{_config.HttpsListenPort}"), Path.Combine(tls, "server-ca.crt"),
+            Path.Combine(tls, "client-admin.crt"), Path.Combine(tls, "client-admin.key"), egressLog);
+        var proxy = new EgressProxy(socket, tunnels, new EgressRoutes(mode, _config.NodeName, localNames), watcher, egressLog);
         supervisor.Add(new InProcessComponent
         {
             Name = "egress-proxy",
             Run = proxy.RunAsync,
             Readiness = new UnixSocketProbe(socket),
+
+            // Its Node/Service/EndpointSlice watches would hold kube-apiserver's graceful shutdown.
+            StopsBefore = [WellKnownComponents.KubeApiServer],
             Restart = _config.Restart,
             StopTimeout = _config.StopTimeout,
         });
@@ -309,7 +349,10 @@ internal sealed class NodeHost
     private void RegisterTunnelClient(Supervisor supervisor, AgentIdentity agent)
     {
         var addresses = ClusterCertificates.NodeAddresses(_config).Select(a => a.ToString()).ToList();
-        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, _config.NodeName, addresses, _config.TunnelAllowedPorts, _loggers.CreateLogger("tunnel"));
+        var tunnelLog = _loggers.CreateLogger("tunnel");
+        var podNetwork = new NodePodNetwork(new Uri(agent.Cluster.ServerUrl), Path.Combine(agent.Directory, "server-ca.crt"),
+            Path.Combine(agent.Directory, "client-coracle-controller.crt"), Path.Combine(agent.Directory, "client-coracle-controller.key"), _config.NodeName, tunnelLog);
+        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, _config.NodeName, addresses, _config.TunnelAllowedPorts, podNetwork, tunnelLog);
         supervisor.Add(new InProcessComponent
         {
             Name = "tunnel",

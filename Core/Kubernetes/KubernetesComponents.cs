@@ -125,8 +125,9 @@ internal static class KubernetesComponents
     };
 
     /// <summary>
-    /// kube-apiserver's egress selector (K3s's <c>--egress-selector-mode agent</c>): cluster traffic (to kubelets) goes
-    /// through HTTP CONNECT on the egress proxy's unix socket. Like K3s it names only <c>cluster</c>: a <c>Direct</c>
+    /// kube-apiserver's egress selector (K3s's <c>egress-selector-mode</c> agent, pod or cluster; with <c>disabled</c> there is
+    /// none): all "cluster" traffic (kubelets, pods, services) goes through HTTP CONNECT on the egress proxy's unix socket,
+    /// which routes it by the mode (Core/Tunnel/EgressRoutes.cs). Like K3s it names only <c>cluster</c>: a <c>Direct</c>
     /// <c>etcd</c> selection would make kube-apiserver dial its etcd endpoints as TCP, which breaks <c>unix://</c> ones
     /// ("dial tcp: missing address").
     /// </summary>

@@ -184,4 +184,35 @@ internal static partial class Log
 
     [LoggerMessage(701, LogLevel.Warning, "cluster RBAC: applying {Kind} {Name} failed ({Reason}); retrying in {Seconds} s")]
     public static partial void RbacRetry(this ILogger logger, string kind, string name, string reason, int seconds);
+
+    // 800-849: egress selector modes, the egress proxy's routes and the agent's pod network
+    [LoggerMessage(800, LogLevel.Information, "egress selector mode {Mode}: {Description}")]
+    public static partial void EgressMode(this ILogger logger, string mode, string description);
+
+    [LoggerMessage(801, LogLevel.Information, "egress routes listed: {Nodes} nodes, {Services} services, {Slices} endpoint slices; watching for changes")]
+    public static partial void EgressTableSynced(this ILogger logger, int nodes, int services, int slices);
+
+    [LoggerMessage(802, LogLevel.Warning, "watching {Resource} failed ({Reason}); retrying in {Seconds} s")]
+    public static partial void ClusterWatchFailed(this ILogger logger, string resource, string reason, double seconds);
+
+    [LoggerMessage(803, LogLevel.Debug, "watching {Resource}: {Reason}; retrying in {Seconds} s")]
+    public static partial void ClusterWatchWaiting(this ILogger logger, string resource, string reason, double seconds);
+
+    [LoggerMessage(804, LogLevel.Debug, "egress CONNECT {Target} {How}: {Reason}")]
+    public static partial void EgressRouted(this ILogger logger, string target, string how, string reason);
+
+    [LoggerMessage(805, LogLevel.Warning, "egress CONNECT {Target} refused with {Status}: {Reason}")]
+    public static partial void EgressRefusedRated(this ILogger logger, string target, int status, string reason);
+
+    [LoggerMessage(806, LogLevel.Warning, "egress CONNECT {Target} refused with {Status}: {Reason} ({Suppressed} more refusals of this target since the last line)")]
+    public static partial void EgressRefusedAgain(this ILogger logger, string target, int status, string reason, int suppressed);
+
+    [LoggerMessage(810, LogLevel.Information, "tunnel: pod network of node {Node} is {PodCidrs}; the server may open streams to addresses in it")]
+    public static partial void TunnelPodNetwork(this ILogger logger, string node, string podCidrs);
+
+    [LoggerMessage(811, LogLevel.Debug, "tunnel stream to {Target} connected to {Upstream}")]
+    public static partial void TunnelStreamOpened(this ILogger logger, string target, string upstream);
+
+    [LoggerMessage(812, LogLevel.Warning, "tunnel stream to {Target} refused: {Reason} ({Suppressed} more refusals of this target since the last line)")]
+    public static partial void TunnelStreamRefusedAgain(this ILogger logger, string target, string reason, int suppressed);
 }

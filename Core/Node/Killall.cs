@@ -12,9 +12,10 @@ namespace Coracle.Core.Node;
 /// <summary>
 /// <c>coracle killall</c>, K3s's <c>k3s-killall.sh</c> for one data dir: stops the node, kills its containers (the
 /// containerd shims of this node's socket and everything below them) and any process still naming the data dir,
-/// unmounts what lies below the data dir, the kubelet's pod folders and the pods' network namespaces, deletes the
-/// CNI/overlay devices and the KUBE-/CNI-/FLANNEL iptables rules, restores the sysctls the node changed and removes
-/// the kubelet's cgroup root. Run it in the node's network namespace. Safe to run twice.
+/// unmounts what lies below the data dir, the kubelet's pod folders and the pods' network namespaces, deletes the pod
+/// veths and the KUBE-/CNI- iptables rules, runs the cleanup of every installed plugin that has one (the CNI's devices
+/// and chains, selected this run or not), restores the sysctls the node changed and removes the kubelet's cgroup root.
+/// Run it in the node's network namespace. Safe to run twice.
 /// </summary>
 internal static partial class Killall
 {
@@ -111,12 +112,18 @@ internal static partial class Killall
 
         foreach (var (tool, removed) in await RemoveIptablesRulesAsync(cancellationToken))
         {
-            say($"removed {removed} KUBE-/CNI-/FLANNEL rules and chains from {tool}");
+            say($"removed {removed} KUBE-/CNI- rules and chains from {tool}");
         }
 
-        // 6. sysctls and the kubelet's cgroup root.
+        // 6. every installed plugin's own cleanup (devices, chains, files it made), selected this run or not.
+        await PluginCleanupAsync(config, say, cancellationToken);
+
+        // 7. sysctls and the kubelet's cgroup root.
         var restored = Sysctls.Restore(Sysctls.Load(config.RunDir));
-        File.Delete(Sysctls.StateFile(config.RunDir));
+        if (File.Exists(Sysctls.StateFile(config.RunDir)))
+        {
+            File.Delete(Sysctls.StateFile(config.RunDir));
+        }
         if (restored.Count > 0)
         {
             say($"restored sysctls: {string.Join(", ", restored)}");
@@ -129,7 +136,11 @@ internal static partial class Killall
             say(left.Count == 0 ? $"removed cgroup root {state.CgroupRoot}" : $"cgroup folders still in use: {string.Join(", ", left)}");
         }
 
-        File.Delete(config.StatusSocket);
+        if (File.Exists(config.StatusSocket))
+        {
+            File.Delete(config.StatusSocket);
+        }
+
         say("done");
         return ExitCodes.Ok;
     }
@@ -230,7 +241,7 @@ internal static partial class Killall
         return result.ToString();
     }
 
-    /// <summary>Pod veths on cni0, cni0 itself, and flannel's VXLAN devices.</summary>
+    /// <summary>Pod veths on the cni0 bridge (the bridge itself and overlay devices are the CNI plugin's cleanup).</summary>
     private static async Task<List<string>> RemoveLinksAsync(CancellationToken cancellationToken)
     {
         var deleted = new List<string>();
@@ -245,15 +256,13 @@ internal static partial class Killall
             }
 
             var name = parts[1].TrimEnd(':').Split('@')[0];
-            var onCni0 = line.Contains(" master cni0 ", StringComparison.Ordinal);
-            if (onCni0 || name == "cni0" || name.StartsWith("flannel.", StringComparison.Ordinal) || name.StartsWith("flannel-v6.", StringComparison.Ordinal))
+            if (line.Contains(" master cni0 ", StringComparison.Ordinal))
             {
                 deleted.Add(name);
             }
         }
 
-        // veths first, then the bridge and the overlay devices.
-        foreach (var name in deleted.OrderBy(n => n == "cni0" || n.StartsWith("flannel", StringComparison.Ordinal) ? 1 : 0))
+        foreach (var name in deleted)
         {
             await CliWrap.Cli.Wrap("ip").WithArguments(["link", "delete", name]).WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(cancellationToken);
         }
@@ -261,7 +270,7 @@ internal static partial class Killall
         return deleted;
     }
 
-    /// <summary>Like k3s-killall.sh: save, drop every line naming KUBE-, CNI- or FLANNEL, restore; in each iptables variant.</summary>
+    /// <summary>Like k3s-killall.sh: save, drop every line naming KUBE- or CNI-, restore; in each iptables variant.</summary>
     private static async Task<List<(string Tool, int Removed)>> RemoveIptablesRulesAsync(CancellationToken cancellationToken)
     {
         var results = new List<(string, int)>();
@@ -303,8 +312,43 @@ internal static partial class Killall
     }
 
     internal static bool IsNodeRule(string line) =>
-        line.Contains("KUBE-", StringComparison.Ordinal) || line.Contains("CNI-", StringComparison.Ordinal)
-        || line.Contains("flannel", StringComparison.OrdinalIgnoreCase);
+        line.Contains("KUBE-", StringComparison.Ordinal) || line.Contains("CNI-", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Runs <see cref="IPluginCleanup"/> of every installed plugin that declares one; a plugin folder that cannot be
+    /// loaded, or a cleanup that fails, is reported and the rest go on.
+    /// </summary>
+    internal static async Task PluginCleanupAsync(CoracleConfig config, Action<string> say, CancellationToken cancellationToken)
+    {
+        Composition.PluginCatalog catalog;
+        try
+        {
+            catalog = Hosting.PluginComposition.Load(config);
+        }
+        catch (Composition.CompositionException ex)
+        {
+            say($"plugins could not be loaded, so no plugin cleanup ran: {ex.Message}");
+            return;
+        }
+
+        var node = config.ToNodeSettings();
+        foreach (var entry in catalog.Entries.Where(e => e.Metadata.HasCleanup))
+        {
+            try
+            {
+                if (entry.Create() is Plugins.IPluginCleanup cleanup)
+                {
+                    var options = config.PluginOptions.TryGetValue(entry.Name, out var o) ? o : new Dictionary<string, string>();
+                    await cleanup.CleanupAsync(node, options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, cancellationToken);
+                    say($"cleaned up after plugin {entry.Name}");
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                say($"cleanup of plugin {entry.Name} failed: {ex.Message}");
+            }
+        }
+    }
 
     private static string? FindOnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')

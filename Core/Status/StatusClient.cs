@@ -29,16 +29,25 @@ internal static class StatusClient
             return null;
         }
 
-        try
+        // A full accept backlog makes a unix-socket connect fail with EAGAIN at once: the node is busy, not absent
+        // (killall decides from this answer whether a node runs), so try again for a few seconds.
+        for (var attempt = 0; ; attempt++)
         {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
-            await using var stream = new NetworkStream(socket, ownsSocket: false);
-            return await JsonSerializer.DeserializeAsync(stream, StatusJson.Default.NodeStatus, cancellationToken);
-        }
-        catch (SocketException)
-        {
-            return null;
+            try
+            {
+                using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
+                await using var stream = new NetworkStream(socket, ownsSocket: false);
+                return await JsonSerializer.DeserializeAsync(stream, StatusJson.Default.NodeStatus, cancellationToken);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.WouldBlock && attempt < 50)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
+            }
+            catch (SocketException)
+            {
+                return null;
+            }
         }
     }
 }

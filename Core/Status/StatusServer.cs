@@ -38,7 +38,7 @@ internal sealed class StatusServer : IAsyncDisposable
         _socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _socket.Bind(new UnixDomainSocketEndPoint(path));
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        _socket.Listen(16);
+        _socket.Listen(128);
         _log.StatusListening(path);
         _loop = Task.Run(AcceptLoopAsync);
     }

@@ -125,7 +125,9 @@ internal sealed class Supervisor : ISupervisor
             _order = TopologicalOrder(byName, r => r.Spec.DependsOn);
             // Stopping: a component stops only after everything that depends on it, and after every component that
             // asked to stop before it (the clients of a server: an API watch left open holds kube-apiserver's shutdown).
-            _stopOrder = TopologicalOrder(byName, r => byName.Values
+            // Independent components stop in reverse start order, as before (visiting the runners from the last started).
+            var reversed = _order.AsEnumerable().Reverse().ToDictionary(r => r.Spec.Name);
+            _stopOrder = TopologicalOrder(reversed, r => reversed.Values
                 .Where(o => o.Spec.DependsOn.Contains(r.Spec.Name) || o.Spec.StopsBefore.Contains(r.Spec.Name))
                 .Select(o => o.Spec.Name)
                 .ToList());

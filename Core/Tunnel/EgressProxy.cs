@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -7,22 +8,36 @@ using Microsoft.Extensions.Logging;
 namespace Coracle.Core.Tunnel;
 
 /// <summary>
-/// kube-apiserver's egress proxy: an HTTP CONNECT proxy on a unix socket (mode 0600). <c>CONNECT host:port</c> for a node
-/// with a tunnel goes through that tunnel; for this node's own names and addresses it dials directly; anything else
-/// is refused with 502.
+/// kube-apiserver's egress proxy: an HTTP CONNECT proxy on a unix socket (mode 0600). Each <c>CONNECT host:port</c> is
+/// routed by <see cref="EgressRoutes"/> over the in-memory <see cref="EgressTable"/> (kept current by an
+/// <see cref="EgressTableWatcher"/>): dialled directly, opened through a node's tunnel, or refused (403, 502, 503) —
+/// never a blocking lookup per connection. Refusals are logged at most once per target per minute.
 /// </summary>
 internal sealed class EgressProxy
 {
     private readonly string _socketPath;
     private readonly TunnelRegistry _tunnels;
-    private readonly IReadOnlyCollection<string> _localNames;
+    private readonly EgressRoutes _routes;
+    private readonly Func<EgressTable> _table;
+    private readonly EgressTableWatcher? _watcher;
+    private readonly RefusalLimiter _refusals;
     private readonly ILogger _log;
 
-    public EgressProxy(string socketPath, TunnelRegistry tunnels, IEnumerable<string> localNames, ILogger log)
+    /// <summary>A proxy whose table comes from <paramref name="watcher"/> (run together with the proxy).</summary>
+    public EgressProxy(string socketPath, TunnelRegistry tunnels, EgressRoutes routes, EgressTableWatcher watcher, ILogger log, TimeProvider? time = null)
+        : this(socketPath, tunnels, routes, () => watcher.Current, log, time)
+    {
+        _watcher = watcher;
+    }
+
+    /// <summary>A proxy that reads its table from <paramref name="table"/> (tests).</summary>
+    public EgressProxy(string socketPath, TunnelRegistry tunnels, EgressRoutes routes, Func<EgressTable> table, ILogger log, TimeProvider? time = null)
     {
         _socketPath = socketPath;
         _tunnels = tunnels;
-        _localNames = new HashSet<string>(localNames, StringComparer.OrdinalIgnoreCase);
+        _routes = routes;
+        _table = table;
+        _refusals = new RefusalLimiter(time);
         _log = log;
     }
 
@@ -34,6 +49,9 @@ internal sealed class EgressProxy
         File.SetUnixFileMode(_socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         listener.Listen(64);
         _log.EgressListening(_socketPath);
+        _log.EgressMode(EgressModes.Name(_routes.Mode), EgressModes.Describe(_routes.Mode));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watching = _watcher?.RunAsync(stop.Token) ?? Task.CompletedTask;
         try
         {
             while (!ct.IsCancellationRequested)
@@ -48,6 +66,8 @@ internal sealed class EgressProxy
         finally
         {
             File.Delete(_socketPath);
+            await stop.CancelAsync();
+            await watching;
         }
     }
 
@@ -67,40 +87,21 @@ internal sealed class EgressProxy
 
             target = firstLine[1];
             var colon = target.LastIndexOf(':');
-            if (colon <= 0 || !int.TryParse(target.AsSpan(colon + 1), out var port))
+            if (colon <= 0 || !int.TryParse(target.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is 0 or > 65535)
             {
                 await ReplyAsync(downstream, "400 Bad Request", $"'{target}' is not host:port", ct);
                 return;
             }
 
-            var host = target[..colon].Trim('[', ']');
-            Stream upstream;
-            if (_tunnels.Find(host) is { } session)
+            var route = _routes.Decide(_table(), target[..colon], port, h => _tunnels.Find(h)?.NodeName);
+            var upstream = route.Kind switch
             {
-                try
-                {
-                    upstream = await session.Mux.OpenAsync(target, ct);
-                }
-                catch (TunnelOpenException ex)
-                {
-                    _log.EgressRefused(target, ex.Message);
-                    await ReplyAsync(downstream, "502 Bad Gateway", $"node {session.NodeName} refused {target}: {ex.Message}", ct);
-                    return;
-                }
-
-                _log.EgressTunnel(target, session.NodeName);
-            }
-            else if (_localNames.Contains(host) || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip)))
+                EgressRouteKind.Tunnel => await OpenTunnelAsync(downstream, target, route, ct),
+                EgressRouteKind.Direct => await DialAsync(downstream, target, route, ct),
+                _ => await RefuseAsync(downstream, target, route.Status, route.Reason, ct),
+            };
+            if (upstream is null)
             {
-                var tcp = new TcpClient();
-                await tcp.ConnectAsync(host, port, ct);
-                upstream = tcp.GetStream();
-                _log.EgressDirect(target);
-            }
-            else
-            {
-                _log.EgressRefused(target, "no tunnel: the node is not connected");
-                await ReplyAsync(downstream, "502 Bad Gateway", $"no tunnel to {host}: the node is not connected", ct);
                 return;
             }
 
@@ -118,6 +119,72 @@ internal sealed class EgressProxy
         {
             _log.EgressFailed(target, ex.Message);
         }
+    }
+
+    private async Task<Stream?> OpenTunnelAsync(Stream downstream, string target, EgressRoute route, CancellationToken ct)
+    {
+        if (_tunnels.Find(route.Node!) is not { } session)
+        {
+            return await RefuseAsync(downstream, target, 502, $"no tunnel to node {route.Node}: the node is not connected", ct);
+        }
+
+        try
+        {
+            var stream = await session.Mux.OpenAsync(route.Target, ct);
+            _log.EgressRouted(target, $"through the tunnel of node {session.NodeName} to {route.Target}", route.Reason);
+            return stream;
+        }
+        catch (TunnelOpenException ex)
+        {
+            return await RefuseAsync(downstream, target, 502, $"node {session.NodeName} refused {route.Target}: {ex.Message}", ct);
+        }
+    }
+
+    private async Task<Stream?> DialAsync(Stream downstream, string target, EgressRoute route, CancellationToken ct)
+    {
+        var colon = route.Target.LastIndexOf(':');
+        var host = route.Target[..colon].Trim('[', ']');
+        var port = int.Parse(route.Target.AsSpan(colon + 1), CultureInfo.InvariantCulture);
+        var tcp = IPAddress.TryParse(host, out var ip) ? new TcpClient(ip.AddressFamily) : new TcpClient();
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            await (ip is null ? tcp.ConnectAsync(host, port, timeout.Token) : tcp.ConnectAsync(ip, port, timeout.Token));
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            tcp.Dispose();
+            var why = ex is SocketException ? ex.Message : "no answer within 10 s";
+            return await RefuseAsync(downstream, target, 502, $"dialling {route.Target} ({route.Reason}) failed: {why}", ct);
+        }
+
+        _log.EgressRouted(target, "dialled directly", route.Reason);
+        return tcp.GetStream();
+    }
+
+    private async Task<Stream?> RefuseAsync(Stream downstream, string target, int status, string reason, CancellationToken ct)
+    {
+        if (_refusals.ShouldLog(target, out var suppressed))
+        {
+            if (suppressed > 0)
+            {
+                _log.EgressRefusedAgain(target, status, reason, suppressed);
+            }
+            else
+            {
+                _log.EgressRefusedRated(target, status, reason);
+            }
+        }
+
+        var text = status switch
+        {
+            403 => "403 Forbidden",
+            503 => "503 Service Unavailable",
+            _ => "502 Bad Gateway",
+        };
+        await ReplyAsync(downstream, text, reason, ct);
+        return null;
     }
 
     private static async Task PumpAsync(Stream from, Stream to, CancellationToken ct)

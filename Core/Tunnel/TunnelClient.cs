@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using Coracle.Core.Identity;
@@ -9,7 +11,9 @@ namespace Coracle.Core.Tunnel;
 
 /// <summary>
 /// The agent's side of the tunnel: keeps a websocket to the server's <c>/v1/tunnel</c> open (reconnecting with
-/// backoff) and connects streams the server opens to <c>127.0.0.1:PORT</c> when PORT is allowed.
+/// backoff) and connects the streams the server opens, strictly: to <c>127.0.0.1:PORT</c> when PORT is allowed (the
+/// target names loopback, this node's name or one of its addresses), or to an address inside this node's own pod
+/// network (its podCIDRs, any port). Every other target is refused.
 /// </summary>
 internal sealed class TunnelClient
 {
@@ -19,10 +23,13 @@ internal sealed class TunnelClient
     private readonly string _nodeName;
     private readonly IReadOnlyList<string> _addresses;
     private readonly IReadOnlySet<int> _allowedPorts;
+    private readonly NodePodNetwork _podNetwork;
+    private readonly Func<IPAddress, bool> _isHostAddress;
+    private readonly RefusalLimiter _refusals = new();
     private readonly ILogger _log;
     private volatile bool _connected;
 
-    public TunnelClient(Uri server, byte[] ca, ClusterToken token, string nodeName, IReadOnlyList<string> addresses, IEnumerable<int> allowedPorts, ILogger log)
+    public TunnelClient(Uri server, byte[] ca, ClusterToken token, string nodeName, IReadOnlyList<string> addresses, IEnumerable<int> allowedPorts, NodePodNetwork podNetwork, ILogger log, Func<IPAddress, bool>? isHostAddress = null)
     {
         _server = server;
         _ca = ca;
@@ -30,12 +37,29 @@ internal sealed class TunnelClient
         _nodeName = nodeName;
         _addresses = addresses;
         _allowedPorts = allowedPorts.ToHashSet();
+        _podNetwork = podNetwork;
+        _isHostAddress = isHostAddress ?? IsHostAddress;
         _log = log;
     }
 
     public bool Connected => _connected;
 
     public async Task RunAsync(CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watching = _podNetwork.RunAsync(stop.Token);
+        try
+        {
+            await RunTunnelAsync(ct);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await watching;
+        }
+    }
+
+    private async Task RunTunnelAsync(CancellationToken ct)
     {
         var url = new UriBuilder(new Uri(_server, "v1/tunnel")) { Scheme = "wss" }.Uri;
         for (var attempt = 0; !ct.IsCancellationRequested;)
@@ -102,32 +126,54 @@ internal sealed class TunnelClient
         }
     }
 
-    private async Task<string?> OpenAsync(TunnelStream stream, string target, CancellationToken ct)
+    /// <summary>Answers one Open frame: connects the stream, or returns why not (internal for the tests).</summary>
+    internal async Task<string?> OpenAsync(TunnelStream stream, string target, CancellationToken ct)
     {
         var colon = target.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(target.AsSpan(colon + 1), out var port))
+        if (colon <= 0 || !int.TryParse(target.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is 0 or > 65535)
         {
-            return $"'{target}' is not host:port";
+            return Refuse(target, $"'{target}' is not host:port");
         }
 
-        if (!_allowedPorts.Contains(port))
+        var host = target[..colon].Trim('[', ']');
+        IPEndPoint upstream;
+        var isIp = IPAddress.TryParse(host, out var ip);
+        if (isIp && !IPAddress.IsLoopback(ip!) && _podNetwork.Contains(ip!) && !_isHostAddress(ip!))
         {
-            _log.TunnelStreamRefused(target, "port not allowed");
-            return $"port {port} is not allowed by this agent (tunnel-allowed-ports: {string.Join(",", _allowedPorts.Order())})";
+            // A pod on this node (egress-selector-mode pod or cluster): any port of the pod. The node's own address in
+            // its pod network (the bridge's gateway) is the node, not a pod: it takes the branch below.
+            upstream = new IPEndPoint(ip!, port);
+        }
+        else if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (isIp && (IPAddress.IsLoopback(ip!) || _podNetwork.Contains(ip!)))
+            || host.Equals(_nodeName, StringComparison.OrdinalIgnoreCase) || _addresses.Contains(host, StringComparer.OrdinalIgnoreCase))
+        {
+            if (!_allowedPorts.Contains(port))
+            {
+                return Refuse(target, $"port {port} is not allowed by this agent (tunnel-allowed-ports: {string.Join(",", _allowedPorts.Order())})");
+            }
+
+            upstream = new IPEndPoint(IPAddress.Loopback, port);
+        }
+        else
+        {
+            var network = _podNetwork.Cidrs.Count == 0 ? "its podCIDR is not assigned yet" : $"its pod network is {string.Join(",", _podNetwork.Cidrs)}";
+            return Refuse(target, $"{host} is neither this node ({_nodeName}) nor one of its pods ({network})");
         }
 
-        var tcp = new TcpClient();
+        var tcp = new TcpClient(upstream.AddressFamily);
         try
         {
-            await tcp.ConnectAsync(System.Net.IPAddress.Loopback, port, ct);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            await tcp.ConnectAsync(upstream, timeout.Token);
         }
-        catch (SocketException ex)
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             tcp.Dispose();
-            _log.TunnelStreamRefused(target, ex.Message);
-            return $"connecting to 127.0.0.1:{port} on {_nodeName} failed: {ex.Message}";
+            return Refuse(target, $"connecting to {upstream} on {_nodeName} failed: {(ex is SocketException ? ex.Message : "no answer within 10 s")}");
         }
 
+        _log.TunnelStreamOpened(target, upstream.ToString());
         await stream.AcceptAsync(ct);
         _ = Task.Run(async () =>
         {
@@ -143,6 +189,28 @@ internal sealed class TunnelClient
             }
         }, ct);
         return null;
+    }
+
+    /// <summary>True when <paramref name="ip"/> is assigned to one of this host's interfaces (cni0's gateway, say).</summary>
+    private static bool IsHostAddress(IPAddress ip) =>
+        System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Any(n => n.GetIPProperties().UnicastAddresses.Any(a => a.Address.Equals(ip)));
+
+    private string Refuse(string target, string reason)
+    {
+        if (_refusals.ShouldLog(target, out var suppressed))
+        {
+            if (suppressed > 0)
+            {
+                _log.TunnelStreamRefusedAgain(target, reason, suppressed);
+            }
+            else
+            {
+                _log.TunnelStreamRefused(target, reason);
+            }
+        }
+
+        return reason;
     }
 
     private static async Task CopyAsync(Stream from, Stream to, CancellationToken ct)

@@ -45,6 +45,7 @@ internal sealed class TunnelMux : IAsyncDisposable
     private readonly ConcurrentDictionary<uint, TunnelStream> _streams = new();
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<string?>> _opening = new();
     private uint _nextId;
+    private int _ended;
 
     public TunnelMux(WebSocket socket)
     {
@@ -63,9 +64,21 @@ internal sealed class TunnelMux : IAsyncDisposable
         var ready = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
         _streams[id] = stream;
         _opening[id] = ready;
+
+        // After the read loop ended nothing would ever answer this Open (the websocket may still accept the frame while
+        // it is closing): fail now. The loop sets _ended before it fails the pending opens, so one side always sees it.
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            ready.TrySetResult("the tunnel closed");
+        }
+
         try
         {
-            await SendAsync(FrameType.Open, id, Encoding.UTF8.GetBytes(target), ct);
+            if (!ready.Task.IsCompleted)
+            {
+                await SendAsync(FrameType.Open, id, Encoding.UTF8.GetBytes(target), ct);
+            }
+
             var failure = await ready.Task.WaitAsync(ct);
             if (failure is not null)
             {
@@ -128,6 +141,7 @@ internal sealed class TunnelMux : IAsyncDisposable
         }
         finally
         {
+            Interlocked.Exchange(ref _ended, 1);
             foreach (var stream in _streams.Values)
             {
                 stream.RemoteClosed();

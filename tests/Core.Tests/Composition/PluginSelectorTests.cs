@@ -7,14 +7,14 @@ namespace Coracle.Core.Tests.Composition;
 /// <summary>Selection rules over metadata only; the real assemblies are covered by the integration tests.</summary>
 public sealed class PluginSelectorTests
 {
-    private static PluginEntry Entry(string name, string point, string[]? arch = null, string[]? conflicts = null) =>
-        new(new PluginMetadata(name, point) { Architectures = arch ?? [], Conflicts = conflicts ?? [] },
+    private static PluginEntry Entry(string name, string point, string[]? arch = null, string[]? conflicts = null, string[]? schemes = null) =>
+        new(new PluginMetadata(name, point) { Architectures = arch ?? [], Conflicts = conflicts ?? [], EndpointSchemes = schemes ?? [] },
             $"/plugins/{name}", "1.0.0", PluginCatalog.Contracts[point], () => throw new InvalidOperationException("not constructed in selection"));
 
     private static readonly PluginEntry[] Full =
     [
-        Entry("sqlite", ExtensionPoints.Datastore),
-        Entry("postgres", ExtensionPoints.Datastore),
+        Entry("sqlite", ExtensionPoints.Datastore, schemes: ["", "sqlite"]),
+        Entry("postgres", ExtensionPoints.Datastore, schemes: ["postgres", "postgresql"]),
         Entry("containerd", ExtensionPoints.ContainerRuntime),
         Entry("nvidia", ExtensionPoints.RuntimeHandler, ["x64", "arm64"]),
         Entry("flannel", ExtensionPoints.Cni),
@@ -146,7 +146,7 @@ public sealed class PluginSelectorTests
     public void Select_DatastoreNotInImage_ListsInstalledDatastores()
     {
         Assert.Equal(
-            "--datastore-endpoint: datastore 'mysql' is not installed in this image; installed datastores: postgres, sqlite",
+            "--datastore-endpoint: no installed datastore serves 'mysql://'; installed datastores: postgres (postgres://, postgresql://), sqlite (the default, sqlite://)",
             Fail(Full, Config("server", (Settings.DatastoreEndpoint, ["mysql://u:p@tcp(db:3306)/k8s"]))));
     }
 
@@ -154,8 +154,32 @@ public sealed class PluginSelectorTests
     public void Select_UnknownDatastoreScheme_NamesTheChoices()
     {
         Assert.Equal(
-            "--datastore-endpoint: unknown datastore scheme 'redis://'; use sqlite://PATH, postgres://..., mysql://... or https://HOST:2379",
+            "--datastore-endpoint: no installed datastore serves 'redis://'; installed datastores: postgres (postgres://, postgresql://), sqlite (the default, sqlite://)",
             Fail(Full, Config("server", (Settings.DatastoreEndpoint, ["redis://db"]))));
+    }
+
+    [Fact]
+    public void Select_SeveralBadChoices_EveryOneReportedTogether()
+    {
+        var message = Fail(Full, Config("server", (Settings.Disable, ["bogus"]), (Settings.Cni, ["cilium"]), (Settings.DatastoreEndpoint, ["redis://db"])));
+
+        Assert.Equal(
+            [
+                "--disable: unknown plugin 'bogus'; installed plugins: calico, containerd, flannel, nvidia, postgres, servicelb, sqlite, traefik",
+                "--datastore-endpoint: no installed datastore serves 'redis://'; installed datastores: postgres (postgres://, postgresql://), sqlite (the default, sqlite://)",
+                "--cni: unknown plugin 'cilium'; installed cni plugins: calico, flannel",
+            ],
+            message.Split(Environment.NewLine));
+    }
+
+    [Fact]
+    public void Select_EndpointSchemeDeclaredByATestPlugin_PicksIt()
+    {
+        var entries = Full.Append(Entry("redis", ExtensionPoints.Datastore, schemes: ["redis"])).ToList();
+
+        var selection = PluginSelector.Select(entries, Config("server", (Settings.DatastoreEndpoint, ["redis://db:6379"])), "x64");
+
+        Assert.Equal("redis", selection.Single(ExtensionPoints.Datastore)!.Name);
     }
 
     [Fact]

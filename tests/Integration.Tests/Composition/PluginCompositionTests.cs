@@ -35,7 +35,7 @@ public sealed class PluginCompositionTests : IDisposable
         var catalog = Load(TestPlugins.Basic, TestPlugins.Calico);
 
         Assert.Equal(
-            ["calico", "containerd", "flannel", "servicelb", "sqlite", "test-handler", "traefik"],
+            ["calico", "containerd", "flannel", "memdb", "servicelb", "sqlite", "test-handler", "traefik"],
             catalog.Entries.Select(e => e.Name).Order(StringComparer.Ordinal));
         var calico = catalog.Entries.Single(e => e.Name == "calico");
         Assert.Equal(ExtensionPoints.Cni, calico.Point);
@@ -68,7 +68,7 @@ public sealed class PluginCompositionTests : IDisposable
         var ex = Assert.Throws<CompositionException>(() => PluginSelector.Select(catalog.Entries, Config((Settings.Disable, ["trafik"])), "x64"));
 
         Assert.Equal(2, ex.ExitCode);
-        Assert.Equal("--disable: unknown plugin 'trafik'; installed plugins: containerd, flannel, servicelb, sqlite, test-handler, traefik", ex.Message);
+        Assert.Equal("--disable: unknown plugin 'trafik'; installed plugins: containerd, flannel, memdb, servicelb, sqlite, test-handler, traefik", ex.Message);
     }
 
     [Fact]
@@ -90,7 +90,7 @@ public sealed class PluginCompositionTests : IDisposable
         var ex = Assert.Throws<CompositionException>(() => PluginSelector.Select(catalog.Entries, Config(), "x64"));
 
         Assert.Equal(2, ex.ExitCode);
-        Assert.Equal("server.datastore-endpoint: datastore 'sqlite' is not installed in this image; installed datastores: none", ex.Message);
+        Assert.Equal("server.datastore-endpoint: no installed datastore serves the default (empty) endpoint; give --datastore-endpoint for one of the installed datastores: none", ex.Messages[0]);
     }
 
     [Fact]

@@ -54,6 +54,10 @@ internal sealed class CoracleProcess : IDisposable
 
         info.Environment["CORACLE_CONFIG_FILE"] = "";
 
+        // scripts/test.sh exports the Kubernetes binaries for the real-node tests; these tests want the defaults unless
+        // they name a components folder themselves.
+        info.Environment.Remove("CORACLE_K8S_BIN");
+
         // A node records its data dir for the tools (/run/coracle/data-dir as root); tests keep the record beside the
         // installed executable so they never touch, or read, the machine's.
         info.Environment["CORACLE_RUN_DIR"] = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(executable))!, "run-record");

@@ -12,6 +12,7 @@ namespace Coracle.Node.Tests.Node;
 /// namespaces, even when an assertion fails.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(RealClusterCollection.Name)]
 public sealed class AgentNodeTests : IDisposable
 {
     private const string Busybox = "docker.io/library/busybox:coracle";

@@ -8,6 +8,7 @@ namespace Coracle.Node.Tests.Node;
 /// the airgap folder (the pause image under its default name). Cleaned up by <c>coracle killall</c>.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(RealClusterCollection.Name)]
 public sealed class ServerNodeTests : IDisposable
 {
     private const string Busybox = "docker.io/library/busybox:coracle";

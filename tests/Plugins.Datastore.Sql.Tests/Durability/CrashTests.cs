@@ -54,7 +54,13 @@ public sealed class CrashTests
                     }
                 }
             })).ToArray();
+            // Kill mid-load: after some writes were acknowledged (a gate, not a timing assertion: a busy machine is slower).
             await Task.Delay(TimeSpan.FromMilliseconds(1500));
+            for (var waited = 0; revisions.Count < 50 && waited < 300 && !host.HasExited; waited++)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100));
+            }
+
             host.Kill(); // SIGKILL
             await load.CancelAsync();
             await Task.WhenAll(writers);

@@ -134,7 +134,7 @@ public sealed partial class EtcdctlTests : IAsyncLifetime
 
         Assert.Equal("compacted revision 4\n", await Ctl("compaction", "--physical", "4"));
         var status = await Ctl("endpoint", "status");
-        Assert.Matches($"^{Regex.Escape(Endpoint)}, [0-9a-f]+, 3\\.5\\.0, [0-9.]+ [kM]?B, true, false, 1, 6, 6, \n$", status);
+        Assert.Matches($"^{Regex.Escape(Endpoint)}, [0-9a-f]+, 3\\.5\\.16, [0-9.]+ [kM]?B, true, false, 1, 6, 6, \n$", status);
         var members = await Ctl("member", "list");
         Assert.Matches($"^[0-9a-f]+, started, default, , {Regex.Escape(Endpoint)},{Regex.Escape(TcpEndpoint)}, false\n$", members);
         Assert.Contains("is healthy", await CtlErr("endpoint", "health"), StringComparison.Ordinal);
@@ -147,7 +147,7 @@ public sealed partial class EtcdctlTests : IAsyncLifetime
         Assert.Equal("OK\n", await CtlAt(TcpEndpoint, null, "put", "tcp", "1"));
         Assert.Equal("tcp\n1\n", await CtlAt(TcpEndpoint, null, "get", "tcp"));
         var status = await CtlAt(TcpEndpoint, null, "endpoint", "status");
-        Assert.Matches($"^{Regex.Escape(TcpEndpoint)}, [0-9a-f]+, 3\\.5\\.0, [0-9.]+ [kM]?B, true, false, 1, 2, 2, \n$", status);
+        Assert.Matches($"^{Regex.Escape(TcpEndpoint)}, [0-9a-f]+, 3\\.5\\.16, [0-9.]+ [kM]?B, true, false, 1, 2, 2, \n$", status);
     }
 
     private async Task<string> CtlErr(params string[] args)

@@ -12,7 +12,7 @@ public sealed class ContainerdConfigTests
         new Dictionary<string, string>(),
         "/var/lib/coracle/plugins/containerd");
 
-    private static readonly HostFacts V1NoSystemdNoCap = new(CgroupV2Unified: false, SystemdIsPid1: false, HasCapSysResource: false, KernelHasOverlay: true);
+    private static readonly RuntimeHostFacts V1NoSystemdNoCap = new(SystemdCgroup: false, HasCapSysResource: false, KernelHasOverlay: true);
 
     [Fact]
     public void Render_Defaults_GoldenFile()
@@ -69,7 +69,7 @@ public sealed class ContainerdConfigTests
     [Fact]
     public void Render_SystemdCgroupAndCapSysResource_Flipped()
     {
-        var facts = new HostFacts(CgroupV2Unified: true, SystemdIsPid1: true, HasCapSysResource: true, KernelHasOverlay: false);
+        var facts = new RuntimeHostFacts(SystemdCgroup: true, HasCapSysResource: true, KernelHasOverlay: false);
 
         var toml = ContainerdConfig.Render(Settings, facts, "native", new RuntimeOptions(), RegistriesConfig.Empty);
 

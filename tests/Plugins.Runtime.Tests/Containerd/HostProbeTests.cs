@@ -10,39 +10,16 @@ public sealed class HostProbeTests : IDisposable
 
     public void Dispose() => _root.Dispose();
 
-    [Fact]
-    public void Detect_CgroupV2AndSystemdPid1_SystemdCgroupTrue()
+    [Theory]
+    [InlineData("systemd", true)]
+    [InlineData("cgroupfs", false)]
+    public void Detect_HostsCgroupDriver_DecidesSystemdCgroup(string driver, bool systemdCgroup)
     {
+        // The host decides the driver once (Core's HostFacts, tested in Node.Tests/HostTests); containerd follows it.
         _root.Write("sys/fs/cgroup/cgroup.controllers", "cpu memory pids\n");
         _root.Write("proc/1/comm", "systemd\n");
 
-        var facts = HostProbe.Detect(_root.Path);
-
-        Assert.True(facts.CgroupV2Unified);
-        Assert.True(facts.SystemdIsPid1);
-        Assert.True(facts.SystemdCgroup);
-    }
-
-    [Fact]
-    public void Detect_CgroupV2WithoutSystemd_SystemdCgroupFalse()
-    {
-        _root.Write("sys/fs/cgroup/cgroup.controllers", "cpu memory pids\n");
-        _root.Write("proc/1/comm", "tini\n");
-
-        Assert.False(HostProbe.Detect(_root.Path).SystemdCgroup);
-    }
-
-    [Fact]
-    public void Detect_CgroupV1HybridWithSystemd_SystemdCgroupFalse()
-    {
-        Directory.CreateDirectory(_root.Combine("sys/fs/cgroup/memory"));
-        _root.Write("sys/fs/cgroup/unified/cgroup.controllers", "");
-        _root.Write("proc/1/comm", "systemd\n");
-
-        var facts = HostProbe.Detect(_root.Path);
-
-        Assert.False(facts.CgroupV2Unified);
-        Assert.False(facts.SystemdCgroup);
+        Assert.Equal(systemdCgroup, HostProbe.Detect(_root.Path, driver).SystemdCgroup);
     }
 
     [Theory]
@@ -54,13 +31,13 @@ public sealed class HostProbeTests : IDisposable
     {
         _root.Write("proc/self/status", $"Name:\tdotnet\nCapInh:\t0000000000000000\nCapPrm:\t{capEff}\nCapEff:\t{capEff}\n");
 
-        Assert.Equal(expected, HostProbe.Detect(_root.Path).HasCapSysResource);
+        Assert.Equal(expected, HostProbe.Detect(_root.Path, "cgroupfs").HasCapSysResource);
     }
 
     [Fact]
     public void Detect_NoProcStatus_NoCapability()
     {
-        Assert.False(HostProbe.Detect(_root.Path).HasCapSysResource);
+        Assert.False(HostProbe.Detect(_root.Path, "cgroupfs").HasCapSysResource);
     }
 
     [Theory]
@@ -70,7 +47,7 @@ public sealed class HostProbeTests : IDisposable
     {
         _root.Write("proc/filesystems", filesystems);
 
-        Assert.Equal(expected, HostProbe.ChooseSnapshotter("auto", HostProbe.Detect(_root.Path), probeDir: null));
+        Assert.Equal(expected, HostProbe.ChooseSnapshotter("auto", HostProbe.Detect(_root.Path, "cgroupfs"), probeDir: null));
     }
 
     [Fact]
@@ -78,7 +55,7 @@ public sealed class HostProbeTests : IDisposable
     {
         _root.Write("proc/filesystems", "nodev\toverlay\n");
 
-        Assert.Equal("native", HostProbe.ChooseSnapshotter("native", HostProbe.Detect(_root.Path), probeDir: null));
+        Assert.Equal("native", HostProbe.ChooseSnapshotter("native", HostProbe.Detect(_root.Path, "cgroupfs"), probeDir: null));
     }
 
     [Fact]

@@ -3,7 +3,7 @@ using Coracle.Plugins;
 namespace Coracle.TestPlugins.Basic;
 
 /// <summary>A datastore that serves nothing but runs as a real in-process component with a socket probe.</summary>
-[CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "test datastore")]
+[CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "test datastore", EndpointSchemes = ["", "sqlite"])]
 public sealed class TestDatastore : IDatastore
 {
     /// <inheritdoc />
@@ -27,17 +27,47 @@ public sealed class TestDatastore : IDatastore
     }
 }
 
-/// <summary>A runtime that runs `sleep` as its process; option fail=true reports a config error.</summary>
-[CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime), Description = "test runtime")]
-public sealed class TestRuntime : IContainerRuntime
+/// <summary>
+/// A datastore of its own URL scheme (<c>--datastore-endpoint memdb://NAME</c>), chosen by the scheme it declares alone;
+/// option <c>size</c> must be a number.
+/// </summary>
+[CoraclePlugin("memdb", ExtensionPoints.Datastore, typeof(IDatastore), Description = "test datastore with its own scheme", EndpointSchemes = ["memdb"], HasCleanup = true)]
+public sealed class MemDatastore : IDatastore, IValidatesOptions, IPluginCleanup
 {
     /// <inheritdoc />
-    public RuntimeEndpoint Configure(IPluginContext context, RuntimeOptions options)
+    public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken) =>
+        File.WriteAllTextAsync(Path.Combine(node.DataDir, "cleanup-memdb"), options.GetValueOrDefault("size", "default size"), cancellationToken);
+
+    /// <inheritdoc />
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir)
     {
-        if (context.Options.TryGetValue("mode", out var mode) && mode != "sleep")
+        if (options.TryGetValue("size", out var size) && !int.TryParse(size, System.Globalization.CultureInfo.InvariantCulture, out _))
+        {
+            throw new PluginConfigException("size", $"'{size}' is not a number of megabytes; write for example size = \"64\"");
+        }
+    }
+
+    /// <inheritdoc />
+    public DatastoreEndpoint Configure(IPluginContext context) => new TestDatastore().Configure(context);
+}
+
+/// <summary>A runtime that runs `sleep` as its process; option mode other than "sleep" is a config error.</summary>
+[CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime), Description = "test runtime")]
+public sealed class TestRuntime : IContainerRuntime, IValidatesOptions
+{
+    /// <inheritdoc />
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir)
+    {
+        if (options.TryGetValue("mode", out var mode) && mode != "sleep")
         {
             throw new PluginConfigException("mode", $"'{mode}' is not a mode; use mode = \"sleep\"");
         }
+    }
+
+    /// <inheritdoc />
+    public RuntimeEndpoint Configure(IPluginContext context, RuntimeOptions options)
+    {
+        ValidateOptions(context.Node, context.Options, context.PluginDataDir);
 
         File.WriteAllText(Path.Combine(context.PluginDataDir, "handlers.txt"), string.Join(",", options.Handlers.Select(h => h.Name)));
         context.Supervisor.Add(new ProcessComponent
@@ -51,10 +81,14 @@ public sealed class TestRuntime : IContainerRuntime
     }
 }
 
-/// <summary>A CNI that only returns folders.</summary>
-[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test cni")]
-public sealed class TestCni : ICniPlugin
+/// <summary>A CNI that only returns folders; its cleanup leaves a marker in the data dir.</summary>
+[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test cni", HasCleanup = true)]
+public sealed class TestCni : ICniPlugin, IPluginCleanup
 {
+    /// <inheritdoc />
+    public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken) =>
+        File.WriteAllTextAsync(Path.Combine(node.DataDir, "cleanup-flannel"), node.ClusterCidr, cancellationToken);
+
     /// <inheritdoc />
     public CniSettings Configure(IPluginContext context) => new("/opt/cni/bin", Path.Combine(context.PluginDataDir, "net.d"));
 }
