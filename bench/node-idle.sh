@@ -12,10 +12,10 @@ descendants() { local p; for p in $(cat /proc/"$1"/task/*/children 2>/dev/null);
 shims() { pgrep -f "containerd-shim.*$data" || true; }
 all() { { echo "$pid"; descendants "$pid"; for s in $(shims); do echo "$s"; descendants "$s"; done; } | sort -u; }
 rss() { awk '/VmRSS/ {s+=$2} END {print s}' $(for p in $(all); do echo /proc/"$p"/status; done) 2>/dev/null; }
-written() { local p s=0; for p in $(all); do s=$((s + $(awk '/write_bytes/ {print $2}' /proc/"$p"/io 2>/dev/null || echo 0))); done; echo "$s"; }
+written() { local p s=0 w; for p in $(all); do w="$(awk '/^write_bytes/ {print $2; exit}' /proc/"$p"/io 2>/dev/null)"; s=$((s + ${w:-0})); done; echo "$s"; }
 echo "coracle pid $pid; $(all | wc -l) processes"
 echo "coracle RSS: $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) kB; node RSS: $(rss) kB"
-before_c="$(awk '/write_bytes/ {print $2}' /proc/"$pid"/io)"; before="$(written)"
+before_c="$(awk '/^write_bytes/ {print $2}' /proc/"$pid"/io)"; before="$(written)"
 sleep "$window"
-after_c="$(awk '/write_bytes/ {print $2}' /proc/"$pid"/io)"; after="$(written)"
+after_c="$(awk '/^write_bytes/ {print $2}' /proc/"$pid"/io)"; after="$(written)"
 echo "written per minute: node $(( (after - before) * 60 / window )) B, coracle $(( (after_c - before_c) * 60 / window )) B"
