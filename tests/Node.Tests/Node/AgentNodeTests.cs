@@ -208,23 +208,8 @@ public sealed class AgentNodeTests : IDisposable
 
     private Task WaitAsync(Func<bool> condition, string what, TimeSpan? timeout = null) => WaitAsync(condition, () => what, timeout);
 
-    private async Task WaitAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(2));
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                var logs = Path.Combine(Path.GetTempPath(), $"coracle-agent-test-{_id}");
-                Directory.CreateDirectory(logs);
-                File.WriteAllText(Path.Combine(logs, "server.log"), _server?.Log ?? "");
-                File.WriteAllText(Path.Combine(logs, "agent.log"), _agent?.Log ?? "");
-                Assert.Fail($"timed out waiting for {what()} (full logs in {logs})\n--- server log tail:\n{_server?.Tail(60)}\n--- agent log tail:\n{_agent?.Tail(100)}");
-            }
-
-            await Task.Delay(1000);
-        }
-    }
+    private Task WaitAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null) =>
+        ClusterWait.UntilAsync(condition, what, "agent", _id, _server, _agent, timeout);
 
     private string Annotation(string node, string key) =>
         _server!.Jsonpath("node", node, $"{{.metadata.annotations.flannel\\.alpha\\.coreos\\.com/{key}}}");
