@@ -203,9 +203,11 @@ public sealed class SqliteStoreTests
                     }
                 }
             })).ToArray();
-            await Task.WhenAll(writers);
+            // A hang guard, not a timing assertion (about 35 s here): once, under CI, this run never finished and held
+            // the suite for its whole time limit; failing after minutes names the test instead.
+            await Task.WhenAll(writers).WaitAsync(TimeSpan.FromMinutes(5));
             await stop.CancelAsync();
-            await Task.WhenAll(readers);
+            await Task.WhenAll(readers).WaitAsync(TimeSpan.FromMinutes(1));
         }
 
         // About 30 MiB of values went through a WAL that SQLite checkpoints every 1000 pages (4 MiB).
