@@ -3,7 +3,7 @@ using Coracle.Core.Configuration;
 
 namespace Coracle.Core.Hosting;
 
-/// <summary>Discovery, loading and selection as one step, shared by <c>server</c>, <c>agent</c> and <c>plugins list</c>.</summary>
+/// <summary>Plugin discovery and loading from the plugin roots, shared by the start-up plan, <c>plugins list</c> and <c>killall</c>.</summary>
 internal static class PluginComposition
 {
     public static string Architecture =>
@@ -15,12 +15,5 @@ internal static class PluginComposition
         roots.AddRange(config.PluginDirs);
         var folders = PluginDiscovery.Discover(roots, config.PluginDirs.ToList());
         return PluginCatalog.Load(folders);
-    }
-
-    public static (PluginCatalog Catalog, PluginSelection Selection) Compose(CoracleConfig config, string? architecture = null)
-    {
-        var catalog = Load(config);
-        var selection = PluginSelector.Select(catalog.Entries, config, architecture ?? Architecture);
-        return (catalog, selection);
     }
 }

@@ -392,7 +392,6 @@ internal sealed class NodeHost
         var specs = Kubernetes.KubernetesComponents.Build(
             _config,
             paths,
-            new Kubernetes.KubernetesComponents.NodeCluster(_config.ClusterCidr.ToString(), _config.ClusterDns.ToString(), _config.ClusterDomain),
             datastore?.ComponentName,
             runtime?.ComponentName,
             File.Exists,

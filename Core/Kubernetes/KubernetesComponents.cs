@@ -19,12 +19,9 @@ internal static class KubernetesComponents
         ["agent"] = ["kubelet", "kube-proxy"],
     };
 
-    /// <summary>The cluster values a node's kubelet and kube-proxy use (from config on a server, the join answer on an agent).</summary>
-    public sealed record NodeCluster(string ClusterCidr, string ClusterDns, string ClusterDomain);
-
     /// <summary>Builds the component specs without registering them (tests check the arguments).</summary>
     public static IReadOnlyList<ProcessComponent> Build(
-        CoracleConfig c, KubernetesPaths p, NodeCluster cluster, string? datastoreComponent, string? runtimeComponent, Func<string, bool> binaryExists, Action<string, string> unavailable,
+        CoracleConfig c, KubernetesPaths p, string? datastoreComponent, string? runtimeComponent, Func<string, bool> binaryExists, Action<string, string> unavailable,
         IReadOnlyList<string>? kubeletAlsoWaitsFor = null)
     {
         var specs = new List<ProcessComponent>();
@@ -82,7 +79,7 @@ internal static class KubernetesComponents
 
                     break;
                 default:
-                    args = ComponentArgs.Merge(ComponentArgs.KubeProxyDefaults(c.NodeName, cluster.ClusterCidr, p), c.KubeProxyArgs);
+                    args = ComponentArgs.Merge(ComponentArgs.KubeProxyDefaults(c.NodeName, c.ClusterCidr.ToString(), p), c.KubeProxyArgs);
                     probe = new HttpProbe(new Uri("http://127.0.0.1:10256/healthz"));
                     break;
             }

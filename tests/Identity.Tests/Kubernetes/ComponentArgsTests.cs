@@ -109,7 +109,7 @@ public sealed class ComponentArgsTests : IDisposable
     {
         var config = TestConfig.Server(_dir.Path, (Settings.ComponentsDir, "/k8s"));
         var unavailable = new Dictionary<string, string>();
-        var specs = KubernetesComponents.Build(config, Paths(), new("10.42.0.0/16", "10.43.0.10", "cluster.local"), "datastore", "containerd",
+        var specs = KubernetesComponents.Build(config, Paths(), "datastore", "containerd",
             path => path is "/k8s/kube-apiserver" or "/k8s/kubelet", (name, why) => unavailable[name] = why);
 
         Assert.Equal(["kube-apiserver", "kubelet"], specs.Select(s => s.Name));

@@ -191,20 +191,8 @@ public sealed class AgentNodeTests : IDisposable
         }
     }
 
-    /// <summary>The agent's namespace, joined to the server's by a veth pair (their LAN); the agent routes through the server.</summary>
-    private void CreateLan(string serverIp, string agentIp)
-    {
-        var serverEnd = "s-" + _id;
-        var agentEnd = "a-" + _id;
-        Run.Ok("ip", "netns", "add", _agentNetns);
-        Run.Ok("ip", "link", "add", serverEnd, "netns", _serverNetns, "type", "veth", "peer", "name", agentEnd, "netns", _agentNetns);
-        Run.Ok("ip", "-n", _serverNetns, "addr", "add", serverIp + "/24", "dev", serverEnd);
-        Run.Ok("ip", "-n", _serverNetns, "link", "set", serverEnd, "up");
-        Run.Ok("ip", "-n", _agentNetns, "addr", "add", agentIp + "/24", "dev", agentEnd);
-        Run.Ok("ip", "-n", _agentNetns, "link", "set", "lo", "up");
-        Run.Ok("ip", "-n", _agentNetns, "link", "set", agentEnd, "up");
-        Run.Ok("ip", "-n", _agentNetns, "route", "add", "default", "via", serverIp);
-    }
+    private void CreateLan(string serverIp, string agentIp) =>
+        NodeHarness.CreateLan(_serverNetns, _agentNetns, "s-" + _id, "a-" + _id, serverIp, agentIp);
 
     private Task WaitAsync(Func<bool> condition, string what, TimeSpan? timeout = null) => WaitAsync(condition, () => what, timeout);
 
@@ -222,8 +210,7 @@ public sealed class AgentNodeTests : IDisposable
         return doc.RootElement[0].GetProperty("stats64").GetProperty(direction).GetProperty("packets").GetInt64();
     }
 
-    private static (int ExitCode, string Stdout, string Stderr) Bash(string netns, string script) =>
-        Run.Tool("nsenter", [$"--net=/run/netns/{netns}", "timeout", "20", "bash", "-c", script], timeout: TimeSpan.FromSeconds(30));
+    private static (int ExitCode, string Stdout, string Stderr) Bash(string netns, string script) => NodeHarness.Bash(netns, script);
 
     private static bool Ipv4In(string ip, string cidr) =>
         System.Net.IPAddress.TryParse(ip, out var address) && System.Net.IPNetwork.Parse(cidr).Contains(address);

@@ -164,23 +164,10 @@ public sealed class EgressTests : IDisposable
         return text[..text.IndexOf("\r\n", StringComparison.Ordinal)] + "|" + text[(split + 4)..].TrimEnd('\n');
     }
 
-    /// <summary>The agent's namespace, joined to the server's by a veth pair (their LAN); the agent routes through the server.</summary>
-    private void CreateLan(string serverIp, string agentIp)
-    {
-        var serverEnd = "es-" + _id;
-        var agentEnd = "ea-" + _id;
-        Run.Ok("ip", "netns", "add", _agentNetns);
-        Run.Ok("ip", "link", "add", serverEnd, "netns", _serverNetns, "type", "veth", "peer", "name", agentEnd, "netns", _agentNetns);
-        Run.Ok("ip", "-n", _serverNetns, "addr", "add", serverIp + "/24", "dev", serverEnd);
-        Run.Ok("ip", "-n", _serverNetns, "link", "set", serverEnd, "up");
-        Run.Ok("ip", "-n", _agentNetns, "addr", "add", agentIp + "/24", "dev", agentEnd);
-        Run.Ok("ip", "-n", _agentNetns, "link", "set", "lo", "up");
-        Run.Ok("ip", "-n", _agentNetns, "link", "set", agentEnd, "up");
-        Run.Ok("ip", "-n", _agentNetns, "route", "add", "default", "via", serverIp);
-    }
+    private void CreateLan(string serverIp, string agentIp) =>
+        NodeHarness.CreateLan(_serverNetns, _agentNetns, "es-" + _id, "ea-" + _id, serverIp, agentIp);
 
-    private static (int ExitCode, string Stdout, string Stderr) Bash(string netns, string script) =>
-        Run.Tool("nsenter", [$"--net=/run/netns/{netns}", "timeout", "20", "bash", "-c", script], timeout: TimeSpan.FromSeconds(30));
+    private static (int ExitCode, string Stdout, string Stderr) Bash(string netns, string script) => NodeHarness.Bash(netns, script);
 
     private Task WaitAsync(Func<bool> condition, string what, TimeSpan? timeout = null) => WaitAsync(condition, () => what, timeout);
 

@@ -109,6 +109,26 @@ internal sealed class NodeHarness : IDisposable
         Run.Ok("ip", "-n", netns, "route", "add", "default", "via", hostIp);
     }
 
+    /// <summary>
+    /// A second namespace joined to <paramref name="serverNetns"/> by a veth pair (their LAN, ends named
+    /// <paramref name="serverEnd"/>/<paramref name="agentEnd"/>); the agent routes through the server.
+    /// </summary>
+    public static void CreateLan(string serverNetns, string agentNetns, string serverEnd, string agentEnd, string serverIp, string agentIp)
+    {
+        Run.Ok("ip", "netns", "add", agentNetns);
+        Run.Ok("ip", "link", "add", serverEnd, "netns", serverNetns, "type", "veth", "peer", "name", agentEnd, "netns", agentNetns);
+        Run.Ok("ip", "-n", serverNetns, "addr", "add", serverIp + "/24", "dev", serverEnd);
+        Run.Ok("ip", "-n", serverNetns, "link", "set", serverEnd, "up");
+        Run.Ok("ip", "-n", agentNetns, "addr", "add", agentIp + "/24", "dev", agentEnd);
+        Run.Ok("ip", "-n", agentNetns, "link", "set", "lo", "up");
+        Run.Ok("ip", "-n", agentNetns, "link", "set", agentEnd, "up");
+        Run.Ok("ip", "-n", agentNetns, "route", "add", "default", "via", serverIp);
+    }
+
+    /// <summary>A bash script in a network namespace, bounded to 20 s.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Bash(string netns, string script) =>
+        Run.Tool("nsenter", [$"--net=/run/netns/{netns}", "timeout", "20", "bash", "-c", script], timeout: TimeSpan.FromSeconds(30));
+
     public static void DeleteNetns(string netns)
     {
         Run.Tool("ip", ["link", "del", "h-" + netns]);
