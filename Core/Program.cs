@@ -8,7 +8,9 @@ if (args.Length > 0 && args[0] is "kubectl" or "ctr")
     return await Coracle.Core.Node.NodeTools.RunAsync(args[0], args[1..]);
 }
 
-var root = CommandLineBuilder.Build();
+// Plugins declare settings, and settings are flags: the plugins are loaded before the arguments are parsed.
+var plugins = Coracle.Core.Hosting.PluginComposition.ForCommandLine(args, Commands.Environ());
+var root = CommandLineBuilder.Build(plugins.Settings);
 var result = root.Parse(args);
 if (result.Errors.Count > 0)
 {

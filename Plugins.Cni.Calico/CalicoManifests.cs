@@ -168,7 +168,7 @@ public static class CalicoManifests
 
     /// <summary>
     /// How calico-node picks each node's address: the Kubernetes InternalIP when <c>--node-ip</c> was given (the kubelet
-    /// advertises it), the interface when <c>--flannel-iface</c> was, otherwise the first found.
+    /// advertises it), the interface when <c>--calico-iface</c> was, otherwise the first found.
     /// </summary>
     public static Dictionary<string, object> Autodetection(CalicoSettings settings)
     {

@@ -5,10 +5,17 @@ namespace Coracle.Plugins.Cni.Calico;
 /// <summary>
 /// Calico instead of flannel, through the tigera operator: contributes the operator and an <c>Installation</c> for the
 /// cluster CIDR as manifests, and returns the CNI folders calico-node installs its plugins and config into. Selected
-/// with <c>cni = "calico"</c> (with <c>--flannel-backend=none</c>); conflicts with flannel.
+/// with <c>cni = "calico"</c>; conflicts with flannel.
 /// </summary>
 [CoraclePlugin("calico", ExtensionPoints.Cni, typeof(ICniPlugin),
     Description = "Calico networking through the tigera operator (instead of flannel)", Conflicts = new[] { "flannel" })]
+[PluginSetting("encapsulation", "IP pool encapsulation: VXLAN, IPIP or None", Default = "VXLAN")]
+[PluginSetting("mtu", "Pod MTU (default: 1450 for VXLAN, 1480 for IPIP, 1500 for None)")]
+[PluginSetting("block-size", "IP pool block size", Type = PluginSettingType.Integer, Default = "26")]
+[PluginSetting("iface", "Interface calico-node autodetects its address on (default: the one holding --node-ip, else the first found)")]
+[PluginSetting("bin-dir", "CNI plugin binaries calico-node installs", Default = "/opt/cni/bin")]
+[PluginSetting("conf-dir", "CNI configuration calico-node writes", Default = "/etc/cni/net.d")]
+[PluginSetting("operator-image", "The tigera operator image", Default = CalicoSettings.DefaultOperatorImage)]
 public sealed class CalicoPlugin : ICniPlugin, IValidatesOptions
 {
     /// <inheritdoc />

@@ -7,7 +7,7 @@ public sealed record CalicoSettings
 {
     /// <summary>The option keys <c>[plugins.calico]</c> accepts.</summary>
     public static IReadOnlyList<string> KnownOptions { get; } =
-        ["encapsulation", "mtu", "bin-dir", "conf-dir", "operator-image", "block-size"];
+        typeof(CalicoPlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
 
     /// <summary>The IP pool encapsulations Calico offers.</summary>
     public static IReadOnlyList<string> KnownEncapsulations { get; } = ["VXLAN", "IPIP", "None"];
@@ -39,7 +39,7 @@ public sealed record CalicoSettings
     /// <summary>The first node IP (<c>--node-ip</c>), empty when not given.</summary>
     public string NodeIp { get; init; } = "";
 
-    /// <summary>The interface (<c>--flannel-iface</c>), empty when not given.</summary>
+    /// <summary>The interface (<c>[plugins.calico] iface</c>, <c>--calico-iface</c>), empty when not given.</summary>
     public string Interface { get; init; } = "";
 
     /// <summary>Resolves and validates; all problems in one exception named after the first key.</summary>
@@ -121,7 +121,7 @@ public sealed record CalicoSettings
             ConfDir = confDir,
             OperatorImage = Get("operator-image") ?? DefaultOperatorImage,
             NodeIp = node.NodeIps.Count > 0 ? node.NodeIps[0] : "",
-            Interface = node.FlannelInterface ?? "",
+            Interface = Get("iface") ?? "",
         };
     }
 }

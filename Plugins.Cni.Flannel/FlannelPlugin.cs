@@ -9,6 +9,20 @@ namespace Coracle.Plugins.Cni.Flannel;
 /// </summary>
 [CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin),
     Description = "Flannel node networking: VXLAN (default), host-gw or none", HasCleanup = true)]
+[PluginSetting("backend", "Flannel backend; none turns flannel off (K3s's --flannel-backend)", Default = "vxlan", Choices = ["vxlan", "host-gw", "none"], TurnsOff = ["none"], ClusterWide = true)]
+[PluginSetting("iface", "Interface flannel uses (default: the one holding --node-ip, else the default route's)")]
+[PluginSetting("flannel-external-ip", "The public IPv4 address announced to peers (default: the node IP)")]
+[PluginSetting("kubeconfig", "API access for the subnet leases (default: the host's coracle-controller kubeconfig)")]
+[PluginSetting("static-peers-file", "A static leases file used instead of Kubernetes")]
+[PluginSetting("subnet-file", "Where subnet.env is written", Default = "/run/flannel/subnet.env")]
+[PluginSetting("conf-dir", "CNI configuration folder (default: DATA/agent/etc/cni/net.d)")]
+[PluginSetting("bin-dir", "CNI plugin binaries (default: the first of /usr/lib/cni, /opt/cni/bin holding bridge)")]
+[PluginSetting("ipam-data-dir", "host-local's state folder written into the conflist (default: host-local's)")]
+[PluginSetting("vni", "VXLAN network identifier (device flannel.VNI)", Type = PluginSettingType.Integer, Default = "1")]
+[PluginSetting("port", "VXLAN UDP port", Type = PluginSettingType.Integer, Default = "8472")]
+[PluginSetting("mtu", "Pod MTU; 0 derives it from the uplink", Type = PluginSettingType.Integer, Default = "0")]
+[PluginSetting("ip-masq", "Masquerade traffic leaving the cluster CIDR", Type = PluginSettingType.Boolean, Default = "true")]
+[PluginSetting("reconcile-seconds", "Seconds between reconcile passes", Type = PluginSettingType.Integer, Default = "5")]
 public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanup
 {
     /// <summary>The supervised component's name.</summary>

@@ -5,8 +5,8 @@ using System.Net.Sockets;
 namespace Coracle.Plugins.Cni.Flannel;
 
 /// <summary>
-/// Flannel's configuration resolved from the node settings (<c>--cluster-cidr</c>, <c>--flannel-backend</c>,
-/// <c>--flannel-iface</c>, <c>--node-ip</c>) and the plugin's <c>[plugins.flannel]</c> options. Immutable;
+/// Flannel's configuration resolved from the node settings (<c>--cluster-cidr</c>, <c>--node-ip</c>) and the plugin's
+/// own settings (<c>[plugins.flannel]</c>: <c>backend</c> is <c>--flannel-backend</c>, <c>iface</c> <c>--flannel-iface</c>). Immutable;
 /// <see cref="Resolve"/> validates and never touches the kernel.
 /// </summary>
 public sealed record FlannelSettings
@@ -14,12 +14,9 @@ public sealed record FlannelSettings
     /// <summary>The backends <c>--flannel-backend</c> accepts.</summary>
     public static IReadOnlyList<string> KnownBackends { get; } = ["vxlan", "host-gw", "none"];
 
-    /// <summary>The option keys <c>[plugins.flannel]</c> accepts.</summary>
+    /// <summary>The option keys <c>[plugins.flannel]</c> accepts: the plugin's declared settings.</summary>
     public static IReadOnlyList<string> KnownOptions { get; } =
-    [
-        "kubeconfig", "static-peers-file", "subnet-file", "conf-dir", "bin-dir", "flannel-external-ip",
-        "vni", "port", "ip-masq", "mtu", "reconcile-seconds", "ipam-data-dir",
-    ];
+        typeof(FlannelPlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
 
     /// <summary>The subnet length each node gets out of the cluster CIDR (flannel's SubnetLen).</summary>
     public const int SubnetLength = 24;
@@ -110,7 +107,7 @@ public sealed record FlannelSettings
                 ? value.Trim()
                 : null;
 
-        var backend = (node.FlannelBackend ?? "").Trim().ToLowerInvariant();
+        var backend = (Get("backend") ?? "").ToLowerInvariant();
         if (backend.Length == 0)
         {
             backend = "vxlan";
@@ -118,8 +115,8 @@ public sealed record FlannelSettings
 
         if (!KnownBackends.Contains(backend))
         {
-            errors.Add(("flannel-backend",
-                $"--flannel-backend \"{node.FlannelBackend}\" is not supported; use one of: {string.Join(", ", KnownBackends)}"));
+            errors.Add(("backend",
+                $"--flannel-backend \"{backend}\" is not supported; use one of: {string.Join(", ", KnownBackends)}"));
         }
 
         if (!Ipv4Cidr.TryParse(node.ClusterCidr?.Trim(), out var network))
@@ -133,13 +130,13 @@ public sealed record FlannelSettings
                 $"--cluster-cidr \"{node.ClusterCidr}\" cannot hold a /{SubnetLength} subnet per node; use a prefix of /{SubnetLength} or shorter (for example 10.42.0.0/16)"));
         }
 
-        var iface = (node.FlannelInterface ?? "").Trim();
+        var iface = Get("iface") ?? "";
         if (iface.Length > 0 && !Directory.Exists(Path.Combine(sysClassNet, iface)))
         {
             var existing = Directory.Exists(sysClassNet)
                 ? string.Join(", ", Directory.GetFileSystemEntries(sysClassNet).Select(Path.GetFileName).Order(StringComparer.Ordinal))
                 : "none found";
-            errors.Add(("flannel-iface", $"--flannel-iface \"{iface}\" does not exist on this host; interfaces: {existing}"));
+            errors.Add(("iface", $"--flannel-iface \"{iface}\" does not exist on this host; interfaces: {existing}"));
         }
 
         IPAddress? externalIp = null;

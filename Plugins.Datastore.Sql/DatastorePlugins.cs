@@ -5,6 +5,12 @@ namespace Coracle.Plugins.Datastore.Sql;
 
 /// <summary>The default datastore: etcd v3 over an embedded SQLite file.</summary>
 [CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over an embedded SQLite database (default)", EndpointSchemes = ["", "sqlite"])]
+[PluginSetting("compact-interval", SqlDatastoreConfigurator.CompactIntervalHelp, Type = PluginSettingType.Duration, Default = "5m")]
+[PluginSetting("compact-min-retain", SqlDatastoreConfigurator.CompactMinRetainHelp, Type = PluginSettingType.Integer, Default = "1000")]
+[PluginSetting("max-request-bytes", SqlDatastoreConfigurator.MaxRequestBytesHelp)]
+[PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
+[PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
+[PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 {
     /// <inheritdoc/>
@@ -17,6 +23,12 @@ public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 
 /// <summary>etcd v3 over PostgreSQL (several servers may share one database).</summary>
 [CoraclePlugin("postgres", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over PostgreSQL (--datastore-endpoint postgres://...)", EndpointSchemes = ["postgres", "postgresql"])]
+[PluginSetting("compact-interval", SqlDatastoreConfigurator.CompactIntervalHelp, Type = PluginSettingType.Duration, Default = "5m")]
+[PluginSetting("compact-min-retain", SqlDatastoreConfigurator.CompactMinRetainHelp, Type = PluginSettingType.Integer, Default = "1000")]
+[PluginSetting("max-request-bytes", SqlDatastoreConfigurator.MaxRequestBytesHelp)]
+[PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
+[PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
+[PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 {
     /// <inheritdoc/>
@@ -29,6 +41,12 @@ public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 
 /// <summary>etcd v3 over MySQL or MariaDB (several servers may share one database).</summary>
 [CoraclePlugin("mysql", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over MySQL/MariaDB (--datastore-endpoint mysql://...)", EndpointSchemes = ["mysql"])]
+[PluginSetting("compact-interval", SqlDatastoreConfigurator.CompactIntervalHelp, Type = PluginSettingType.Duration, Default = "5m")]
+[PluginSetting("compact-min-retain", SqlDatastoreConfigurator.CompactMinRetainHelp, Type = PluginSettingType.Integer, Default = "1000")]
+[PluginSetting("max-request-bytes", SqlDatastoreConfigurator.MaxRequestBytesHelp)]
+[PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
+[PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
+[PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions
 {
     /// <inheritdoc/>
@@ -42,9 +60,16 @@ public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions
 /// <summary>Turns the node settings and <c>[plugins.NAME]</c> options into an <see cref="EtcdServer"/> component.</summary>
 public static class SqlDatastoreConfigurator
 {
-    /// <summary>The options the plugins read from <c>[plugins.sqlite]</c>, <c>[plugins.postgres]</c> or <c>[plugins.mysql]</c>.</summary>
+    /// <summary>The options the plugins read from <c>[plugins.sqlite]</c>, <c>[plugins.postgres]</c> or <c>[plugins.mysql]</c>: their declared settings.</summary>
     public static readonly IReadOnlyList<string> KnownOptions =
-        ["listen-address", "metrics-address", "compact-interval", "compact-min-retain", "max-request-bytes", "socket"];
+        typeof(SqliteDatastorePlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
+
+    internal const string CompactIntervalHelp = "How often old revisions are compacted (etcd's auto-compaction); 0 turns it off";
+    internal const string CompactMinRetainHelp = "Revisions always kept by compaction";
+    internal const string MaxRequestBytesHelp = "Largest request accepted, in bytes (default etcd's, 1.5 MiB)";
+    internal const string SocketHelp = "The etcd API's unix socket kube-apiserver uses (default: DATA/server/db/etcd.sock)";
+    internal const string ListenAddressHelp = "Also serve the etcd API over TCP with mutual TLS on HOST:PORT (e.g. 0.0.0.0:2379); off by default";
+    internal const string MetricsAddressHelp = "Serve /metrics and /health on HOST:PORT or unix:///PATH (e.g. 127.0.0.1:2381); off by default";
 
     /// <summary>The component the supervisor runs.</summary>
     public const string ComponentName = "datastore";
@@ -86,6 +111,8 @@ public static class SqlDatastoreConfigurator
             throw new PluginConfigException("datastore-endpoint", $"the endpoint is for the {location.Kind} datastore but the {kind} plugin was selected; select {location.Kind} or change --datastore-endpoint");
         }
 
+        // Declared settings arrive with their defaults; an empty value means "not set".
+        values = values.Where(kv => kv.Value.Length > 0).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var errors = new List<(string Key, string Message)>();
         foreach (var key in values.Keys.Where(k => !KnownOptions.Contains(k, StringComparer.Ordinal)))
         {

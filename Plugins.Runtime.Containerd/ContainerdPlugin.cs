@@ -9,6 +9,12 @@ namespace Coracle.Plugins.Runtime.Containerd;
 /// </summary>
 [CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime),
     Description = "containerd + runc: generated config, CRI readiness, airgap image import")]
+[PluginSetting("snapshotter", "Snapshotter; auto picks overlayfs where the kernel supports it, else native", Default = "auto", Choices = ["auto", "overlayfs", "native", "btrfs", "zfs"])]
+[PluginSetting("socket", "containerd's socket (default: DATA/run/containerd/containerd.sock)")]
+[PluginSetting("containerd-path", "The containerd binary (default: the components folder, else PATH)")]
+[PluginSetting("ctr-path", "The ctr binary used for airgap imports (default: the components folder, else PATH)")]
+[PluginSetting("registries-file", "A K3s-style registries.yaml with mirrors and credentials")]
+[PluginSetting("stream-server-port", "Port of the CRI streaming server (exec, attach, port-forward) on loopback; 0 picks one", Type = PluginSettingType.Integer, Default = "10010")]
 public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions
 {
     /// <summary>The in-process component that imports the airgap images.</summary>

@@ -39,12 +39,6 @@ public sealed record NodeSettings
     /// <summary>The datastore endpoint as the user gave it (<c>--datastore-endpoint</c>); empty for the default.</summary>
     public string DatastoreEndpoint { get; init; } = "";
 
-    /// <summary>Flannel backend (<c>--flannel-backend</c>): vxlan, host-gw or none.</summary>
-    public string FlannelBackend { get; init; } = "vxlan";
-
-    /// <summary>Interface flannel uses (<c>--flannel-iface</c>); empty: the default route's.</summary>
-    public string FlannelInterface { get; init; } = "";
-
     /// <summary>The pod sandbox image (<c>--pause-image</c>).</summary>
     public required string PauseImage { get; init; }
 

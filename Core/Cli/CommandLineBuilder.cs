@@ -15,8 +15,10 @@ internal static class CommandLineBuilder
         HelpName = "FILE",
     };
 
-    public static RootCommand Build()
+    /// <summary>The command tree; <paramref name="pluginSettings"/> (the installed plugins' settings) become flags like Coracle's own.</summary>
+    public static RootCommand Build(IReadOnlyList<Setting>? pluginSettings = null)
     {
+        PluginSettings = pluginSettings ?? [];
         var root = new RootCommand("Coracle: a lightweight Kubernetes distribution for edge appliances");
         root.Subcommands.Add(NodeCommand("server", "Run a server node: datastore, control plane and node components", Commands.ServerAsync));
         root.Subcommands.Add(NodeCommand("agent", "Run an agent node that joins a server", Commands.AgentAsync));
@@ -30,7 +32,7 @@ internal static class CommandLineBuilder
         var defaults = new Command("default", "Print the documented default appliance.toml (every key with its default)");
         defaults.SetAction(_ =>
         {
-            Console.Write(DefaultConfigWriter.Render());
+            Console.Write(DefaultConfigWriter.Render(PluginSettings));
             return ExitCodes.Ok;
         });
         config.Subcommands.Add(defaults);
@@ -50,6 +52,9 @@ internal static class CommandLineBuilder
         root.Subcommands.Add(version);
         return root;
     }
+
+    /// <summary>The installed plugins' settings the command line was built with.</summary>
+    public static IReadOnlyList<Setting> PluginSettings { get; private set; } = [];
 
     /// <summary>Flag options of a command, keyed by setting; filled in when the command is built.</summary>
     public static Dictionary<Command, Dictionary<Setting, Option>> SettingOptions { get; } = [];
@@ -75,7 +80,7 @@ internal static class CommandLineBuilder
         var command = new Command(name, description);
         command.Options.Add(ConfigOption);
         var options = new Dictionary<Setting, Option>();
-        foreach (var setting in Settings.All)
+        foreach (var setting in Settings.All.Concat(PluginSettings))
         {
             if (name == "agent" && setting.ServerOnly && !includeAgentOnly)
             {
@@ -123,13 +128,13 @@ internal static class CommandLineBuilder
                 _ => "VALUE",
             };
         return setting.Kind is SettingKind.StringList or SettingKind.IpList
-            ? new Option<string[]>("--" + setting.Flag)
+            ? new Option<string[]>("--" + setting.Flag, setting.Aliases.Select(a => "--" + a).ToArray())
             {
                 Description = help,
                 HelpName = helpName,
                 Arity = ArgumentArity.OneOrMore,
                 AllowMultipleArgumentsPerToken = false,
             }
-            : new Option<string>("--" + setting.Flag) { Description = help, HelpName = helpName };
+            : new Option<string>("--" + setting.Flag, setting.Aliases.Select(a => "--" + a).ToArray()) { Description = help, HelpName = helpName };
     }
 }

@@ -32,7 +32,9 @@ internal static class Commands
         using var loggers = LoggingSetup.Create(config.LogFormat, config.LogLevel);
         try
         {
-            return await new NodeHost(plan, loggers).RunAsync(ct);
+            return role == "server"
+                ? await new ServerStart(plan, loggers).RunAsync(ct)
+                : await new AgentStart(plan, loggers).RunAsync(ct);
         }
         catch (ConfigException ex)
         {
@@ -89,7 +91,7 @@ internal static class Commands
         try
         {
             var selection = PluginSelector.Select(catalog.Entries, config, PluginComposition.Architecture);
-            Console.Write(PluginTable(NodeHost.PluginViews(selection)));
+            Console.Write(PluginTable(NodeSteps.PluginViews(selection)));
             return ExitCodes.Ok;
         }
         catch (CompositionException ex)
@@ -109,9 +111,11 @@ internal static class Commands
         var config = plan.Config;
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"# effective configuration (file: {config.ConfigFile ?? "none, defaults"})\n");
-        foreach (var section in new[] { "" }.Concat(Settings.Sections))
+        var pluginSettings = plan.Catalog?.Settings ?? [];
+        var pluginSections = pluginSettings.Select(s => s.Section).Distinct().Order(StringComparer.Ordinal);
+        foreach (var section in new[] { "" }.Concat(Settings.Sections).Concat(pluginSections))
         {
-            var settings = Settings.All.Where(s => s.Section == section).ToList();
+            var settings = Settings.All.Concat(pluginSettings).Where(s => s.Section == section && config.Sources.ContainsKey(s)).ToList();
             if (settings.Count == 0)
             {
                 continue;
@@ -130,12 +134,13 @@ internal static class Commands
             }
         }
 
-        foreach (var (plugin, options) in config.PluginOptions)
+        // Tables of plugins that declare no settings, as written.
+        foreach (var (plugin, options) in config.PluginOptions.Where(p => !pluginSettings.Any(s => s.Plugin.Equals(p.Key, StringComparison.OrdinalIgnoreCase))))
         {
             text.Append(CultureInfo.InvariantCulture, $"\n[plugins.{plugin}]\n");
             foreach (var (key, value) in options)
             {
-                text.Append(CultureInfo.InvariantCulture, $"{key} = \"{value}\"\n");
+                text.Append(CultureInfo.InvariantCulture, $"{key} = \"{value}\"  # {config.ConfigFile}\n");
             }
         }
 
@@ -256,7 +261,7 @@ internal static class Commands
     {
         try
         {
-            return ConfigLoader.Load(role, configFile, environment ?? Environ(), flags);
+            return ConfigLoader.Load(role, configFile, environment ?? Environ(), flags, CommandLineBuilder.PluginSettings);
         }
         catch (ConfigException ex)
         {

@@ -42,6 +42,12 @@ internal sealed class PluginCatalog
 
     public IReadOnlyList<PluginFolder> Folders { get; }
 
+    /// <summary>Every setting the installed plugins declare.</summary>
+    public IReadOnlyList<Configuration.Setting> Settings => Entries.SelectMany(e => e.Settings).ToList();
+
+    /// <summary>A catalog of no plugins (when loading failed; the failure is reported by the plan).</summary>
+    public static PluginCatalog Empty { get; } = new([], []);
+
     public static PluginCatalog Load(IReadOnlyList<PluginFolder> folders)
     {
         var assemblies = new List<(Assembly Assembly, PluginFolder Folder)>();
@@ -85,7 +91,7 @@ internal sealed class PluginCatalog
         }
 
         // Which folder exported which name: read from the attributes, without constructing anything.
-        var origin = new Dictionary<(string, Type), List<(PluginFolder Folder, string Version)>>();
+        var origin = new Dictionary<(string, Type), List<(PluginFolder Folder, string Version, Type Type)>>();
         foreach (var (assembly, folder) in assemblies)
         {
             var version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
@@ -101,7 +107,7 @@ internal sealed class PluginCatalog
                         origin[key] = list = [];
                     }
 
-                    list.Add((folder, version));
+                    list.Add((folder, version, type));
                 }
             }
         }
@@ -133,12 +139,18 @@ internal sealed class PluginCatalog
             }
         }
 
+        var declarations = PluginSettings.Check(entries);
+        if (declarations.Count > 0)
+        {
+            throw new CompositionException(declarations, ExitCodes.PluginFailure);
+        }
+
         return new PluginCatalog(entries, folders);
     }
 
     private static IEnumerable<PluginEntry> Collect<T>(
         CompositionHost container,
-        Dictionary<(string, Type), List<(PluginFolder Folder, string Version)>> origin)
+        Dictionary<(string, Type), List<(PluginFolder Folder, string Version, Type Type)>> origin)
     {
         var seen = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         foreach (var factory in container.GetExports<ExportFactory<T, PluginMetadata>>())
@@ -148,8 +160,8 @@ internal sealed class PluginCatalog
             seen[name] = index + 1;
             var from = origin.TryGetValue((name.ToLowerInvariant(), typeof(T)), out var list) && index < list.Count
                 ? list[index]
-                : (Folder: new PluginFolder("(core)", ""), Version: "?");
-            yield return PluginEntry.From(factory, from.Folder.Directory, from.Version);
+                : (Folder: new PluginFolder("(core)", ""), Version: "?", Type: null!);
+            yield return PluginEntry.From(factory, from.Folder.Directory, from.Version, from.Type);
         }
     }
 

@@ -91,14 +91,7 @@ internal static class PluginSelector
         }
 
         Choose(ExtensionPoints.ContainerRuntime, Settings.Runtime, config.Runtime);
-        var cni = config.Cni;
-        if (config.FlannelBackend == "none" && cni == "flannel")
-        {
-            why["flannel"] = "flannel-backend = none";
-            cni = "none";
-        }
-
-        Choose(ExtensionPoints.Cni, Settings.Cni, cni);
+        Choose(ExtensionPoints.Cni, Settings.Cni, config.Cni);
         if (server)
         {
             Choose(ExtensionPoints.Ingress, Settings.Ingress, config.Ingress);
@@ -120,6 +113,16 @@ internal static class PluginSelector
             if (chosen.Remove(name))
             {
                 why[name] = $"disabled by {Source(Settings.Disable)}";
+            }
+        }
+
+        // A plugin's own setting may switch it off (K3s's --flannel-backend=none).
+        foreach (var entry in entries.Where(e => chosen.ContainsKey(e.Name)))
+        {
+            if (TurnedOffBy(entry, config) is { } setting)
+            {
+                chosen.Remove(entry.Name);
+                why[entry.Name] = $"{Source(setting)} = {Setting.PlainText(config.Sources[setting].Value)}";
             }
         }
 
@@ -229,6 +232,11 @@ internal static class PluginSelector
 
         return match;
     }
+
+    /// <summary>The plugin's setting whose value switches it off, or null.</summary>
+    public static Setting? TurnedOffBy(PluginEntry entry, CoracleConfig config) =>
+        entry.Settings.FirstOrDefault(s => s.TurnsOff.Count > 0 && config.Sources.TryGetValue(s, out var value)
+            && s.TurnsOff.Contains(Setting.PlainText(value.Value), StringComparer.OrdinalIgnoreCase));
 
     private static void CheckCount(List<PluginEntry> selected, string point, string fix, List<string> errors)
     {

@@ -14,7 +14,7 @@ internal static class ApplianceToml
         Dictionary<string, Dictionary<string, string>> PluginOptions,
         List<ConfigError> Errors);
 
-    public static Result Read(string path)
+    public static Result Read(string path, IReadOnlyList<Setting>? settings = null)
     {
         string text;
         try
@@ -26,11 +26,17 @@ internal static class ApplianceToml
             return new Result([], [], [new ConfigError(path, $"cannot read the config file: {ex.Message}")]);
         }
 
-        return Parse(text, path);
+        return Parse(text, path, settings);
     }
 
-    public static Result Parse(string text, string fileName)
+    /// <summary>
+    /// Parses appliance.toml against <paramref name="settings"/> (Coracle's own when null; plugin settings included when
+    /// the plugins are known). A <c>[plugins.NAME]</c> table of a plugin that declares settings takes those keys only;
+    /// other plugins' tables are passed on as text.
+    /// </summary>
+    public static Result Parse(string text, string fileName, IReadOnlyList<Setting>? settings = null)
     {
+        var known = settings ?? Settings.All;
         var result = new Result([], new(StringComparer.OrdinalIgnoreCase), []);
         var doc = SyntaxParser.Parse(text, fileName, validate: true);
         if (doc.HasErrors)
@@ -48,7 +54,7 @@ internal static class ApplianceToml
 
         foreach (var kv in doc.KeyValues)
         {
-            Assign(result, fileName, [], kv);
+            Assign(result, known, fileName, [], kv);
         }
 
         foreach (var table in doc.Tables)
@@ -72,7 +78,7 @@ internal static class ApplianceToml
             {
                 if (item is KeyValueSyntax kv)
                 {
-                    Assign(result, fileName, tablePath, kv);
+                    Assign(result, known, fileName, tablePath, kv);
                 }
             }
         }
@@ -84,7 +90,7 @@ internal static class ApplianceToml
         (path.Count == 1 && Settings.Sections.Contains(path[0])) ||
         (path.Count == 2 && path[0] == "plugins");
 
-    private static void Assign(Result result, string file, IReadOnlyList<string> tablePath, KeyValueSyntax kv)
+    private static void Assign(Result result, IReadOnlyList<Setting> table, string file, IReadOnlyList<string> tablePath, KeyValueSyntax kv)
     {
         var path = tablePath.Concat(KeyPath(kv.Key)).ToList();
         var where = Where(file, kv.Key!.Span);
@@ -92,7 +98,7 @@ internal static class ApplianceToml
 
         if (path.Count == 3 && path[0] == "plugins")
         {
-            AssignPluginOption(result, file, path[1], path[2], kv.Value!);
+            AssignPluginOption(result, table, file, path[1], path[2], kv.Key.Span, kv.Value!);
             return;
         }
 
@@ -102,7 +108,7 @@ internal static class ApplianceToml
             {
                 if (item.KeyValue is { } inner)
                 {
-                    AssignPluginOption(result, file, path[1], string.Join('.', KeyPath(inner.Key)), inner.Value!);
+                    AssignPluginOption(result, table, file, path[1], string.Join('.', KeyPath(inner.Key)), inner.Key!.Span, inner.Value!);
                 }
             }
 
@@ -112,18 +118,28 @@ internal static class ApplianceToml
         var section = path.Count == 2 ? path[0] : "";
         var key = path[^1];
         var setting = path.Count <= 2
-            ? Settings.All.FirstOrDefault(s => s.Section == section && s.Key == key)
+            ? table.FirstOrDefault(s => s.Plugin.Length == 0 && s.Section == section && s.Key == key)
             : null;
         if (setting is null)
         {
-            var elsewhere = Settings.All.FirstOrDefault(s => s.Key == key);
-            var hint = elsewhere is not null
-                ? $"; '{key}' belongs in {(elsewhere.Section.Length == 0 ? "the top level" : $"[{elsewhere.Section}]")}"
-                : Suggest(key, Settings.All.Where(s => s.Section == section).Select(s => s.Key));
+            var elsewhere = table.FirstOrDefault(s => s.Plugin.Length == 0 && s.Key == key)
+                ?? table.FirstOrDefault(s => s.Plugin.Length > 0 && (s.Flag == key || s.Aliases.Contains(key)));
+            var hint = elsewhere is null
+                ? Suggest(key, table.Where(s => s.Plugin.Length == 0 && s.Section == section).Select(s => s.Key))
+                : elsewhere.Plugin.Length > 0
+                    ? $"; '{key}' is the {elsewhere.Plugin} plugin's: write it as {elsewhere.Key} under [{elsewhere.Section}]"
+                    : $"; '{key}' belongs in {(elsewhere.Section.Length == 0 ? "the top level" : $"[{elsewhere.Section}]")}";
             result.Errors.Add(new ConfigError(where,
                 $"unknown key '{dotted}'{hint} (the shipped appliance.toml lists every key)"));
             return;
         }
+
+        Store(result, file, setting, dotted, kv.Key.Span, kv.Value!);
+    }
+
+    private static void Store(Result result, string file, Setting setting, string dotted, SourceSpan keySpan, ValueSyntax valueSyntax)
+    {
+        var where = Where(file, keySpan);
 
         if (result.Values.ContainsKey(setting))
         {
@@ -131,18 +147,34 @@ internal static class ApplianceToml
             return;
         }
 
-        var value = Convert(setting, kv.Value!, out var error);
+        var value = Convert(setting, valueSyntax, out var error);
         if (error is not null)
         {
-            result.Errors.Add(new ConfigError(Where(file, kv.Value!.Span), $"{dotted}: {error}"));
+            result.Errors.Add(new ConfigError(Where(file, valueSyntax.Span), $"{dotted}: {error}"));
             return;
         }
 
-        result.Values[setting] = new SourcedValue(value!, Where(file, kv.Key.Span));
+        result.Values[setting] = new SourcedValue(value!, where);
     }
 
-    private static void AssignPluginOption(Result result, string file, string plugin, string key, ValueSyntax value)
+    private static void AssignPluginOption(Result result, IReadOnlyList<Setting> table, string file, string plugin, string key, SourceSpan keySpan, ValueSyntax value)
     {
+        var section = "plugins." + plugin.ToLowerInvariant();
+        var declared = table.Where(s => s.Section == section).ToList();
+        if (declared.Count > 0)
+        {
+            var setting = declared.FirstOrDefault(s => s.Key == key);
+            if (setting is null)
+            {
+                result.Errors.Add(new ConfigError(Where(file, keySpan),
+                    $"unknown key '{key}' in [{section}]{Suggest(key, declared.Select(s => s.Key))}; the {plugin} plugin's keys: {string.Join(", ", declared.Select(s => s.Key))}"));
+                return;
+            }
+
+            Store(result, file, setting, $"{section}.{key}", keySpan, value);
+            return;
+        }
+
         if (!result.PluginOptions.TryGetValue(plugin, out var options))
         {
             options = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

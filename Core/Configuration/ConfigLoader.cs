@@ -17,24 +17,29 @@ internal static class ConfigLoader
         string role,
         string? configFile,
         IReadOnlyDictionary<string, string> environment,
-        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
+        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags,
+        IReadOnlyList<Setting>? pluginSettings = null)
     {
-        var (config, errors) = LoadAll(role, configFile, environment, flags);
+        var (config, errors) = LoadAll(role, configFile, environment, flags, pluginSettings);
         return errors.Count > 0 ? throw new ConfigException(errors) : config;
     }
 
     /// <summary>
     /// The configuration and every error found in it. A value that is wrong keeps its default, so the rest of the
     /// start-up plan (plugin selection, plugin options) can still be checked and all errors reported together.
+    /// <paramref name="pluginSettings"/> are the settings the installed plugins declare; they are read from the same
+    /// places as Coracle's own and handed to each plugin in <see cref="CoracleConfig.PluginOptions"/>.
     /// </summary>
     public static (CoracleConfig Config, IReadOnlyList<ConfigError> Errors) LoadAll(
         string role,
         string? configFile,
         IReadOnlyDictionary<string, string> environment,
-        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags)
+        IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags,
+        IReadOnlyList<Setting>? pluginSettings = null)
     {
         var errors = new List<ConfigError>();
-        var values = Settings.All.ToDictionary(s => s, s => new SourcedValue(DefaultOf(s), "default"));
+        var table = pluginSettings is { Count: > 0 } ? Settings.All.Concat(pluginSettings).ToList() : Settings.All;
+        var values = table.ToDictionary(s => s, s => new SourcedValue(DefaultOf(s), "default"));
         var pluginOptions = new Dictionary<string, Dictionary<string, string>>(StringComparer.OrdinalIgnoreCase);
 
         var explicitFile = configFile ?? environment.GetValueOrDefault("CORACLE_CONFIG_FILE");
@@ -43,7 +48,7 @@ internal static class ConfigLoader
         if (File.Exists(file))
         {
             usedFile = file;
-            var toml = ApplianceToml.Read(file);
+            var toml = ApplianceToml.Read(file, table);
             errors.AddRange(toml.Errors);
             foreach (var (setting, value) in toml.Values)
             {
@@ -61,7 +66,7 @@ internal static class ConfigLoader
             errors.Add(new ConfigError(source, $"config file '{file}' does not exist; fix the path or remove the option"));
         }
 
-        foreach (var setting in Settings.All)
+        foreach (var setting in table)
         {
             if (environment.TryGetValue(setting.EnvironmentVariable, out var text))
             {
@@ -95,6 +100,16 @@ internal static class ConfigLoader
             }
         }
 
+        foreach (var setting in table.Where(s => s.Plugin.Length > 0))
+        {
+            if (!pluginOptions.TryGetValue(setting.Plugin, out var options))
+            {
+                pluginOptions[setting.Plugin] = options = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            }
+
+            options[setting.Key] = Setting.PlainText(values[setting].Value);
+        }
+
         var config = Build(role, usedFile, values, pluginOptions, environment);
         errors.AddRange(Validate(config));
         return (config, errors);
@@ -102,7 +117,7 @@ internal static class ConfigLoader
 
     /// <summary>The typed default of a setting (defaults are written as text, like the shipped appliance.toml).</summary>
     public static object DefaultOf(Setting setting) =>
-        setting.Default is string text && setting.Kind is not SettingKind.String
+        setting.Default is string text && setting.Kind is not SettingKind.String && !(setting.Plugin.Length > 0 && text.Length == 0)
             ? SettingParser.ParseScalar(setting, text, out _)
             : setting.Default;
 
@@ -134,7 +149,6 @@ internal static class ConfigLoader
             nodeName = Dns.GetHostName().ToLowerInvariant();
         }
 
-        var flannelBackend = Get<string>(Settings.FlannelBackend);
         var cni = Get<string>(Settings.Cni);
         return new CoracleConfig
         {
@@ -170,8 +184,6 @@ internal static class ConfigLoader
                 .Select(p => int.TryParse(p, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1)
                 .ToArray(),
             PauseImage = Get<string>(Settings.PauseImage),
-            FlannelBackend = flannelBackend,
-            FlannelIface = Get<string>(Settings.FlannelIface),
             PluginDirs = List(Settings.PluginDirs),
             Cni = cni.ToLowerInvariant(),
             Ingress = Get<string>(Settings.Ingress).ToLowerInvariant(),

@@ -36,8 +36,6 @@ internal sealed record CoracleConfig
     public IReadOnlyList<string> KubeProxyArgs { get; init; } = [];
     public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
     public required string PauseImage { get; init; }
-    public string FlannelBackend { get; init; } = "vxlan";
-    public string FlannelIface { get; init; } = "";
     public IReadOnlyList<string> PluginDirs { get; init; } = [];
     public string Cni { get; init; } = "flannel";
     public string Ingress { get; init; } = "traefik";
@@ -46,8 +44,16 @@ internal sealed record CoracleConfig
     public IReadOnlyList<string> Enable { get; init; } = [];
     public required RestartPolicy Restart { get; init; }
     public TimeSpan StopTimeout { get; init; }
+    /// <summary>
+    /// Each plugin's options by plugin name: the effective value of every setting it declares (defaults included), or
+    /// its <c>[plugins.NAME]</c> table as written when it declares none.
+    /// </summary>
     public IReadOnlyDictionary<string, Dictionary<string, string>> PluginOptions { get; init; } =
         new Dictionary<string, Dictionary<string, string>>();
+
+    /// <summary>The options of plugin <paramref name="name"/> (empty when it has none).</summary>
+    public IReadOnlyDictionary<string, string> OptionsOf(string name) =>
+        PluginOptions.TryGetValue(name, out var options) ? options : new Dictionary<string, string>();
 
     /// <summary>Where each setting's value came from, for <c>config check</c> and error messages.</summary>
     public IReadOnlyDictionary<Setting, SourcedValue> Sources { get; init; } = new Dictionary<Setting, SourcedValue>();
@@ -71,8 +77,6 @@ internal sealed record CoracleConfig
         ClusterDns = ClusterDns.ToString(),
         ClusterDomain = ClusterDomain,
         DatastoreEndpoint = DatastoreEndpoint,
-        FlannelBackend = FlannelBackend,
-        FlannelInterface = FlannelIface,
         PauseImage = PauseImage,
         ServerUrl = ServerUrl,
         ControllerKubeconfig = Role == "server"

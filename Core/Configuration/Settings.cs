@@ -66,11 +66,6 @@ internal static class Settings
     public static readonly Setting TunnelAllowedPorts = new("agent", "tunnel-allowed-ports", SettingKind.StringList, new[] { "10250" },
         "Local ports the server may reach through the agent's tunnel (the kubelet's by default)");
 
-    public static readonly Setting FlannelBackend = new("network", "flannel-backend", SettingKind.String, "vxlan",
-        "Flannel backend; none disables flannel") { Choices = ["vxlan", "host-gw", "none"] };
-    public static readonly Setting FlannelIface = new("network", "flannel-iface", SettingKind.String, "",
-        "Interface flannel uses (default: the default route's)");
-
     public static readonly Setting PluginDirs = new("plugins", "plugin-dir", SettingKind.StringList, Array.Empty<string>(),
         "Extra folders to load plugins from (besides plugins/ beside the executable)");
     public static readonly Setting Cni = new("plugins", "cni", SettingKind.String, "flannel",
@@ -102,11 +97,10 @@ internal static class Settings
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
         Server, PauseImage, KubeletArg, KubeProxyArg, TunnelAllowedPorts,
-        FlannelBackend, FlannelIface,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
     ];
 
     /// <summary>The TOML sections that exist; <c>[plugins.NAME]</c> tables hold plugin options.</summary>
-    public static IReadOnlyList<string> Sections { get; } = ["server", "agent", "network", "plugins", "supervisor"];
+    public static IReadOnlyList<string> Sections { get; } = ["server", "agent", "plugins", "supervisor"];
 }

@@ -7,7 +7,7 @@ namespace Coracle.Core.Hosting;
 /// <summary>
 /// The first phase of <c>coracle server</c>/<c>agent</c> and all of <c>coracle config check</c>: read the configuration,
 /// load and select the plugins, and check every selected plugin's options — collecting every error of all three and
-/// changing nothing on disk. Only a plan without errors is applied (<see cref="NodeHost"/>).
+/// changing nothing on disk. Only a plan without errors is applied (<see cref="ServerStart"/>, <see cref="AgentStart"/>).
 /// </summary>
 internal sealed class StartPlan
 {
@@ -42,19 +42,33 @@ internal sealed class StartPlan
         IReadOnlyDictionary<Setting, IReadOnlyList<string>> flags,
         string? architecture = null)
     {
+        // Plugin settings are read like Coracle's own, so the plugins are loaded first, from the roots the configuration
+        // names; then the whole configuration is read with their settings.
         var (config, configErrors) = ConfigLoader.LoadAll(role, configFile, environment, flags);
-        var plan = new StartPlan(config);
-        plan.Fail(configErrors.Select(e => e.ToString()), ExitCodes.InvalidConfig);
-
+        PluginCatalog? catalog = null;
+        CompositionException? loadFailure = null;
         try
         {
-            plan.Catalog = PluginComposition.Load(config);
+            catalog = PluginComposition.Load(config);
+            if (catalog.Settings.Count > 0)
+            {
+                (config, configErrors) = ConfigLoader.LoadAll(role, configFile, environment, flags, catalog.Settings);
+            }
         }
         catch (CompositionException ex)
         {
-            plan.Fail(ex.Messages, ex.ExitCode);
+            loadFailure = ex;
+        }
+
+        var plan = new StartPlan(config);
+        plan.Fail(configErrors.Select(e => e.ToString()), ExitCodes.InvalidConfig);
+        if (loadFailure is not null || catalog is null)
+        {
+            plan.Fail(loadFailure?.Messages ?? [], loadFailure?.ExitCode ?? ExitCodes.PluginFailure);
             return plan;
         }
+
+        plan.Catalog = catalog;
 
         try
         {
@@ -73,8 +87,7 @@ internal sealed class StartPlan
             {
                 if (plan.Instance(entry) is IValidatesOptions validating)
                 {
-                    validating.ValidateOptions(node, config.PluginOptions.TryGetValue(entry.Name, out var options) ? options : new Dictionary<string, string>(),
-                        PluginDataDir(config, entry));
+                    validating.ValidateOptions(node, config.OptionsOf(entry.Name), PluginDataDir(config, entry));
                 }
             }
             catch (PluginConfigException ex)

@@ -9,7 +9,8 @@ internal sealed record ClusterConfigResponse
     [JsonPropertyName("serviceCidr")] public required string ServiceCidr { get; init; }
     [JsonPropertyName("clusterDns")] public required string ClusterDns { get; init; }
     [JsonPropertyName("clusterDomain")] public required string ClusterDomain { get; init; }
-    [JsonPropertyName("flannelBackend")] public required string FlannelBackend { get; init; }
+    /// <summary>The server's values of the plugin settings declared cluster-wide, by plugin then key (K3s's <c>--flannel-backend</c>).</summary>
+    [JsonPropertyName("pluginSettings")] public Dictionary<string, Dictionary<string, string>> PluginSettings { get; init; } = [];
     [JsonPropertyName("serverUrl")] public required string ServerUrl { get; init; }
     [JsonPropertyName("serverNodeName")] public required string ServerNodeName { get; init; }
     [JsonPropertyName("podCidr")] public string? PodCidr { get; init; }

@@ -85,7 +85,9 @@ internal sealed partial class JoinServer
             ServiceCidr = _config.ServiceCidr.ToString(),
             ClusterDns = _config.ClusterDns.ToString(),
             ClusterDomain = _config.ClusterDomain,
-            FlannelBackend = _config.FlannelBackend,
+            PluginSettings = _config.Sources.Where(kv => kv.Key.ClusterWide)
+                .GroupBy(kv => kv.Key.Plugin, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.ToDictionary(kv => kv.Key.Key, kv => Configuration.Setting.PlainText(kv.Value.Value), StringComparer.Ordinal), StringComparer.Ordinal),
             ServerUrl = $"https://{hostPart}:{_config.HttpsListenPort}",
             ServerNodeName = _config.NodeName,
             PodCidr = null,

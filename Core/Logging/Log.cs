@@ -15,6 +15,9 @@ internal static partial class Log
     [LoggerMessage(102, LogLevel.Warning, "{Point}: plugin {Name} is selected but not implemented in this build; it is reported, not started")]
     public static partial void NotImplemented(this ILogger logger, string point, string name);
 
+    [LoggerMessage(109, LogLevel.Information, "{Point}: plugin {Name} is off: the server's {Setting} = {Value}")]
+    public static partial void TurnedOffByServer(this ILogger logger, string point, string name, string setting, string value);
+
     [LoggerMessage(103, LogLevel.Information, "{Point}: none active")]
     public static partial void PointEmpty(this ILogger logger, string point);
 

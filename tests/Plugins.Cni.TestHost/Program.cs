@@ -48,6 +48,8 @@ for (var i = 0; i < args.Length; i++)
 }
 
 var dataDir = named["data-dir"];
+options["backend"] = named.GetValueOrDefault("backend", "vxlan");
+options["iface"] = named.GetValueOrDefault("iface", "");
 var node = new NodeSettings
 {
     Role = "agent",
@@ -60,8 +62,6 @@ var node = new NodeSettings
     ServiceCidr = "10.43.0.0/16",
     ClusterDns = "10.43.0.10",
     ClusterDomain = "cluster.local",
-    FlannelBackend = named.GetValueOrDefault("backend", "vxlan"),
-    FlannelInterface = named.GetValueOrDefault("iface", ""),
     PauseImage = "pause",
 };
 

@@ -17,7 +17,7 @@ public sealed class PluginSelectorTests
         Entry("postgres", ExtensionPoints.Datastore, schemes: ["postgres", "postgresql"]),
         Entry("containerd", ExtensionPoints.ContainerRuntime),
         Entry("nvidia", ExtensionPoints.RuntimeHandler, ["x64", "arm64"]),
-        Entry("flannel", ExtensionPoints.Cni),
+        Support.FakeFlannel.Entry,
         Entry("calico", ExtensionPoints.Cni, conflicts: ["flannel"]),
         Entry("traefik", ExtensionPoints.Ingress),
         Entry("servicelb", ExtensionPoints.LoadBalancer),
@@ -32,7 +32,7 @@ public sealed class PluginSelectorTests
             map[Settings.Token] = ["K10abc::server:secret"];
         }
 
-        return ConfigLoader.Load(role, null, new Dictionary<string, string> { ["HOME"] = "/tmp" }, map);
+        return ConfigLoader.Load(role, null, new Dictionary<string, string> { ["HOME"] = "/tmp" }, map, Support.FakeFlannel.Settings);
     }
 
     private static string Fail(IReadOnlyList<PluginEntry> entries, CoracleConfig config, string arch = "x64", int exitCode = 2)
@@ -126,10 +126,10 @@ public sealed class PluginSelectorTests
     [Fact]
     public void Select_FlannelBackendNone_DisablesFlannel()
     {
-        var selection = PluginSelector.Select(Full, Config("server", (Settings.FlannelBackend, ["none"])), "x64");
+        var selection = PluginSelector.Select(Full, Config("server", (Support.FakeFlannel.Backend, ["none"])), "x64");
 
         Assert.Empty(selection.Active(ExtensionPoints.Cni));
-        Assert.Equal("flannel-backend = none", selection.Decisions.Single(d => d.Entry.Name == "flannel").Why);
+        Assert.Equal("--flannel-backend = none", selection.Decisions.Single(d => d.Entry.Name == "flannel").Why);
     }
 
     [Fact]

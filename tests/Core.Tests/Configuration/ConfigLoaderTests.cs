@@ -24,7 +24,6 @@ public sealed class ConfigLoaderTests
         Assert.Equal(IPNetwork.Parse("10.42.0.0/16"), config.ClusterCidr);
         Assert.Equal(IPNetwork.Parse("10.43.0.0/16"), config.ServiceCidr);
         Assert.Equal(IPAddress.Parse("10.43.0.10"), config.ClusterDns);
-        Assert.Equal("vxlan", config.FlannelBackend);
         Assert.Equal(6443, config.HttpsListenPort);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, config.WriteKubeconfigMode);
         Assert.Equal(TimeSpan.FromSeconds(1), config.Restart.InitialBackoff);
@@ -43,7 +42,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal("json", config.LogFormat);
         Assert.Equal(IPNetwork.Parse("10.52.0.0/16"), config.ClusterCidr);
         Assert.Equal(7443, config.HttpsListenPort);
-        Assert.Equal("host-gw", config.FlannelBackend);
+        Assert.Equal("host-gw", config.PluginOptions["flannel"]["backend"]);
         Assert.Equal(TimeSpan.FromMilliseconds(500), config.Restart.InitialBackoff);
         Assert.Equal(TimeSpan.FromMinutes(1), config.Restart.MaxBackoff);
         Assert.Equal(5, config.Restart.CrashLoopLimit);
@@ -128,7 +127,7 @@ public sealed class ConfigLoaderTests
     public void Load_UnknownSection_ListsKnownSections()
     {
         Assert.Equal(
-            ["unknown-section.toml:1:2: unknown section [sever]; did you mean 'server'?; known sections: [server], [agent], [network], [plugins], [supervisor] and [plugins.NAME]"],
+            ["unknown-section.toml:1:2: unknown section [sever]; did you mean 'server'?; known sections: [server], [agent], [plugins], [supervisor] and [plugins.NAME]"],
             Errors("unknown-section.toml"));
     }
 
@@ -144,7 +143,7 @@ public sealed class ConfigLoaderTests
     public void Load_InvalidChoice_ListsChoices()
     {
         Assert.Equal(
-            ["bad-choice.toml:2:19: network.flannel-backend: 'wireguard' is not one of vxlan, host-gw, none"],
+            ["bad-choice.toml:2:24: server.egress-selector-mode: 'wireguard' is not one of agent, pod, cluster, disabled"],
             Errors("bad-choice.toml"));
     }
 

@@ -39,6 +39,12 @@ public sealed class StartPlanTests : IDisposable
                 "--disable: unknown plugin 'bogus'; installed plugins: calico, containerd, flannel, memdb, servicelb, sqlite, test-handler, traefik",
             ]
         },
+        { "plugin setting, bad choice by flag", ["--memdb-journal", "maybe"], null, 2, ["--memdb-journal: 'maybe' is not one of on, off"] },
+        { "plugin setting, bad choice in the file", [], "[plugins.memdb]\njournal = \"maybe\"\n", 2, ["CONFIG:2:11: plugins.memdb.journal: 'maybe' is not one of on, off"] },
+        {
+            "plugin setting, unknown key", [], "[plugins.memdb]\nsise = \"1\"\n", 2,
+            ["CONFIG:2:1: unknown key 'sise' in [plugins.memdb]; did you mean 'size'?; the memdb plugin's keys: size, journal"]
+        },
         { "two CNIs", ["--enable", "calico"], null, 2, ["2 cni plugins are selected (flannel, calico) but at most one may be active; keep one: set plugins.cni to the one you want, or --disable the other"] },
     };
 
@@ -87,6 +93,26 @@ public sealed class StartPlanTests : IDisposable
     }
 
     [Fact]
+    public async Task ConfigCheck_PluginSettings_FromFileFlagAndEnvironmentWithTheirSources()
+    {
+        var config = _temp.Combine("memdb.toml");
+        File.WriteAllText(config, "[plugins.memdb]\nsize = \"16\"\n");
+        var env = new Dictionary<string, string> { ["CORACLE_MEMDB_JOURNAL"] = "off" };
+
+        var (code, stdout, stderr) = await CoracleProcess.RunAsync(_coracle, env, "config", "check", "--config", config, "--data-dir", _temp.Combine("d"),
+            "--datastore-endpoint", "memdb://x", "--flannel-backend", "none");
+        var (helpCode, help, _) = await CoracleProcess.RunAsync(_coracle, "server", "--help");
+
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"[plugins.memdb]\nsize = \"16\"  # {config}:2:1\njournal = \"off\"  # CORACLE_MEMDB_JOURNAL\n", stdout, StringComparison.Ordinal);
+        Assert.Contains("[plugins.flannel]\nbackend = \"none\"  # --flannel-backend\n", stdout, StringComparison.Ordinal);
+        Assert.Contains("# cni flannel: off (--flannel-backend = none)", stdout, StringComparison.Ordinal);
+        Assert.Equal(0, helpCode);
+        Assert.Contains("--memdb-journal", help, StringComparison.Ordinal);
+        Assert.Contains("[env: CORACLE_MEMDB_JOURNAL]", help, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Server_SecondOnALiveDataDir_RefusedWithoutChangingAFile()
     {
         var dataDir = _temp.Combine("live");
@@ -112,16 +138,17 @@ public sealed class StartPlanTests : IDisposable
         var dataDir = _temp.Combine("killall");
         Directory.CreateDirectory(dataDir);
         File.WriteAllText(_temp.Combine("killall.toml"), "[plugins.memdb]\nsize = \"64\"\n");
+        var env = new Dictionary<string, string> { ["CORACLE_MEMDB_JOURNAL"] = "off" };
         Assert.Equal(0, (await Tool("ip", "netns", "add", netns)).ExitCode);
         try
         {
-            var (code, stdout, stderr) = await Tool("nsenter", $"--net=/run/netns/{netns}", _coracle, "killall", "--data-dir", dataDir, "--config", _temp.Combine("killall.toml"));
+            var (code, stdout, stderr) = await Tool(env, "nsenter", $"--net=/run/netns/{netns}", _coracle, "killall", "--data-dir", dataDir, "--config", _temp.Combine("killall.toml"));
 
             Assert.True(code == 0, stdout + stderr);
             Assert.Contains("killall: cleaned up after plugin flannel", stdout, StringComparison.Ordinal);
             Assert.Contains("killall: cleaned up after plugin memdb", stdout, StringComparison.Ordinal);
             Assert.Equal("10.42.0.0/16", File.ReadAllText(Path.Combine(dataDir, "cleanup-flannel")));
-            Assert.Equal("64", File.ReadAllText(Path.Combine(dataDir, "cleanup-memdb"))); // memdb was not selected (sqlite was)
+            Assert.Equal("size=64 journal=off", File.ReadAllText(Path.Combine(dataDir, "cleanup-memdb"))); // memdb was not selected (sqlite was); its settings from file and environment
         }
         finally
         {
@@ -129,7 +156,9 @@ public sealed class StartPlanTests : IDisposable
         }
     }
 
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> Tool(string file, params string[] args)
+    private static Task<(int ExitCode, string Stdout, string Stderr)> Tool(string file, params string[] args) => Tool(null, file, args);
+
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> Tool(IDictionary<string, string>? env, string file, params string[] args)
     {
         var start = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in args)
@@ -139,6 +168,11 @@ public sealed class StartPlanTests : IDisposable
 
         start.Environment["CORACLE_CONFIG_FILE"] = "";
         start.Environment.Remove("CORACLE_K8S_BIN");
+        foreach (var (key, value) in env ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
         using var process = System.Diagnostics.Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -64,10 +64,10 @@ public sealed class CalicoPluginTests : IDisposable
     [Fact]
     public void Configure_IpipWithInterfaceAndOptions_RendersThem()
     {
-        var node = FakePluginContext.Settings(_dir.Path) with { FlannelInterface = "eth1", ClusterCidr = "10.60.0.0/16" };
+        var node = FakePluginContext.Settings(_dir.Path) with { ClusterCidr = "10.60.0.0/16" };
         var context = new FakePluginContext(node, new Dictionary<string, string>
         {
-            ["encapsulation"] = "ipip", ["mtu"] = "1400", ["bin-dir"] = "/var/lib/coracle/cni/bin", ["conf-dir"] = "/var/lib/coracle/cni/net.d",
+            ["iface"] = "eth1", ["encapsulation"] = "ipip", ["mtu"] = "1400", ["bin-dir"] = "/var/lib/coracle/cni/bin", ["conf-dir"] = "/var/lib/coracle/cni/net.d",
         });
         var cni = new CalicoPlugin().Configure(context);
 

@@ -32,7 +32,7 @@ public sealed class FlannelPluginTests : IDisposable
     [Fact]
     public void Configure_BackendNone_RegistersNothing()
     {
-        var context = new FakePluginContext(FakePluginContext.Settings(_dir.Path) with { FlannelBackend = "none" });
+        var context = new FakePluginContext(FakePluginContext.Settings(_dir.Path), new Dictionary<string, string> { ["backend"] = "none" });
         Plugin().Configure(context);
         Assert.Empty(context.Supervisor.Components);
     }
@@ -40,9 +40,9 @@ public sealed class FlannelPluginTests : IDisposable
     [Fact]
     public void Configure_MissingInterface_ThrowsPluginConfigException()
     {
-        var context = new FakePluginContext(FakePluginContext.Settings(_dir.Path) with { FlannelInterface = "wlan7" });
+        var context = new FakePluginContext(FakePluginContext.Settings(_dir.Path), new Dictionary<string, string> { ["iface"] = "wlan7" });
         var e = Assert.Throws<PluginConfigException>(() => Plugin().Configure(context));
-        Assert.Equal("flannel-iface", e.Key);
+        Assert.Equal("iface", e.Key);
         Assert.Equal("--flannel-iface \"wlan7\" does not exist on this host; interfaces: eth0", e.Message);
         Assert.Empty(context.Supervisor.Components);
     }

@@ -55,7 +55,7 @@ public sealed class ContainerdSettingsTests
 
         Assert.Equal("sockett", e.Key);
         Assert.Equal(
-            "unknown option \"sockett\" in [plugins.containerd]; known options: socket, snapshotter, containerd-path, ctr-path, registries-file, stream-server-port",
+            "unknown option \"sockett\" in [plugins.containerd]; known options: snapshotter, socket, containerd-path, ctr-path, registries-file, stream-server-port",
             e.Message);
     }
 

@@ -32,11 +32,13 @@ public sealed class TestDatastore : IDatastore
 /// option <c>size</c> must be a number.
 /// </summary>
 [CoraclePlugin("memdb", ExtensionPoints.Datastore, typeof(IDatastore), Description = "test datastore with its own scheme", EndpointSchemes = ["memdb"], HasCleanup = true)]
+[PluginSetting("size", "Megabytes of memory for the store (checked by the plugin)", Default = "32")]
+[PluginSetting("journal", "Keep a journal (checked by the host)", Default = "on", Choices = ["on", "off"])]
 public sealed class MemDatastore : IDatastore, IValidatesOptions, IPluginCleanup
 {
     /// <inheritdoc />
     public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken) =>
-        File.WriteAllTextAsync(Path.Combine(node.DataDir, "cleanup-memdb"), options.GetValueOrDefault("size", "default size"), cancellationToken);
+        File.WriteAllTextAsync(Path.Combine(node.DataDir, "cleanup-memdb"), $"size={options.GetValueOrDefault("size", "(none)")} journal={options.GetValueOrDefault("journal", "(none)")}", cancellationToken);
 
     /// <inheritdoc />
     public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir)
@@ -53,6 +55,7 @@ public sealed class MemDatastore : IDatastore, IValidatesOptions, IPluginCleanup
 
 /// <summary>A runtime that runs `sleep` as its process; option mode other than "sleep" is a config error.</summary>
 [CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime), Description = "test runtime")]
+[PluginSetting("mode", "Test mode (checked by the plugin)", Default = "sleep")]
 public sealed class TestRuntime : IContainerRuntime, IValidatesOptions
 {
     /// <inheritdoc />
@@ -83,6 +86,7 @@ public sealed class TestRuntime : IContainerRuntime, IValidatesOptions
 
 /// <summary>A CNI that only returns folders; its cleanup leaves a marker in the data dir.</summary>
 [CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test cni", HasCleanup = true)]
+[PluginSetting("backend", "Test backend; none turns the plugin off", Default = "vxlan", Choices = ["vxlan", "none"], TurnsOff = ["none"], ClusterWide = true)]
 public sealed class TestCni : ICniPlugin, IPluginCleanup
 {
     /// <inheritdoc />

@@ -16,109 +16,112 @@ using Microsoft.Extensions.Logging;
 namespace Coracle.Core.Hosting;
 
 /// <summary>
-/// <c>coracle server</c> / <c>coracle agent</c>: a flat list of named steps, then the supervisor runs until
-/// SIGINT or SIGTERM, then everything stops in reverse order.
+/// The steps <see cref="ServerStart"/> and <see cref="AgentStart"/> share, over one immutable configuration: naming and
+/// reporting a step, the supervisor with the status socket and run record, configuring the selected plugins, the host
+/// settings and the Kubernetes components, and running until a signal.
 /// </summary>
-internal sealed class NodeHost
+internal sealed class NodeSteps
 {
-    /// <summary>The Kubernetes binaries each role runs, in start order.</summary>
-    public static IReadOnlyDictionary<string, string[]> KubernetesComponents => Kubernetes.KubernetesComponents.ByRole;
-
     private readonly StartPlan _plan;
-    private CoracleConfig _config;
+    private readonly CoracleConfig _config;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
 
-    /// <summary>The one host model: cgroup version and driver, systemd, swap — decided here, handed to every plugin.</summary>
-    private readonly HostFacts _host = HostFacts.Detect("/");
+    /// <summary>The one host model (cgroup version and driver, systemd, swap), decided once and handed to every plugin.</summary>
+    private readonly HostFacts _host;
 
-    /// <summary>Applies <paramref name="plan"/>, which must hold no errors.</summary>
-    public NodeHost(StartPlan plan, ILoggerFactory loggers)
+    /// <summary>Steps over <paramref name="config"/> (the plan's, or an agent's after it joined), for a plan without errors.</summary>
+    public NodeSteps(StartPlan plan, CoracleConfig config, ILoggerFactory loggers, HostFacts? host = null)
     {
-        if (plan.Errors.Count > 0 || plan.Selection is null)
+        if (plan.Errors.Count > 0 || plan.Selection is null || plan.Catalog is null)
         {
             throw new ArgumentException("a plan with errors cannot be applied", nameof(plan));
         }
 
         _plan = plan;
-        _config = plan.Config;
+        _config = config;
         _loggers = loggers;
         _log = loggers.CreateLogger("coracle");
+        _host = host ?? HostFacts.Detect("/");
     }
 
-    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    public CoracleConfig Config => _config;
+
+    public ILogger Log => _log;
+
+    public HostFacts Host => _host;
+
+    public PluginSelection Selection => _plan.Selection!;
+
+    /// <summary>The same steps over another configuration (an agent's, once the server told it the cluster's).</summary>
+    public NodeSteps With(CoracleConfig config) => new(_plan, config, _loggers, _host);
+
+    /// <summary>Logs the start and what the plan selected.</summary>
+    public void Starting(long elapsedMs)
     {
-        var clock = Stopwatch.StartNew();
-        var startedAt = DateTimeOffset.UtcNow;
-        var version = VersionInfo.Version;
-        _log.Starting(version, _config.Role, _config.DataDir, _config.ConfigFile ?? "(none; defaults)");
+        _log.Starting(VersionInfo.Version, _config.Role, _config.DataDir, _config.ConfigFile ?? "(none; defaults)");
+        var active = Selection.Decisions.Where(d => d.Selected).Select(d => $"{d.Entry.Point}={d.Entry.Name}");
+        _log.Composed(string.Join(", ", active), _plan.Catalog!.Entries.Count, elapsedMs);
+    }
 
-        // The plan (configuration, plugin selection, plugin options) is checked; from here on the disk changes, and the
-        // first change is taking the data dir's lock, so a second node on a live data dir changes nothing.
-        var selection = _plan.Selection!;
-        var active = selection.Decisions.Where(d => d.Selected).Select(d => $"{d.Entry.Point}={d.Entry.Name}");
-        _log.Composed(string.Join(", ", active), _plan.Catalog!.Entries.Count, clock.ElapsedMilliseconds);
-
-        using var dataDirLock = Step("data dir", () => DataDirLock.Acquire(_config.DataDir, _config.RunDir));
-
-        ServerIdentity? identity = null;
-        if (_config.Role == "server")
+    /// <summary>One named start-up step: logged, and any failure reported as <c>NAME: what went wrong</c>.</summary>
+    public T Step<T>(string name, Func<T> body)
+    {
+        _log.Step(name);
+        try
         {
-            identity = Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(_config, _log));
+            return body();
         }
-
-        AgentIdentity? agent = null;
-        if (_config.Role == "agent")
+        catch (Exception ex) when (IsStepFailure(ex))
         {
-            _log.Step("join server");
-            agent = await AgentJoin.JoinAsync(_config, _log, cancellationToken);
-            _config = _config with
-            {
-                ClusterCidr = System.Net.IPNetwork.Parse(agent.Cluster.ClusterCidr),
-                ServiceCidr = System.Net.IPNetwork.Parse(agent.Cluster.ServiceCidr),
-                ClusterDns = System.Net.IPAddress.Parse(agent.Cluster.ClusterDns),
-                ClusterDomain = agent.Cluster.ClusterDomain,
-                FlannelBackend = agent.Cluster.FlannelBackend,
-            };
+            throw new StepFailedException(name, ex);
         }
+    }
 
+    /// <inheritdoc cref="Step{T}(string, Func{T})"/>
+    public void Step(string name, Action body) => Step(name, () =>
+    {
+        body();
+        return true;
+    });
+
+    /// <inheritdoc cref="Step{T}(string, Func{T})"/>
+    public async Task<T> StepAsync<T>(string name, Func<Task<T>> body)
+    {
+        _log.Step(name);
+        try
+        {
+            return await body();
+        }
+        catch (Exception ex) when (IsStepFailure(ex))
+        {
+            throw new StepFailedException(name, ex);
+        }
+    }
+
+    private static bool IsStepFailure(Exception ex) =>
+        ex is not (ConfigException or CompositionException or StepFailedException or OperationCanceledException or OutOfMemoryException
+            or Join.JoinException or Identity.TokenFormatException);
+
+    /// <summary>The supervisor, the status socket and the run record (step <c>status</c>).</summary>
+    public NodeRun OpenRun(DateTimeOffset startedAt)
+    {
         var supervisor = new Supervisor(_loggers, logDir: Path.Combine(_config.DataDir, "logs"));
-        await using var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, selection, startedAt, version), _log);
-        using var record = RunRecord.Claim(RunRecord.PathForThisProcess(), _config.DataDir, _log);
+        var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, Selection, startedAt, VersionInfo.Version), _log);
+        var record = RunRecord.Claim(RunRecord.PathForThisProcess(), _config.DataDir, _log);
+        return new NodeRun(supervisor, status, record);
+    }
 
-        var (datastoreEndpoint, runtimeEndpoint, runtimeComponents) = Step("configure plugins", () => ConfigurePlugins(selection, supervisor));
-        var kubeletHost = Step("host settings", () => PrepareHost(runtimeEndpoint));
-
-        var tunnels = new TunnelRegistry();
-        string? egressSocket = null;
-        if (identity is not null)
-        {
-            _log.Step("join api and egress proxy");
-            egressSocket = RegisterJoinApi(supervisor, identity, tunnels);
-        }
-        else if (agent is not null)
-        {
-            _log.Step("tunnel");
-            RegisterTunnelClient(supervisor, agent);
-        }
-
-        Step("kubernetes components", () =>
-        {
-            RegisterKubernetesComponents(supervisor, datastoreEndpoint, runtimeEndpoint, runtimeComponents, egressSocket, kubeletHost);
-            return true;
-        });
-
+    /// <summary>Starts the supervisor, waits for SIGTERM or SIGINT, then stops every component in reverse order.</summary>
+    public async Task<int> RunUntilStoppedAsync(Supervisor supervisor, Stopwatch clock, CancellationToken cancellationToken)
+    {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, stopping, "SIGTERM"));
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => Stop(ctx, stopping, "SIGINT"));
 
         // Components are not tied to the signal token: a signal cancels them all at once, while StopAsync below stops
         // them one by one in reverse dependency order (kube-apiserver before the datastore it needs to shut down).
-        Step("start supervisor", () =>
-        {
-            supervisor.Start(CancellationToken.None);
-            return true;
-        });
+        Step("start supervisor", () => supervisor.Start(CancellationToken.None));
         _log.SupervisorRunning(supervisor.Count, clock.ElapsedMilliseconds);
 
         try
@@ -134,20 +137,6 @@ internal sealed class NodeHost
         return ExitCodes.Ok;
     }
 
-    /// <summary>One named start-up step: logged, and any failure reported as <c>NAME: what went wrong</c>.</summary>
-    private T Step<T>(string name, Func<T> body)
-    {
-        _log.Step(name);
-        try
-        {
-            return body();
-        }
-        catch (Exception ex) when (ex is not (ConfigException or CompositionException or StepFailedException or OperationCanceledException or OutOfMemoryException))
-        {
-            throw new StepFailedException(name, ex);
-        }
-    }
-
     private void Stop(PosixSignalContext context, CancellationTokenSource stopping, string signal)
     {
         context.Cancel = true;
@@ -159,7 +148,7 @@ internal sealed class NodeHost
     /// Kernel and cgroup settings the node components need: <c>net.ipv4.ip_forward=1</c> (the old value kept for
     /// killall), the kubelet's cgroup root and configuration file, and <c>DATA/run/node.json</c> for the tools.
     /// </summary>
-    private KubeletHost PrepareHost(RuntimeEndpoint? runtime)
+    public KubeletHost PrepareHost(RuntimeEndpoint? runtime)
     {
         // Only a node that runs a kubelet changes the host; without the binary nothing is started, so nothing is touched.
         var kubeletRuns = File.Exists(Path.Combine(_config.ComponentsDir, "kubelet"));
@@ -200,8 +189,9 @@ internal sealed class NodeHost
     private string? KubeletArg(string name) =>
         _config.KubeletArgs.Select(a => a.TrimStart('-')).LastOrDefault(a => a.StartsWith(name + "=", StringComparison.Ordinal))?[(name.Length + 1)..];
 
-    private (DatastoreEndpoint? Datastore, RuntimeEndpoint? Runtime, IReadOnlyList<string> RuntimeComponents) ConfigurePlugins(PluginSelection selection, Supervisor supervisor)
+    public ConfiguredPlugins ConfigurePlugins(Supervisor supervisor)
     {
+        var selection = Selection;
         DatastoreEndpoint? datastoreEndpoint = null;
         RuntimeEndpoint? runtimeEndpoint = null;
         var runtimeSupervisor = new RecordingSupervisor(supervisor);
@@ -211,7 +201,7 @@ internal sealed class NodeHost
 
         PluginContext ContextFor(PluginEntry entry, ISupervisor? recording = null) => new(
             node,
-            _config.PluginOptions.TryGetValue(entry.Name, out var options) ? options : new Dictionary<string, string>(),
+            _config.OptionsOf(entry.Name),
             FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, "plugins", entry.Name)),
             _loggers.CreateLogger(entry.Name),
             _loggers,
@@ -224,6 +214,13 @@ internal sealed class NodeHost
         {
             if (entry is null)
             {
+                return null;
+            }
+
+            if (PluginSelector.TurnedOffBy(entry, _config) is { } off)
+            {
+                // An agent's plugin that the server's cluster-wide setting switches off (the server selected without it).
+                _log.TurnedOffByServer(entry.Point, entry.Name, off.Flag, Setting.PlainText(_config.Sources[off].Value));
                 return null;
             }
 
@@ -301,71 +298,13 @@ internal sealed class NodeHost
             Guard(lbEntry, () => lb.Configure(ContextFor(lbEntry)));
         }
 
-        return (datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);
+        return new ConfiguredPlugins(datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);
     }
 
-    private string? RegisterJoinApi(Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
+    /// <summary>The Kubernetes components of the role (step <c>kubernetes components</c>); true when kube-apiserver is among them.</summary>
+    public KubernetesPaths? RegisterKubernetesComponents(Supervisor supervisor, ConfiguredPlugins plugins, string? egressSocket, KubeletHost kubeletHost)
     {
-        var join = new JoinServer(_config, identity.Certificates, identity.Token, new JoinTokenStore(_config.DataDir), tunnels, _loggers.CreateLogger("join-api"));
-        supervisor.Add(new InProcessComponent
-        {
-            Name = "join-api",
-            Run = join.RunAsync,
-            Readiness = new TcpProbe("127.0.0.1", _config.SupervisorPort),
-            Restart = _config.Restart,
-            StopTimeout = _config.StopTimeout,
-        });
-
-        // egress-selector-mode disabled: no egress selector configuration, so nothing would use the proxy.
-        var mode = EgressModes.From(_config);
-        if (mode == EgressMode.Disabled)
-        {
-            _log.EgressMode(EgressModes.Name(mode), EgressModes.Describe(mode));
-            return null;
-        }
-
-        var socket = Path.Combine(_config.DataDir, "server", "egress.sock");
-        var localNames = new List<string> { _config.NodeName, "localhost" };
-        localNames.AddRange(ClusterCertificates.NodeAddresses(_config).Select(a => a.ToString()));
-        var egressLog = _loggers.CreateLogger("egress-proxy");
-        var tls = ClusterCertificates.TlsDir(_config.DataDir);
-        var watcher = new EgressTableWatcher(new Uri($"https://127.0.0.1:{_config.HttpsListenPort}"), Path.Combine(tls, "server-ca.crt"),
-            Path.Combine(tls, "client-admin.crt"), Path.Combine(tls, "client-admin.key"), egressLog);
-        var proxy = new EgressProxy(socket, tunnels, new EgressRoutes(mode, _config.NodeName, localNames), watcher, egressLog);
-        supervisor.Add(new InProcessComponent
-        {
-            Name = "egress-proxy",
-            Run = proxy.RunAsync,
-            Readiness = new UnixSocketProbe(socket),
-
-            // Its Node/Service/EndpointSlice watches would hold kube-apiserver's graceful shutdown.
-            StopsBefore = [WellKnownComponents.KubeApiServer],
-            Restart = _config.Restart,
-            StopTimeout = _config.StopTimeout,
-        });
-        return socket;
-    }
-
-    private void RegisterTunnelClient(Supervisor supervisor, AgentIdentity agent)
-    {
-        var addresses = ClusterCertificates.NodeAddresses(_config).Select(a => a.ToString()).ToList();
-        var tunnelLog = _loggers.CreateLogger("tunnel");
-        var podNetwork = new NodePodNetwork(new Uri(agent.Cluster.ServerUrl), Path.Combine(agent.Directory, "server-ca.crt"),
-            Path.Combine(agent.Directory, "client-coracle-controller.crt"), Path.Combine(agent.Directory, "client-coracle-controller.key"), _config.NodeName, tunnelLog);
-        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, _config.NodeName, addresses, _config.TunnelAllowedPorts, podNetwork, tunnelLog);
-        supervisor.Add(new InProcessComponent
-        {
-            Name = "tunnel",
-            Run = client.RunAsync,
-            Readiness = new CustomProbe(_ => Task.FromResult(client.Connected)),
-            Restart = _config.Restart,
-            StopTimeout = _config.StopTimeout,
-        });
-    }
-
-    private void RegisterKubernetesComponents(
-        Supervisor supervisor, DatastoreEndpoint? datastore, RuntimeEndpoint? runtime, IReadOnlyList<string> runtimeComponents, string? egressSocket, KubeletHost kubeletHost)
-    {
+        var (datastore, runtime, runtimeComponents) = plugins;
         var server = _config.Role == "server";
         var nodeIps = ClusterCertificates.NodeAddresses(_config);
         var paths = new KubernetesPaths
@@ -381,7 +320,7 @@ internal sealed class NodeHost
                     Path.Combine(ClusterCertificates.TlsDir(_config.DataDir), "datastore-ca.crt"))
                 : null),
             EgressSelectorConfigFile = server && egressSocket is not null ? Kubernetes.KubernetesComponents.WriteEgressSelectorConfiguration(_config.DataDir, egressSocket) : null,
-            CriSocket = runtime?.CriSocket ?? "/run/containerd/containerd.sock",
+            CriSocket = runtime?.CriSocket ?? "",
             AdvertiseAddress = nodeIps.Count > 0 ? nodeIps[0].ToString() : "",
             NodeIp = string.Join(",", nodeIps.Take(2).Select(a => a.ToString())),
             KubeletAddress = server ? "0.0.0.0" : "127.0.0.1",
@@ -398,14 +337,11 @@ internal sealed class NodeHost
             supervisor.ReportUnavailable,
             runtimeComponents.Where(n => n != runtime?.ComponentName).ToList());
         Kubernetes.KubernetesComponents.Register(supervisor, _log, specs);
-        if (server && specs.Any(s => s.Name == "kube-apiserver"))
-        {
-            RegisterClusterRbac(supervisor, paths);
-        }
+        return specs.Any(s => s.Name == WellKnownComponents.KubeApiServer) ? paths : null;
     }
 
     /// <summary>The cluster roles Coracle's own controllers need, applied once kube-apiserver answers.</summary>
-    private void RegisterClusterRbac(Supervisor supervisor, KubernetesPaths paths)
+    public void RegisterClusterRbac(Supervisor supervisor, KubernetesPaths paths)
     {
         var applied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var log = _loggers.CreateLogger("cluster-rbac");
@@ -444,4 +380,19 @@ internal sealed class NodeHost
             d.Selected,
             d.Why,
             d.Entry.Folder)).ToList();
+}
+
+/// <summary>What configuring the plugins produced for the Kubernetes components.</summary>
+internal sealed record ConfiguredPlugins(DatastoreEndpoint? Datastore, RuntimeEndpoint? Runtime, IReadOnlyList<string> RuntimeComponents);
+
+/// <summary>The supervisor with the status socket and the run record, released together when the node stops.</summary>
+internal sealed class NodeRun(Supervisor supervisor, StatusServer status, RunRecord? record) : IAsyncDisposable
+{
+    public Supervisor Supervisor => supervisor;
+
+    public async ValueTask DisposeAsync()
+    {
+        await status.DisposeAsync();
+        record?.Dispose();
+    }
 }

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Net;
+using Coracle.Core.Configuration;
+using Coracle.Core.Identity;
+using Coracle.Core.Join;
+using Coracle.Core.Supervision;
+using Coracle.Core.Tunnel;
+using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Core.Hosting;
+
+/// <summary>
+/// <c>coracle agent</c>, applied from a checked plan as a flat list of named steps: data dir lock; join server; status;
+/// configure plugins; host settings; tunnel; kubernetes components; start supervisor. The join's answer (the cluster's
+/// networks, DNS and cluster-wide plugin settings) makes a new configuration for every later step; nothing is mutated.
+/// </summary>
+internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
+{
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var local = new NodeSteps(plan, plan.Config, loggers);
+        local.Starting(clock.ElapsedMilliseconds);
+
+        using var dataDirLock = local.Step("data dir", () => DataDirLock.Acquire(plan.Config.DataDir, plan.Config.RunDir));
+        var agent = await local.StepAsync("join server", () => AgentJoin.JoinAsync(plan.Config, local.Log, cancellationToken));
+        var node = local.With(Joined(plan.Config, agent.Cluster, plan.Catalog!.Settings));
+        var config = node.Config;
+
+        await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
+        var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
+        var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
+        node.Step("tunnel", () => RegisterTunnelClient(config, run.Supervisor, agent));
+        node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket: null, kubeletHost));
+        return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+    }
+
+    /// <summary>
+    /// The agent's configuration once the server answered: the cluster's networks and DNS, and the server's value of
+    /// every cluster-wide plugin setting (source <c>server</c>) that a plugin installed here declares.
+    /// </summary>
+    public static CoracleConfig Joined(CoracleConfig config, ClusterConfigResponse cluster, IReadOnlyList<Setting> pluginSettings)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(cluster);
+        var sources = new Dictionary<Setting, SourcedValue>(config.Sources);
+        var options = config.PluginOptions.ToDictionary(p => p.Key, p => new Dictionary<string, string>(p.Value, StringComparer.OrdinalIgnoreCase), StringComparer.OrdinalIgnoreCase);
+        foreach (var (plugin, values) in cluster.PluginSettings)
+        {
+            foreach (var (key, text) in values)
+            {
+                var setting = pluginSettings.FirstOrDefault(s => s.ClusterWide && s.Plugin == plugin && s.Key == key);
+                if (setting is null)
+                {
+                    continue; // a plugin this agent does not carry
+                }
+
+                var value = SettingParser.Parse(setting, [text], out var error);
+                if (error is null)
+                {
+                    sources[setting] = new SourcedValue(value, "server");
+                    if (!options.TryGetValue(plugin, out var table))
+                    {
+                        options[plugin] = table = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                    }
+
+                    table[key] = Setting.PlainText(value);
+                }
+            }
+        }
+
+        return config with
+        {
+            ClusterCidr = IPNetwork.Parse(cluster.ClusterCidr),
+            ServiceCidr = IPNetwork.Parse(cluster.ServiceCidr),
+            ClusterDns = IPAddress.Parse(cluster.ClusterDns),
+            ClusterDomain = cluster.ClusterDomain,
+            PluginOptions = options,
+            Sources = sources,
+        };
+    }
+
+    private void RegisterTunnelClient(CoracleConfig config, Supervisor supervisor, AgentIdentity agent)
+    {
+        var addresses = ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()).ToList();
+        var tunnelLog = loggers.CreateLogger("tunnel");
+        var podNetwork = new NodePodNetwork(new Uri(agent.Cluster.ServerUrl), Path.Combine(agent.Directory, "server-ca.crt"),
+            Path.Combine(agent.Directory, "client-coracle-controller.crt"), Path.Combine(agent.Directory, "client-coracle-controller.key"), config.NodeName, tunnelLog);
+        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, config.NodeName, addresses, config.TunnelAllowedPorts, podNetwork, tunnelLog);
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "tunnel",
+            Run = client.RunAsync,
+            Readiness = new CustomProbe(_ => Task.FromResult(client.Connected)),
+            Restart = config.Restart,
+            StopTimeout = config.StopTimeout,
+        });
+    }
+
+}

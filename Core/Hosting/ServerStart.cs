@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using Coracle.Core.Identity;
+using Coracle.Core.Join;
+using Coracle.Core.Logging;
+using Coracle.Core.Supervision;
+using Coracle.Core.Tunnel;
+using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
+
+namespace Coracle.Core.Hosting;
+
+/// <summary>
+/// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; certificates, token
+/// and kubeconfigs; status; configure plugins; host settings; join api and egress proxy; kubernetes components; cluster
+/// rbac; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
+/// </summary>
+internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
+{
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var node = new NodeSteps(plan, plan.Config, loggers);
+        var config = node.Config;
+        node.Starting(clock.ElapsedMilliseconds);
+
+        // The plan is checked; from here on the disk changes, and the first change is taking the data dir's lock, so a
+        // second node on a live data dir changes nothing.
+        using var dataDirLock = node.Step("data dir", () => DataDirLock.Acquire(config.DataDir, config.RunDir));
+        var identity = node.Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(config, node.Log));
+        await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
+        var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
+        var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
+        var egressSocket = node.Step("join api and egress proxy", () => RegisterJoinApi(node, run.Supervisor, identity, new TunnelRegistry()));
+        var apiserver = node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket, kubeletHost));
+        if (apiserver is not null)
+        {
+            node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
+        }
+
+        return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+    }
+
+    private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
+    {
+        var config = node.Config;
+        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, loggers.CreateLogger("join-api"));
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "join-api",
+            Run = join.RunAsync,
+            Readiness = new TcpProbe("127.0.0.1", config.SupervisorPort),
+            Restart = config.Restart,
+            StopTimeout = config.StopTimeout,
+        });
+
+        // egress-selector-mode disabled: no egress selector configuration, so nothing would use the proxy.
+        var mode = EgressModes.From(config);
+        if (mode == EgressMode.Disabled)
+        {
+            node.Log.EgressMode(EgressModes.Name(mode), EgressModes.Describe(mode));
+            return null;
+        }
+
+        var socket = Path.Combine(config.DataDir, "server", "egress.sock");
+        var localNames = new List<string> { config.NodeName, "localhost" };
+        localNames.AddRange(ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()));
+        var egressLog = loggers.CreateLogger("egress-proxy");
+        var tls = ClusterCertificates.TlsDir(config.DataDir);
+        var watcher = new EgressTableWatcher(new Uri($"https://127.0.0.1:{config.HttpsListenPort}"), Path.Combine(tls, "server-ca.crt"),
+            Path.Combine(tls, "client-admin.crt"), Path.Combine(tls, "client-admin.key"), egressLog);
+        var proxy = new EgressProxy(socket, tunnels, new EgressRoutes(mode, config.NodeName, localNames), watcher, egressLog);
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "egress-proxy",
+            Run = proxy.RunAsync,
+            Readiness = new UnixSocketProbe(socket),
+
+            // Its Node/Service/EndpointSlice watches would hold kube-apiserver's graceful shutdown.
+            StopsBefore = [WellKnownComponents.KubeApiServer],
+            Restart = config.Restart,
+            StopTimeout = config.StopTimeout,
+        });
+        return socket;
+    }
+}
