@@ -87,7 +87,7 @@ public sealed class EtcdServer
 
     private async Task RunCoreAsync(CancellationToken cancellationToken)
     {
-        var identity = ServerIdentity.For(_options.MemberName);
+        var identity = EtcdMemberIdentity.For(_options.MemberName);
         var log = new RevisionLog(_options.Dialect, _loggerFactory.CreateLogger("datastore.log"), _options.Log);
         var kv = new KvEngine(log, identity);
         var hub = new WatchHub(kv, _loggerFactory.CreateLogger("datastore.watch"), _options.MaxRequestBytes, _options.MaxWatchStreamBufferBytes);
@@ -212,7 +212,7 @@ public sealed class EtcdServer
         }
     }
 
-    private WebApplication Build(KvEngine kv, WatchHub hub, Lessor lessor, ServerIdentity identity, DatastoreMetrics metrics, ServerLifetime lifetime, HealthServiceImpl health, RevisionLog log)
+    private WebApplication Build(KvEngine kv, WatchHub hub, Lessor lessor, EtcdMemberIdentity identity, DatastoreMetrics metrics, ServerLifetime lifetime, HealthServiceImpl health, RevisionLog log)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
