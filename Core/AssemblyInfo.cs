@@ -4,5 +4,4 @@ using System.Runtime.Versioning;
 [assembly: SupportedOSPlatform("linux")]
 [assembly: InternalsVisibleTo("Coracle.Core.Tests")]
 [assembly: InternalsVisibleTo("Coracle.Integration.Tests")]
-[assembly: InternalsVisibleTo("Coracle.Identity.Tests")]
 [assembly: InternalsVisibleTo("Coracle.Node.Tests")]

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Coracle.Plugins.Datastore.Sql.Api;
+using Coracle.Plugins.Datastore.Sql.Logging;
 using Coracle.Plugins.Datastore.Sql.Mvcc;
 using Coracle.Plugins.Datastore.Sql.Storage;
 using Coracle.Plugins.Datastore.Sql.Transport;
@@ -86,7 +87,7 @@ public sealed class EtcdServer
 
     private async Task RunCoreAsync(CancellationToken cancellationToken)
     {
-        var identity = ServerIdentity.For(_options.MemberName);
+        var identity = EtcdMemberIdentity.For(_options.MemberName);
         var log = new RevisionLog(_options.Dialect, _loggerFactory.CreateLogger("datastore.log"), _options.Log);
         var kv = new KvEngine(log, identity);
         var hub = new WatchHub(kv, _loggerFactory.CreateLogger("datastore.watch"), _options.MaxRequestBytes, _options.MaxWatchStreamBufferBytes);
@@ -97,7 +98,7 @@ public sealed class EtcdServer
         WebApplication? app = null;
         try
         {
-            _logger.LogInformation("opening the {Dialect} datastore at {Location}", _options.Dialect.Name, _options.Dialect.Location);
+            _logger.Opening(_options.Dialect.Name, _options.Dialect.Location);
             await log.OpenAsync(cancellationToken);
             lessor.Load();
             var lifetime = new ServerLifetime { Stopping = stopping.Token, ClientUrls = ClientUrls, MaxRequestBytes = _options.MaxRequestBytes };
@@ -112,7 +113,7 @@ public sealed class EtcdServer
             background.Add(RunLoop(ct => lessor.RunExpiryAsync(_options.LeaseCheckInterval, ct), stopping.Token));
             background.Add(RunLoop(ct => hub.RunProgressAsync(_options.ProgressNotifyInterval, ct), stopping.Token));
             background.Add(RunLoop(ct => CompactLoopAsync(kv, ct), stopping.Token));
-            _logger.LogInformation("datastore serving etcd v3 at revision {Revision} on {Urls}", log.Revision, string.Join(", ", ClientUrls));
+            _logger.Serving(log.Revision, string.Join(", ", ClientUrls));
             _ready.TrySetResult();
             try
             {
@@ -122,7 +123,7 @@ public sealed class EtcdServer
             {
             }
 
-            _logger.LogInformation("datastore stopping: draining requests");
+            _logger.Draining();
             health.SetStatus("", HealthCheckResponse.Types.ServingStatus.NotServing);
         }
         finally
@@ -156,7 +157,7 @@ public sealed class EtcdServer
             await log.DisposeAsync();
             DeleteSocket(_options.UnixSocket);
             DeleteSocket(MetricsSocket);
-            _logger.LogInformation("datastore closed at revision {Revision}", log.Revision);
+            _logger.Closed(log.Revision);
         }
     }
 
@@ -181,7 +182,7 @@ public sealed class EtcdServer
             var compacted = await kv.AutoCompactAsync(_options.CompactMinRetain, cancellationToken);
             if (compacted > 0)
             {
-                _logger.LogInformation("compacted history up to revision {Revision}", compacted);
+                _logger.Compacted(compacted);
             }
         }
     }
@@ -205,13 +206,13 @@ public sealed class EtcdServer
             }
             catch (Exception e)
             {
-                _logger.LogWarning(e, "datastore background task failed; restarting it");
+                _logger.BackgroundTaskFailed(e);
                 await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
     }
 
-    private WebApplication Build(KvEngine kv, WatchHub hub, Lessor lessor, ServerIdentity identity, DatastoreMetrics metrics, ServerLifetime lifetime, HealthServiceImpl health, RevisionLog log)
+    private WebApplication Build(KvEngine kv, WatchHub hub, Lessor lessor, EtcdMemberIdentity identity, DatastoreMetrics metrics, ServerLifetime lifetime, HealthServiceImpl health, RevisionLog log)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();

@@ -118,7 +118,7 @@ internal sealed class LeaseService(Lessor lessor, ServerLifetime lifetime) : Lea
 }
 
 /// <summary>etcdserverpb.Cluster: a single member, this server.</summary>
-internal sealed class ClusterService(KvEngine kv, ServerIdentity identity, ServerLifetime lifetime) : Cluster.ClusterBase
+internal sealed class ClusterService(KvEngine kv, EtcdMemberIdentity identity, ServerLifetime lifetime) : Cluster.ClusterBase
 {
     public override Task<MemberListResponse> MemberList(MemberListRequest request, ServerCallContext context)
     {

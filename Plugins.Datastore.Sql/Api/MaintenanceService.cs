@@ -7,7 +7,7 @@ using Grpc.Core;
 namespace Coracle.Plugins.Datastore.Sql.Api;
 
 /// <summary>etcdserverpb.Maintenance.</summary>
-internal sealed class MaintenanceService(KvEngine kv, ServerIdentity identity) : Maintenance.MaintenanceBase
+internal sealed class MaintenanceService(KvEngine kv, EtcdMemberIdentity identity) : Maintenance.MaintenanceBase
 {
     /// <summary>The etcd API version this server speaks.</summary>
     public const string EtcdVersion = "3.5.16";

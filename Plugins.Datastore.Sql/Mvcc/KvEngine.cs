@@ -4,20 +4,6 @@ using Google.Protobuf;
 
 namespace Coracle.Plugins.Datastore.Sql.Mvcc;
 
-/// <summary>Who answers: the ids etcd puts in every response header.</summary>
-public sealed record ServerIdentity(ulong ClusterId, ulong MemberId, string Name)
-{
-    /// <summary>Derives stable ids from the member name.</summary>
-    public static ServerIdentity For(string name)
-    {
-        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("coracle/" + name));
-        return new ServerIdentity(
-            BitConverter.ToUInt64(hash, 0) & 0x7fff_ffff_ffff_ffff,
-            BitConverter.ToUInt64(hash, 8) & 0x7fff_ffff_ffff_ffff,
-            name);
-    }
-}
-
 /// <summary>
 /// etcd's KV semantics (ranges, puts, deletes, transactions with compares, compaction) over the revision log.
 /// Speaks keys and revisions; every write runs inside the log's writer transaction.
@@ -28,10 +14,10 @@ public sealed class KvEngine
     public const int MaxTxnOps = 128;
 
     private readonly RevisionLog _log;
-    private readonly ServerIdentity _identity;
+    private readonly EtcdMemberIdentity _identity;
 
     /// <summary>Creates the engine.</summary>
-    public KvEngine(RevisionLog log, ServerIdentity identity)
+    public KvEngine(RevisionLog log, EtcdMemberIdentity identity)
     {
         _log = log;
         _identity = identity;

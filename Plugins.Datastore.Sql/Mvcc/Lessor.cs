@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Coracle.Plugins.Datastore.Sql.Logging;
 using Coracle.Plugins.Datastore.Sql.Protos;
 using Coracle.Plugins.Datastore.Sql.Storage;
 using Microsoft.Extensions.Logging;
@@ -187,7 +188,7 @@ public sealed class Lessor
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                _logger.LogWarning(e, "lease expiry failed; retrying");
+                _logger.LeaseExpiryFailed(e);
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Coracle.Plugins.Datastore.Sql.Logging;
 using Coracle.Plugins.Datastore.Sql.Protos;
 using Coracle.Plugins.Datastore.Sql.Storage;
 using Microsoft.Extensions.Logging;
@@ -291,7 +292,7 @@ public sealed class WatchHub
         }
         catch (Exception e)
         {
-            _logger.LogWarning(e, "watch {WatchId} could not replay history; cancelling it", w.Id);
+            _logger.ReplayFailed(e, w.Id);
             lock (_lock)
             {
                 _watchers.Remove(w);
@@ -388,7 +389,7 @@ public sealed class WatchHub
             stream.Complete();
             if (stream.Overflowed)
             {
-                _logger.LogWarning("closed a watch stream whose client did not read its events (more than {Bytes} bytes unsent)", _streamBufferBytes);
+                _logger.SlowWatchStreamClosed(_streamBufferBytes);
             }
         }
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Diagnostics;
+using Coracle.Plugins.Datastore.Sql.Logging;
 using Microsoft.Extensions.Logging;
 
 namespace Coracle.Plugins.Datastore.Sql.Storage;
@@ -440,7 +441,7 @@ public sealed class RevisionLog : IAsyncDisposable
         }
         catch (DbException e)
         {
-            _logger.LogWarning(e, "WAL checkpoint of {Location} failed", _dialect.Location);
+            _logger.CheckpointFailed(e, _dialect.Location);
         }
     }
 
@@ -488,7 +489,7 @@ public sealed class RevisionLog : IAsyncDisposable
                 return connection;
             }
 
-            _logger.LogWarning(e, "write to the {Dialect} datastore failed", _dialect.Name);
+            _logger.WriteFailed(e, _dialect.Name);
             batch[0].Fail(e is DbException ? new DatastoreUnavailableException(e.Message, e) : e);
             batch[0].Complete();
             return connection;
@@ -608,7 +609,7 @@ public sealed class RevisionLog : IAsyncDisposable
             }
             catch (DbException e)
             {
-                _logger.LogWarning(e, "following the {Dialect} datastore failed; retrying", _dialect.Name);
+                _logger.FollowFailed(e, _dialect.Name);
             }
         }
 
@@ -654,7 +655,7 @@ public sealed class RevisionLog : IAsyncDisposable
             }
             catch (DbException e) when (!_stop.IsCancellationRequested)
             {
-                _logger.LogWarning(e, "reconnecting the writer to the {Dialect} datastore", _dialect.Name);
+                _logger.ReconnectingWriter(e, _dialect.Name);
                 Thread.Sleep(1000);
             }
         }

@@ -1,6 +1,6 @@
 using Coracle.Core.Configuration;
 
-namespace Coracle.Identity.Tests.Support;
+namespace Coracle.Core.Tests.Support;
 
 /// <summary>Configurations for tests: defaults plus flags, with a private data dir.</summary>
 internal static class TestConfig

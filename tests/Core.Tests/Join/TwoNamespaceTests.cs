@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using Coracle.Core.Identity;
-using Coracle.Identity.Tests.Support;
+using Coracle.Core.Tests.Support;
 
-namespace Coracle.Identity.Tests.Join;
+namespace Coracle.Core.Tests.Join;
 
 /// <summary>
 /// A server and an agent in two network namespaces joined by a veth pair, each a real <c>coracle</c> process laid out

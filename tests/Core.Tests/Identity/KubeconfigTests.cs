@@ -1,7 +1,7 @@
 using Coracle.Core.Identity;
-using Coracle.Identity.Tests.Support;
+using Coracle.Core.Tests.Support;
 
-namespace Coracle.Identity.Tests.Identity;
+namespace Coracle.Core.Tests.Identity;
 
 public sealed class KubeconfigTests : IDisposable
 {

@@ -1,9 +1,9 @@
 using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
-using Coracle.Identity.Tests.Support;
+using Coracle.Core.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Coracle.Identity.Tests.Identity;
+namespace Coracle.Core.Tests.Identity;
 
 public sealed class ClusterCertificatesTests : IDisposable
 {

@@ -5,10 +5,10 @@ using System.Text;
 using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
 using Coracle.Core.Kubernetes;
-using Coracle.Identity.Tests.Support;
+using Coracle.Core.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Coracle.Identity.Tests.Kubernetes;
+namespace Coracle.Core.Tests.Kubernetes;
 
 /// <summary>Runs the real kube-apiserver (CORACLE_K8S_BIN) with Coracle's certificates and arguments against Debian's etcd.</summary>
 [Trait("Category", "Integration")]

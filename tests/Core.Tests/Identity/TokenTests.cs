@@ -1,8 +1,8 @@
 using Coracle.Core.Identity;
-using Coracle.Identity.Tests.Support;
+using Coracle.Core.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Coracle.Identity.Tests.Identity;
+namespace Coracle.Core.Tests.Identity;
 
 public sealed class TokenTests : IDisposable
 {

@@ -1,9 +1,9 @@
 using Coracle.Core.Configuration;
 using Coracle.Core.Kubernetes;
-using Coracle.Identity.Tests.Support;
+using Coracle.Core.Tests.Support;
 using Coracle.Plugins;
 
-namespace Coracle.Identity.Tests.Kubernetes;
+namespace Coracle.Core.Tests.Kubernetes;
 
 public sealed class ComponentArgsTests : IDisposable
 {
