@@ -8,7 +8,7 @@ namespace Coracle.Plugins.Cni.Flannel;
 /// routes per peer, masquerades traffic leaving the cluster CIDR and writes subnet.env and the CNI conflist.
 /// </summary>
 [CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin),
-    Description = "Flannel node networking: VXLAN (default), host-gw or none", HasCleanup = true)]
+    Description = "Flannel node networking: VXLAN (default), host-gw or none", HasCleanup = true, IsDefault = true)]
 [PluginSetting("backend", "Flannel backend; none turns flannel off (K3s's --flannel-backend)", Default = "vxlan", Choices = ["vxlan", "host-gw", "none"], TurnsOff = ["none"], ClusterWide = true)]
 [PluginSetting("iface", "Interface flannel uses (default: the one holding --node-ip, else the default route's)")]
 [PluginSetting("flannel-external-ip", "The public IPv4 address announced to peers (default: the node IP)")]

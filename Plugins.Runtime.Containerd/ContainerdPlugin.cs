@@ -8,7 +8,7 @@ namespace Coracle.Plugins.Runtime.Containerd;
 /// provides the sandbox (pause) image itself when none was imported.
 /// </summary>
 [CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime),
-    Description = "containerd + runc: generated config, CRI readiness, airgap image import")]
+    Description = "containerd + runc: generated config, CRI readiness, airgap image import", IsDefault = true)]
 [PluginSetting("snapshotter", "Snapshotter; auto picks overlayfs where the kernel supports it, else native", Default = "auto", Choices = ["auto", "overlayfs", "native", "btrfs", "zfs"])]
 [PluginSetting("socket", "containerd's socket (default: DATA/run/containerd/containerd.sock)")]
 [PluginSetting("containerd-path", "The containerd binary (default: the components folder, else PATH)")]

@@ -48,6 +48,14 @@ public sealed class CoraclePluginAttribute : ExportAttribute
     /// </summary>
     public bool Implemented { get; set; } = true;
 
+    /// <summary>
+    /// The extension point's default: selected when the point's setting (<c>plugins.cni</c>, <c>plugins.runtime</c>,
+    /// <c>plugins.ingress</c>, <c>plugins.load-balancer</c>) is left empty, as the shipped appliance.toml leaves it. An
+    /// image without the default simply leaves the point empty. Among several installed defaults the lowest
+    /// <see cref="Order"/> wins, then the name.
+    /// </summary>
+    public bool IsDefault { get; set; }
+
     /// <summary>Lower runs first among plugins of the same extension point (runtime handlers).</summary>
     public int Order { get; set; }
 

@@ -19,6 +19,7 @@ public sealed class PluginMetadata
         Order = Get(metadata, nameof(Order), 0);
         EndpointSchemes = Get(metadata, nameof(EndpointSchemes), Array.Empty<string>());
         HasCleanup = Get(metadata, nameof(HasCleanup), false);
+        IsDefault = Get(metadata, nameof(IsDefault), false);
     }
 
     /// <summary>Builds the view directly (tests, listings).</summary>
@@ -56,6 +57,9 @@ public sealed class PluginMetadata
 
     /// <inheritdoc cref="CoraclePluginAttribute.EndpointSchemes"/>
     public IReadOnlyList<string> EndpointSchemes { get; init; }
+
+    /// <inheritdoc cref="CoraclePluginAttribute.IsDefault"/>
+    public bool IsDefault { get; init; }
 
     /// <inheritdoc cref="CoraclePluginAttribute.HasCleanup"/>
     public bool HasCleanup { get; init; }

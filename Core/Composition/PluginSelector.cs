@@ -10,14 +10,16 @@ namespace Coracle.Core.Composition;
 internal static class PluginSelector
 {
     /// <summary>
-    /// Names users may pass to <c>--disable</c> even when the image does not carry them, so one config
-    /// works across images (K3s's packaged components and ours).
+    /// Names users may pass to <c>--disable</c> even when the image does not carry them, so one config works across
+    /// images: the distribution's list, <c>known-plugins.txt</c> beside the executable (packaging/known-plugins.txt).
     /// </summary>
-    public static IReadOnlySet<string> WellKnownNames { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
-    {
-        "traefik", "servicelb", "flannel", "calico", "nvidia", "sqlite", "postgres", "mysql", "etcd",
-        "containerd", "coredns", "local-storage", "metrics-server",
-    };
+    public static IReadOnlySet<string> WellKnownNames { get; } = ReadKnownNames(Path.Combine(AppContext.BaseDirectory, "known-plugins.txt"));
+
+    /// <summary>The names in a known-plugins file (one per line, <c>#</c> comments); empty when it is missing.</summary>
+    public static IReadOnlySet<string> ReadKnownNames(string path) =>
+        File.Exists(path)
+            ? File.ReadLines(path).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet(StringComparer.OrdinalIgnoreCase)
+            : new HashSet<string>(StringComparer.OrdinalIgnoreCase);
 
     public static PluginSelection Select(IReadOnlyList<PluginEntry> entries, CoracleConfig config, string architecture)
     {
@@ -29,7 +31,6 @@ internal static class PluginSelector
         }
 
         string Source(Setting s) => config.Sources.TryGetValue(s, out var v) && v.Source != "default" ? v.Source : s.Path;
-        bool IsDefault(Setting s) => !config.Sources.TryGetValue(s, out var v) || v.Source == "default";
 
         // Every problem is collected and reported together (exit 2), like configuration errors.
         var errors = new List<string>();
@@ -56,18 +57,24 @@ internal static class PluginSelector
 
         void Choose(string point, Setting setting, string value)
         {
-            if (value == "none" || value.Length == 0)
+            if (value == "none")
             {
+                return;
+            }
+
+            if (value.Length == 0)
+            {
+                // The image's default for the point, if it carries one.
+                if (entries.Where(e => e.Point == point && e.Metadata.IsDefault).OrderBy(e => e.Metadata.Order).ThenBy(e => e.Name, StringComparer.Ordinal).FirstOrDefault() is { } fallback)
+                {
+                    chosen[fallback.Name] = $"the default {point}";
+                }
+
                 return;
             }
 
             if (!byName.TryGetValue(value, out var entry))
             {
-                if (IsDefault(setting))
-                {
-                    return; // the image does not carry the default: the point stays empty.
-                }
-
                 errors.Add($"{Source(setting)}: unknown plugin '{value}'; installed {point} plugins: {Installed(entries, point)}");
                 return;
             }
@@ -147,7 +154,7 @@ internal static class PluginSelector
 
         if (!selected.Any(e => e.Point == ExtensionPoints.ContainerRuntime))
         {
-            errors.Add($"no container runtime plugin is installed or selected (plugins.runtime = {config.Runtime}); install the containerd plugin into the plugins folder or re-enable it");
+            errors.Add($"no container runtime plugin is installed or selected (plugins.runtime = {(config.Runtime.Length == 0 ? "the default" : config.Runtime)}); install a container runtime plugin into the plugins folder or re-enable it");
         }
 
         foreach (var a in selected)

@@ -37,10 +37,10 @@ internal sealed record CoracleConfig
     public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
     public required string PauseImage { get; init; }
     public IReadOnlyList<string> PluginDirs { get; init; } = [];
-    public string Cni { get; init; } = "flannel";
-    public string Ingress { get; init; } = "traefik";
-    public string LoadBalancer { get; init; } = "servicelb";
-    public string Runtime { get; init; } = "containerd";
+    public string Cni { get; init; } = "";
+    public string Ingress { get; init; } = "";
+    public string LoadBalancer { get; init; } = "";
+    public string Runtime { get; init; } = "";
     public IReadOnlyList<string> Enable { get; init; } = [];
     public required RestartPolicy Restart { get; init; }
     public TimeSpan StopTimeout { get; init; }

@@ -14,7 +14,7 @@ internal static class Settings
     public static readonly Setting Token = new("", "token", SettingKind.String, "",
         "Shared secret used to join nodes (generated on the first server start)") { Secret = true };
     public static readonly Setting Disable = new("", "disable", SettingKind.StringList, Array.Empty<string>(),
-        "Plugins not to run, e.g. traefik, servicelb (repeat or comma-separate)");
+        "Plugins not to run, by name (repeat or comma-separate); coracle plugins list shows them");
     public static readonly Setting ComponentsDir = new("", "components-dir", SettingKind.String, "/usr/lib/coracle/bin",
         "Folder holding the Kubernetes binaries and other components (CORACLE_K8S_BIN also overrides it)");
     public static readonly Setting LogFormat = new("", "log-format", SettingKind.String, "text",
@@ -31,7 +31,7 @@ internal static class Settings
     public static readonly Setting ClusterDomain = new("server", "cluster-domain", SettingKind.String, "cluster.local",
         "Cluster domain") { ServerOnly = true };
     public static readonly Setting DatastoreEndpoint = new("server", "datastore-endpoint", SettingKind.String, "",
-        "Datastore: empty or sqlite://PATH (embedded SQLite), postgres://..., mysql://..., https://etcd:2379") { ServerOnly = true, Secret = true };
+        "Datastore: empty for the default, else SCHEME://... for the installed datastore plugin serving that scheme (coracle plugins list)") { ServerOnly = true, Secret = true };
     public static readonly Setting TlsSan = new("server", "tls-san", SettingKind.StringList, Array.Empty<string>(),
         "Extra host names or IPs for the API server certificate") { ServerOnly = true };
     public static readonly Setting WriteKubeconfig = new("server", "write-kubeconfig", SettingKind.String, "/etc/coracle/coracle.yaml",
@@ -68,14 +68,14 @@ internal static class Settings
 
     public static readonly Setting PluginDirs = new("plugins", "plugin-dir", SettingKind.StringList, Array.Empty<string>(),
         "Extra folders to load plugins from (besides plugins/ beside the executable)");
-    public static readonly Setting Cni = new("plugins", "cni", SettingKind.String, "flannel",
-        "CNI plugin: flannel, calico or none");
-    public static readonly Setting Ingress = new("plugins", "ingress", SettingKind.String, "traefik",
-        "Ingress plugin, or none");
-    public static readonly Setting LoadBalancer = new("plugins", "load-balancer", SettingKind.String, "servicelb",
-        "Service load balancer plugin, or none");
-    public static readonly Setting Runtime = new("plugins", "runtime", SettingKind.String, "containerd",
-        "Container runtime plugin");
+    public static readonly Setting Cni = new("plugins", "cni", SettingKind.String, "",
+        "CNI plugin by name, or none; empty: the installed one marked default (coracle plugins list)");
+    public static readonly Setting Ingress = new("plugins", "ingress", SettingKind.String, "",
+        "Ingress plugin by name, or none; empty: the installed one marked default");
+    public static readonly Setting LoadBalancer = new("plugins", "load-balancer", SettingKind.String, "",
+        "Service load balancer plugin by name, or none; empty: the installed one marked default");
+    public static readonly Setting Runtime = new("plugins", "runtime", SettingKind.String, "",
+        "Container runtime plugin by name; empty: the installed one marked default");
     public static readonly Setting Enable = new("plugins", "enable", SettingKind.StringList, Array.Empty<string>(),
         "Extra plugins to activate beside the defaults (runtime handlers are active when installed)");
 

@@ -7,20 +7,20 @@ namespace Coracle.Core.Tests.Composition;
 /// <summary>Selection rules over metadata only; the real assemblies are covered by the integration tests.</summary>
 public sealed class PluginSelectorTests
 {
-    private static PluginEntry Entry(string name, string point, string[]? arch = null, string[]? conflicts = null, string[]? schemes = null) =>
-        new(new PluginMetadata(name, point) { Architectures = arch ?? [], Conflicts = conflicts ?? [], EndpointSchemes = schemes ?? [] },
+    private static PluginEntry Entry(string name, string point, string[]? arch = null, string[]? conflicts = null, string[]? schemes = null, bool isDefault = false) =>
+        new(new PluginMetadata(name, point) { Architectures = arch ?? [], Conflicts = conflicts ?? [], EndpointSchemes = schemes ?? [], IsDefault = isDefault },
             $"/plugins/{name}", "1.0.0", PluginCatalog.Contracts[point], () => throw new InvalidOperationException("not constructed in selection"));
 
     private static readonly PluginEntry[] Full =
     [
         Entry("sqlite", ExtensionPoints.Datastore, schemes: ["", "sqlite"]),
         Entry("postgres", ExtensionPoints.Datastore, schemes: ["postgres", "postgresql"]),
-        Entry("containerd", ExtensionPoints.ContainerRuntime),
+        Entry("containerd", ExtensionPoints.ContainerRuntime, isDefault: true),
         Entry("nvidia", ExtensionPoints.RuntimeHandler, ["x64", "arm64"]),
         Support.FakeFlannel.Entry,
         Entry("calico", ExtensionPoints.Cni, conflicts: ["flannel"]),
-        Entry("traefik", ExtensionPoints.Ingress),
-        Entry("servicelb", ExtensionPoints.LoadBalancer),
+        Entry("traefik", ExtensionPoints.Ingress, isDefault: true),
+        Entry("servicelb", ExtensionPoints.LoadBalancer, isDefault: true),
     ];
 
     private static CoracleConfig Config(string role = "server", params (Setting Setting, string[] Values)[] flags)
@@ -124,6 +124,27 @@ public sealed class PluginSelectorTests
     }
 
     [Fact]
+    public void Select_NothingConfigured_TakesEachPointsDefaultAndSaysSo()
+    {
+        var selection = PluginSelector.Select(Full, Config("server"), "x64");
+
+        Assert.Equal("flannel", selection.Single(ExtensionPoints.Cni)!.Name);
+        Assert.Equal("the default cni", selection.Decisions.Single(d => d.Entry.Name == "flannel").Why);
+        Assert.Equal("containerd", selection.Single(ExtensionPoints.ContainerRuntime)!.Name);
+    }
+
+    [Fact]
+    public void Select_ImageWithoutTheDefault_LeavesThePointEmptyRatherThanPickingAnother()
+    {
+        var withoutFlannel = Full.Where(e => e.Name != "flannel").ToArray();
+
+        var selection = PluginSelector.Select(withoutFlannel, Config("server"), "x64");
+
+        Assert.Empty(selection.Active(ExtensionPoints.Cni));
+        Assert.Equal("not selected", selection.Decisions.Single(d => d.Entry.Name == "calico").Why);
+    }
+
+    [Fact]
     public void Select_FlannelBackendNone_DisablesFlannel()
     {
         var selection = PluginSelector.Select(Full, Config("server", (Support.FakeFlannel.Backend, ["none"])), "x64");
@@ -138,7 +159,7 @@ public sealed class PluginSelectorTests
         var entries = Full.Where(e => e.Point != ExtensionPoints.ContainerRuntime).ToArray();
 
         Assert.Equal(
-            "no container runtime plugin is installed or selected (plugins.runtime = containerd); install the containerd plugin into the plugins folder or re-enable it",
+            "no container runtime plugin is installed or selected (plugins.runtime = the default); install a container runtime plugin into the plugins folder or re-enable it",
             Fail(entries, Config()));
     }
 

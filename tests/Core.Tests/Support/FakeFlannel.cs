@@ -11,7 +11,7 @@ namespace Coracle.Core.Tests.Support;
 [PluginSetting("ip-masq", "Masquerade", Type = PluginSettingType.Boolean, Default = "true", Aliases = ["flannel-masq"])]
 internal sealed class FakeFlannel
 {
-    public static PluginEntry Entry { get; } = new(new PluginMetadata("flannel", ExtensionPoints.Cni), "/plugins/flannel", "1.0.0",
+    public static PluginEntry Entry { get; } = new(new PluginMetadata("flannel", ExtensionPoints.Cni) { IsDefault = true }, "/plugins/flannel", "1.0.0",
         PluginCatalog.Contracts[ExtensionPoints.Cni], () => throw new InvalidOperationException("not constructed"))
     {
         Settings = PluginSettings.Declared(typeof(FakeFlannel), new PluginMetadata("flannel", ExtensionPoints.Cni)),

@@ -54,7 +54,7 @@ public sealed class MemDatastore : IDatastore, IValidatesOptions, IPluginCleanup
 }
 
 /// <summary>A runtime that runs `sleep` as its process; option mode other than "sleep" is a config error.</summary>
-[CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime), Description = "test runtime")]
+[CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime), Description = "test runtime", IsDefault = true)]
 [PluginSetting("mode", "Test mode (checked by the plugin)", Default = "sleep")]
 public sealed class TestRuntime : IContainerRuntime, IValidatesOptions
 {
@@ -85,7 +85,7 @@ public sealed class TestRuntime : IContainerRuntime, IValidatesOptions
 }
 
 /// <summary>A CNI that only returns folders; its cleanup leaves a marker in the data dir.</summary>
-[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test cni", HasCleanup = true)]
+[CoraclePlugin("flannel", ExtensionPoints.Cni, typeof(ICniPlugin), Description = "test cni", HasCleanup = true, IsDefault = true)]
 [PluginSetting("backend", "Test backend; none turns the plugin off", Default = "vxlan", Choices = ["vxlan", "none"], TurnsOff = ["none"], ClusterWide = true)]
 public sealed class TestCni : ICniPlugin, IPluginCleanup
 {
@@ -98,7 +98,7 @@ public sealed class TestCni : ICniPlugin, IPluginCleanup
 }
 
 /// <summary>An ingress that writes a manifest.</summary>
-[CoraclePlugin("traefik", ExtensionPoints.Ingress, typeof(IIngressController), Description = "test ingress")]
+[CoraclePlugin("traefik", ExtensionPoints.Ingress, typeof(IIngressController), Description = "test ingress", IsDefault = true)]
 public sealed class TestIngress : IIngressController
 {
     /// <inheritdoc />
@@ -106,7 +106,7 @@ public sealed class TestIngress : IIngressController
 }
 
 /// <summary>A load balancer that is declared but not implemented.</summary>
-[CoraclePlugin("servicelb", ExtensionPoints.LoadBalancer, typeof(IServiceLoadBalancer), Description = "test lb", Implemented = false)]
+[CoraclePlugin("servicelb", ExtensionPoints.LoadBalancer, typeof(IServiceLoadBalancer), Description = "test lb", Implemented = false, IsDefault = true)]
 public sealed class TestLoadBalancer : IServiceLoadBalancer
 {
     /// <inheritdoc />
