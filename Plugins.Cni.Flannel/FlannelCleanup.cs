@@ -10,9 +10,9 @@ namespace Coracle.Plugins.Cni.Flannel;
 public static class FlannelCleanup
 {
     /// <summary>
-    /// Deletes every <c>flannel.*</c> VXLAN device (with its routes, neighbours and FDB entries), the <c>cni0</c> bridge,
-    /// routes with a gateway into <paramref name="clusterCidr"/> (host-gw), the FLANNEL-POSTRTG / FLANNEL-FWD chains in
-    /// every iptables variant present, and the given subnet.env and conflist.
+    /// Deletes the pod veths on the <c>cni0</c> bridge, every <c>flannel.*</c> VXLAN device (with its routes, neighbours
+    /// and FDB entries), the <c>cni0</c> bridge, routes with a gateway into <paramref name="clusterCidr"/> (host-gw), the
+    /// FLANNEL-POSTRTG / FLANNEL-FWD chains in every iptables variant present, and the given subnet.env and conflist.
     /// </summary>
     /// <param name="clusterCidr">The cluster CIDR, for example <c>10.42.0.0/16</c>.</param>
     /// <param name="subnetFile">subnet.env to delete; null skips it.</param>
@@ -30,15 +30,31 @@ public static class FlannelCleanup
         var links = await runner.RunAsync(new KernelCommand("ip", ["-j", "-d", "link", "show"]), cancellationToken);
         if (links.ExitCode == 0)
         {
+            // The pods' veths on the bridge first (the bridge's deletion would leave them behind), then flannel's own devices.
+            var podVeths = new List<string>();
+            var devices = new List<string>();
             foreach (var link in ObservedState.Items(links.StandardOutput))
             {
                 var name = ObservedState.Text(link, "ifname");
                 var kind = link.TryGetProperty("linkinfo", out var info) ? ObservedState.Text(info, "info_kind") : null;
-                if (name is not null && ((name.StartsWith("flannel.", StringComparison.Ordinal) && kind == "vxlan")
-                    || (name == CniConflist.Bridge && kind == "bridge")))
+                if (name is null)
                 {
-                    await runner.RunAsync(new KernelCommand("ip", ["link", "del", name]), cancellationToken);
+                    continue;
                 }
+
+                if (kind == "veth" && ObservedState.Text(link, "master") == CniConflist.Bridge)
+                {
+                    podVeths.Add(name);
+                }
+                else if ((name.StartsWith("flannel.", StringComparison.Ordinal) && kind == "vxlan") || (name == CniConflist.Bridge && kind == "bridge"))
+                {
+                    devices.Add(name);
+                }
+            }
+
+            foreach (var name in podVeths.Concat(devices))
+            {
+                await runner.RunAsync(new KernelCommand("ip", ["link", "del", name]), cancellationToken);
             }
         }
 

@@ -51,14 +51,14 @@ public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanu
 
     /// <inheritdoc />
     /// <remarks>
-    /// flannel.* VXLAN devices, the cni0 bridge, host-gw routes into the cluster CIDR and the FLANNEL-POSTRTG /
-    /// FLANNEL-FWD chains in every iptables variant (<see cref="FlannelCleanup"/>). subnet.env stays: other nodes on
-    /// the same machine (network namespaces) may share it.
+    /// The pod veths on the cni0 bridge, flannel.* VXLAN devices, the cni0 bridge, host-gw routes into the cluster CIDR
+    /// and the FLANNEL-POSTRTG / FLANNEL-FWD chains in every iptables variant (<see cref="FlannelCleanup"/>). subnet.env
+    /// stays: other nodes on the same machine (network namespaces) may share it.
     /// </remarks>
     public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(node);
-        return FlannelCleanup.RunAsync(node.ClusterCidr, subnetFile: null, conflistFile: null, logger, cancellationToken);
+        return FlannelCleanup.RunAsync(_runnerFactory(logger), Ipv4Cidr.Parse(node.ClusterCidr), subnetFile: null, conflistFile: null, cancellationToken);
     }
 
     /// <inheritdoc />

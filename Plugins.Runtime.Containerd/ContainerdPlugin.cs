@@ -5,17 +5,17 @@ namespace Coracle.Plugins.Runtime.Containerd;
 /// <summary>
 /// The containerd container runtime: writes containerd's configuration from the node settings, registers
 /// containerd with the supervisor (ready when CRI answers), imports the airgap images after it is ready and then
-/// provides the sandbox (pause) image itself when none was imported.
+/// provides the sandbox (pause) image itself when none was imported. Its cleanup kills the node's containers.
 /// </summary>
 [CoraclePlugin("containerd", ExtensionPoints.ContainerRuntime, typeof(IContainerRuntime),
-    Description = "containerd + runc: generated config, CRI readiness, airgap image import", IsDefault = true)]
+    Description = "containerd + runc: generated config, CRI readiness, airgap image import", IsDefault = true, HasCleanup = true)]
 [PluginSetting("snapshotter", "Snapshotter; auto picks overlayfs where the kernel supports it, else native", Default = "auto", Choices = ["auto", "overlayfs", "native", "btrfs", "zfs"])]
 [PluginSetting("socket", "containerd's socket (default: DATA/run/containerd/containerd.sock)")]
 [PluginSetting("containerd-path", "The containerd binary (default: the components folder, else PATH)")]
 [PluginSetting("ctr-path", "The ctr binary used for airgap imports (default: the components folder, else PATH)")]
 [PluginSetting("registries-file", "A K3s-style registries.yaml with mirrors and credentials")]
 [PluginSetting("stream-server-port", "Port of the CRI streaming server (exec, attach, port-forward) on loopback; 0 picks one", Type = PluginSettingType.Integer, Default = "10010")]
-public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions
+public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions, IPluginCleanup
 {
     /// <summary>The in-process component that imports the airgap images.</summary>
     public const string AirgapComponentName = "airgap-images";
@@ -46,6 +46,32 @@ public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions
         {
             _ = RegistriesConfig.Load(settings.RegistriesFile);
         }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The containers outlive containerd (as with K3s): kills this node's shims, those whose <c>-address</c> is the
+    /// socket <see cref="Configure"/> gives the node, and every process below them, then unmounts and deletes the
+    /// <c>/run/netns/cni-*</c> network namespaces of those pods (<see cref="ContainerdCleanup"/>). Other nodes'
+    /// containers on the same machine are left alone.
+    /// </remarks>
+    public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, ILogger logger, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        ArgumentNullException.ThrowIfNull(options);
+        return new ContainerdCleanup(Path.Combine(_hostRoot, "proc")).RunAsync(SocketOf(node, options), logger, cancellationToken);
+    }
+
+    /// <summary>
+    /// The socket <see cref="Configure"/> gives the node. Only the <c>socket</c> option counts, so another option that
+    /// became invalid since the node ran does not keep its containers alive.
+    /// </summary>
+    /// <exception cref="PluginConfigException">The <c>socket</c> option is invalid.</exception>
+    internal static string SocketOf(NodeSettings node, IReadOnlyDictionary<string, string> options)
+    {
+        var socketOnly = options.Where(o => string.Equals(o.Key, "socket", StringComparison.OrdinalIgnoreCase))
+            .ToDictionary(o => o.Key, o => o.Value, StringComparer.OrdinalIgnoreCase);
+        return ContainerdSettings.FromOptions(node, socketOnly, Path.Combine(node.DataDir, "plugins", "containerd")).Socket;
     }
 
     /// <inheritdoc />

@@ -52,4 +52,19 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4123, Level = LogLevel.Error, Message = "sandbox image {Image} unavailable, pods cannot start: {Reason}")]
     public static partial void SandboxMissing(ILogger logger, string image, string reason);
+
+    [LoggerMessage(EventId = 4130, Level = LogLevel.Information, Message = "killing {Shims} containerd shims of {Socket} and {Containers} container processes")]
+    public static partial void KillingShims(ILogger logger, int shims, string socket, int containers);
+
+    [LoggerMessage(EventId = 4131, Level = LogLevel.Warning, Message = "{Count} killed containerd processes still exist after {Seconds} s; removing the pods' network namespaces anyway")]
+    public static partial void StillRunning(ILogger logger, int count, int seconds);
+
+    [LoggerMessage(EventId = 4132, Level = LogLevel.Warning, Message = "could not unmount pod network namespace {Path} (errno {Errno})")]
+    public static partial void UnmountFailed(ILogger logger, string path, int errno);
+
+    [LoggerMessage(EventId = 4133, Level = LogLevel.Warning, Message = "could not delete pod network namespace file {Path}: {Reason}")]
+    public static partial void RemoveFailed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 4134, Level = LogLevel.Information, Message = "removed {Count} pod network namespaces: {Paths}")]
+    public static partial void NamespacesRemoved(ILogger logger, int count, string paths);
 }

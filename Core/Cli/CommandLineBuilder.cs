@@ -45,7 +45,7 @@ internal static class CommandLineBuilder
 
         // Handled before parsing (Program.cs) so that every argument reaches the tool; listed here for --help.
         root.Subcommands.Add(new Command("kubectl", "Run kubectl (components dir or PATH) with the admin kubeconfig"));
-        root.Subcommands.Add(new Command("ctr", "Run containerd's ctr against this node's containerd in the k8s.io namespace"));
+        root.Subcommands.Add(new Command("ctr", "Run ctr against the container runtime socket this node recorded, in the k8s.io namespace"));
 
         var version = new Command("version", "Print the version");
         version.SetAction(_ => Commands.Version());

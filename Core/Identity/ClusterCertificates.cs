@@ -20,6 +20,9 @@ internal sealed record CertOutcome(string Name, string Action, DateTimeOffset No
 /// <summary>One row of <c>coracle certificate check</c>.</summary>
 internal sealed record CertCheck(string Name, string Issuer, string Subject, DateTimeOffset NotAfter, string Status);
 
+/// <summary>A network interface as the node's address detection sees it.</summary>
+internal sealed record HostInterface(string Name, bool Up, bool Loopback, IReadOnlyList<IPAddress> Addresses);
+
 /// <summary>
 /// The server's certificate layout (K3s's): five CAs, serving certificates and client certificates. Creates what is
 /// missing, reuses valid files, renews leaves near expiry or issued by a replaced CA, and refuses broken files.
@@ -65,7 +68,7 @@ internal sealed class ClusterCertificates
 
     public static string TlsDir(string dataDir) => Path.Combine(dataDir, "server", "tls");
 
-    /// <summary>The node's addresses: <c>--node-ip</c>, or every non-loopback address of an up interface.</summary>
+    /// <summary>The node's addresses: <c>--node-ip</c>, else <see cref="DetectAddresses"/> on this host.</summary>
     public static IReadOnlyList<IPAddress> NodeAddresses(CoracleConfig config)
     {
         if (config.NodeIps.Count > 0)
@@ -73,24 +76,38 @@ internal sealed class ClusterCertificates
             return config.NodeIps.Select(IPAddress.Parse).ToList();
         }
 
-        // The default route's interface first; devices a node creates itself (cni0, flannel.1, pod veths) never count,
-        // or the certificates' names would change once pods run.
-        var defaultInterface = DefaultRouteInterface("/proc/net/route");
-        return NetworkInterface.GetAllNetworkInterfaces()
-            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback
-                && !IsNodeCreatedDevice(n.Name))
-            .OrderBy(n => n.Name == defaultInterface ? 0 : 1)
-            .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(a => a.Address))
-            .Where(a => a.AddressFamily == AddressFamily.InterNetwork || (a.AddressFamily == AddressFamily.InterNetworkV6 && !a.IsIPv6LinkLocal))
-            .Distinct()
+        var interfaces = NetworkInterface.GetAllNetworkInterfaces()
+            .Select(n => new HostInterface(n.Name, n.OperationalStatus == OperationalStatus.Up, n.NetworkInterfaceType == NetworkInterfaceType.Loopback,
+                n.GetIPProperties().UnicastAddresses.Select(a => a.Address).ToList()))
             .ToList();
+        return DetectAddresses(interfaces, "/proc", "/sys");
     }
 
-    /// <summary>Interfaces the node itself creates (CNI bridge, overlay devices, pod veths).</summary>
-    public static bool IsNodeCreatedDevice(string name) =>
-        name is "cni0" or "cbr0" or "docker0" or "kube-ipvs0" or "tunl0" or "vxlan.calico"
-        || name.StartsWith("flannel", StringComparison.Ordinal) || name.StartsWith("veth", StringComparison.Ordinal)
-        || name.StartsWith("cali", StringComparison.Ordinal);
+    /// <summary>
+    /// The node's addresses without <c>--node-ip</c>, as K3s chooses them: those of the IPv4 default route's interface
+    /// (<c>PROC/net/route</c>); without one, those of the up, non-loopback interfaces that are not software-made (no
+    /// <c>SYS/devices/virtual/net/NAME</c>: bridges, veths, overlay devices a CNI creates once pods run, which must not
+    /// change the certificates' names); only when there are none of those, those of any up, non-loopback interface.
+    /// IPv4 and global IPv6 addresses, in interface order.
+    /// </summary>
+    internal static IReadOnlyList<IPAddress> DetectAddresses(IReadOnlyList<HostInterface> interfaces, string procRoot, string sysRoot)
+    {
+        static List<IPAddress> Usable(IEnumerable<HostInterface> chosen) => chosen
+            .SelectMany(n => n.Addresses)
+            .Where(a => a.AddressFamily == AddressFamily.InterNetwork || (a.AddressFamily == AddressFamily.InterNetworkV6 && !a.IsIPv6LinkLocal && !IPAddress.IsLoopback(a)))
+            .Distinct()
+            .ToList();
+
+        if (DefaultRouteInterface(Path.Combine(procRoot, "net", "route")) is { } defaultInterface
+            && Usable(interfaces.Where(n => n.Name == defaultInterface)) is { Count: > 0 } routed)
+        {
+            return routed;
+        }
+
+        var candidates = interfaces.Where(n => n.Up && !n.Loopback).ToList();
+        var hardware = Usable(candidates.Where(n => !System.IO.Directory.Exists(Path.Combine(sysRoot, "devices", "virtual", "net", n.Name))));
+        return hardware.Count > 0 ? hardware : Usable(candidates);
+    }
 
     /// <summary>The interface of the IPv4 default route in <c>/proc/net/route</c>, or null.</summary>
     public static string? DefaultRouteInterface(string routeFile)

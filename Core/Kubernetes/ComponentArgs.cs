@@ -11,7 +11,8 @@ internal sealed record KubernetesPaths
     public required IReadOnlyList<string> DatastoreServers { get; init; }
     public Plugins.TlsFiles? DatastoreTls { get; init; }
     public string? EgressSelectorConfigFile { get; init; }
-    public string CriSocket { get; init; } = "/run/containerd/containerd.sock";
+    /// <summary>The CRI socket the container runtime plugin reported (<c>RuntimeEndpoint.CriSocket</c>); empty until it did.</summary>
+    public string CriSocket { get; init; } = "";
     public string AdvertiseAddress { get; init; } = "";
     public string NodeIp { get; init; } = "";
 

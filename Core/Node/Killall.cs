@@ -10,12 +10,13 @@ using Coracle.Core.Supervision;
 namespace Coracle.Core.Node;
 
 /// <summary>
-/// <c>coracle killall</c>, K3s's <c>k3s-killall.sh</c> for one data dir: stops the node, kills its containers (the
-/// containerd shims of this node's socket and everything below them) and any process still naming the data dir,
-/// unmounts what lies below the data dir, the kubelet's pod folders and the pods' network namespaces, deletes the pod
-/// veths and the KUBE-/CNI- iptables rules, runs the cleanup of every installed plugin that has one (the CNI's devices
-/// and chains, selected this run or not), restores the sysctls the node changed and removes the kubelet's cgroup root.
-/// Run it in the node's network namespace. Safe to run twice.
+/// <c>coracle killall</c>, K3s's <c>k3s-killall.sh</c> for one data dir: stops the node, runs the cleanup of the
+/// installed container runtime plugins (which kill this node's containers and remove their pods' network namespaces),
+/// kills any process still naming the data dir, unmounts what lies below the data dir and the kubelet's pod folders,
+/// deletes the KUBE-/CNI- iptables rules, runs the cleanup of every other installed plugin that has one (the CNI's
+/// devices, pod veths and chains, selected this run or not), restores the sysctls the node changed and removes the
+/// kubelet's cgroup root. Core knows no plugin by name: what a plugin left is its own cleanup's business
+/// (<see cref="Plugins.IPluginCleanup"/>). Run it in the node's network namespace. Safe to run twice.
 /// </summary>
 internal static partial class Killall
 {
@@ -36,53 +37,33 @@ internal static partial class Killall
             }
         }
 
-        // 2. containers: this node's shims (their -address is this node's socket) and everything below them.
-        var socket = state?.CriSocket ?? Path.Combine(config.RunDir, "containerd", "containerd.sock");
-        var processes = ProcessTable.Read();
-        var shims = processes.Values.Where(p => p.CommandLine.Contains("containerd-shim", StringComparison.Ordinal)
-            && ArgumentAfter(p.Arguments, "-address") == socket).Select(p => p.Pid).ToList();
-        var podNetns = new HashSet<string>(StringComparer.Ordinal);
-        var containerPids = shims.SelectMany(s => ProcessTable.Descendants(processes, s)).Distinct().ToList();
-        foreach (var pid in containerPids)
-        {
-            if (NetnsOf(pid) is { } ns)
-            {
-                podNetns.Add(ns);
-            }
-        }
-
-        var victims = containerPids.Concat(shims).ToList();
-        if (victims.Count > 0)
-        {
-            say($"killing {shims.Count} containerd shims and {containerPids.Count} container processes");
-        }
+        // 2. containers: the container runtime's cleanup, before any mount goes (a container may hold one).
+        var cleanups = LoadCleanups(config, say);
+        await RunCleanupsAsync(config, cleanups.Where(e => e.Point == Plugins.ExtensionPoints.ContainerRuntime), say, cancellationToken);
 
         // 3. components left behind (and anything else naming the data dir), never this process or its ancestors.
+        var processes = ProcessTable.Read();
         var spared = ProcessTable.Ancestors(processes, Environment.ProcessId).Append(Environment.ProcessId).ToHashSet();
-        var named = processes.Values.Where(p => !spared.Contains(p.Pid) && !victims.Contains(p.Pid)
+        var named = processes.Values.Where(p => !spared.Contains(p.Pid)
             && p.Arguments.Any(a => a == dataDir || a.StartsWith(dataDir + "/", StringComparison.Ordinal) || a.Contains("=" + dataDir + "/", StringComparison.Ordinal)
                 || a.EndsWith("=" + dataDir, StringComparison.Ordinal)))
             .Select(p => p.Pid).ToList();
         if (named.Count > 0)
         {
             say($"killing {named.Count} processes using {dataDir}");
+            foreach (var pid in named)
+            {
+                Native.Kill(pid, Native.SigKill);
+            }
+
+            await WaitGoneAsync(named, TimeSpan.FromSeconds(20), cancellationToken);
         }
 
-        victims.AddRange(named);
-        foreach (var pid in victims)
-        {
-            Native.Kill(pid, Native.SigKill);
-        }
-
-        await WaitGoneAsync(victims, TimeSpan.FromSeconds(20), cancellationToken);
-
-        // 4. mounts: below the data dir, the kubelet's pod folders, and the pods' network namespaces.
+        // 4. mounts: below the data dir and the kubelet's pod folders.
         var kubeletPods = Path.Combine(state?.KubeletRootDir ?? "/var/lib/kubelet", "pods");
         var mounts = MountPoints()
             .Where(m => m.StartsWith(dataDir + "/", StringComparison.Ordinal) || m == dataDir
-                || m.StartsWith(kubeletPods + "/", StringComparison.Ordinal)
-                || (m.StartsWith("/run/netns/cni-", StringComparison.Ordinal) && podNetns.Contains(Inode(m)))
-                || (m.StartsWith("/var/run/netns/cni-", StringComparison.Ordinal) && podNetns.Contains(Inode(m))))
+                || m.StartsWith(kubeletPods + "/", StringComparison.Ordinal))
             .Distinct(StringComparer.Ordinal)
             .OrderByDescending(m => m.Length)
             .ToList();
@@ -92,10 +73,6 @@ internal static partial class Killall
             {
                 say($"could not unmount {mount} (errno {Marshal.GetLastPInvokeError()})");
             }
-            else if (mount.Contains("/netns/cni-", StringComparison.Ordinal))
-            {
-                File.Delete(mount);
-            }
         }
 
         if (mounts.Count > 0)
@@ -103,20 +80,14 @@ internal static partial class Killall
             say($"unmounted {mounts.Count} mounts");
         }
 
-        // 5. network state of this namespace.
-        var links = await RemoveLinksAsync(cancellationToken);
-        if (links.Count > 0)
-        {
-            say($"deleted links: {string.Join(", ", links)}");
-        }
-
+        // 5. the Kubernetes rules of this network namespace.
         foreach (var (tool, removed) in await RemoveIptablesRulesAsync(cancellationToken))
         {
             say($"removed {removed} KUBE-/CNI- rules and chains from {tool}");
         }
 
-        // 6. every installed plugin's own cleanup (devices, chains, files it made), selected this run or not.
-        await PluginCleanupAsync(config, say, cancellationToken);
+        // 6. every other installed plugin's own cleanup (devices, chains, files it made), selected this run or not.
+        await RunCleanupsAsync(config, cleanups.Where(e => e.Point != Plugins.ExtensionPoints.ContainerRuntime), say, cancellationToken);
 
         // 7. sysctls and the kubelet's cgroup root.
         var restored = Sysctls.Restore(Sysctls.Load(config.RunDir));
@@ -145,19 +116,6 @@ internal static partial class Killall
         return ExitCodes.Ok;
     }
 
-    internal static string? ArgumentAfter(IReadOnlyList<string> args, string flag)
-    {
-        for (var i = 0; i < args.Count - 1; i++)
-        {
-            if (args[i] == flag || args[i] == "-" + flag)
-            {
-                return args[i + 1];
-            }
-        }
-
-        return null;
-    }
-
     private static async Task<bool> WaitGoneAsync(IReadOnlyList<int> pids, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;
@@ -172,45 +130,6 @@ internal static partial class Killall
         }
 
         return true;
-    }
-
-    private static string? NetnsOf(int pid)
-    {
-        try
-        {
-            // The link reads "net:[INODE]".
-            var link = new FileInfo($"/proc/{pid}/ns/net").LinkTarget;
-            return link is null ? null : link.Replace("net:[", "", StringComparison.Ordinal).TrimEnd(']');
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
-
-    private static string Inode(string path)
-    {
-        try
-        {
-            return StatInode(path, out var inode) == 0 ? inode.ToString(CultureInfo.InvariantCulture) : "";
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-    }
-
-    private static int StatInode(string path, out ulong inode)
-    {
-        // stat(1) keeps this free of struct layouts: %i is the inode.
-        var result = CliWrap.Cli.Wrap("stat").WithArguments(["-L", "-c", "%i", path]).WithValidation(CommandResultValidation.None)
-            .ExecuteBufferedAsync().GetAwaiter().GetResult();
-        inode = 0;
-        return result.ExitCode == 0 && ulong.TryParse(result.StandardOutput.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out inode) ? 0 : -1;
     }
 
     /// <summary>Mount points from /proc/self/mountinfo (octal escapes decoded).</summary>
@@ -239,35 +158,6 @@ internal static partial class Killall
         }
 
         return result.ToString();
-    }
-
-    /// <summary>Pod veths on the cni0 bridge (the bridge itself and overlay devices are the CNI plugin's cleanup).</summary>
-    private static async Task<List<string>> RemoveLinksAsync(CancellationToken cancellationToken)
-    {
-        var deleted = new List<string>();
-        var shown = await CliWrap.Cli.Wrap("ip").WithArguments(["-o", "link", "show"]).WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(cancellationToken);
-        foreach (var line in shown.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            // "5: vethX@if2: <...> mtu 1450 qdisc noqueue master cni0 state UP ..."
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 2)
-            {
-                continue;
-            }
-
-            var name = parts[1].TrimEnd(':').Split('@')[0];
-            if (line.Contains(" master cni0 ", StringComparison.Ordinal))
-            {
-                deleted.Add(name);
-            }
-        }
-
-        foreach (var name in deleted)
-        {
-            await CliWrap.Cli.Wrap("ip").WithArguments(["link", "delete", name]).WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(cancellationToken);
-        }
-
-        return deleted;
     }
 
     /// <summary>Like k3s-killall.sh: save, drop every line naming KUBE- or CNI-, restore; in each iptables variant.</summary>
@@ -315,37 +205,63 @@ internal static partial class Killall
         line.Contains("KUBE-", StringComparison.Ordinal) || line.Contains("CNI-", StringComparison.Ordinal);
 
     /// <summary>
-    /// Runs <see cref="IPluginCleanup"/> of every installed plugin that declares one; a plugin folder that cannot be
-    /// loaded, or a cleanup that fails, is reported and the rest go on.
+    /// The installed plugins that declare a cleanup (<see cref="Plugins.CoraclePluginAttribute.HasCleanup"/>); none when
+    /// the plugin folders cannot be loaded, which is reported.
     /// </summary>
-    internal static async Task PluginCleanupAsync(CoracleConfig config, Action<string> say, CancellationToken cancellationToken)
+    internal static IReadOnlyList<Composition.PluginEntry> LoadCleanups(CoracleConfig config, Action<string> say)
     {
-        Composition.PluginCatalog catalog;
         try
         {
-            catalog = Hosting.PluginComposition.Load(config);
+            return Hosting.PluginComposition.Load(config).Entries.Where(e => e.Metadata.HasCleanup).ToList();
         }
         catch (Composition.CompositionException ex)
         {
             say($"plugins could not be loaded, so no plugin cleanup ran: {ex.Message}");
-            return;
+            return [];
         }
+    }
 
+    /// <summary>
+    /// Runs <see cref="Plugins.IPluginCleanup"/> of each plugin given, with a logger that says what it removed; a cleanup
+    /// that fails is reported and the rest go on.
+    /// </summary>
+    internal static async Task RunCleanupsAsync(
+        CoracleConfig config, IEnumerable<Composition.PluginEntry> entries, Action<string> say, CancellationToken cancellationToken)
+    {
         var node = config.ToNodeSettings();
-        foreach (var entry in catalog.Entries.Where(e => e.Metadata.HasCleanup))
+        foreach (var entry in entries)
         {
             try
             {
                 if (entry.Create() is Plugins.IPluginCleanup cleanup)
                 {
                     var options = config.PluginOptions.TryGetValue(entry.Name, out var o) ? o : new Dictionary<string, string>();
-                    await cleanup.CleanupAsync(node, options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, cancellationToken);
+                    await cleanup.CleanupAsync(node, options, new SayLogger(entry.Name, say), cancellationToken);
                     say($"cleaned up after plugin {entry.Name}");
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 say($"cleanup of plugin {entry.Name} failed: {ex.Message}");
+            }
+        }
+    }
+
+    /// <summary>A plugin cleanup's logger: information and above, as killall lines prefixed with the plugin's name.</summary>
+    private sealed class SayLogger(string plugin, Action<string> say) : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Information;
+
+        public void Log<TState>(
+            Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                say(exception is null ? $"{plugin}: {formatter(state, exception)}" : $"{plugin}: {formatter(state, exception)}: {exception.Message}");
             }
         }
     }
@@ -411,12 +327,6 @@ internal static class ProcessTable
         {
             return false;
         }
-    }
-
-    public static IEnumerable<int> Descendants(Dictionary<int, ProcessInfo> table, int pid)
-    {
-        var children = table.Values.Where(p => p.ParentPid == pid).Select(p => p.Pid).ToList();
-        return children.Concat(children.SelectMany(c => Descendants(table, c)));
     }
 
     public static IEnumerable<int> Ancestors(Dictionary<int, ProcessInfo> table, int pid)

@@ -7,15 +7,15 @@ namespace Coracle.Core.Node;
 
 /// <summary>
 /// <c>coracle kubectl ...</c> and <c>coracle ctr ...</c>: run the real tool against this node, filling in what K3s fills
-/// in (the admin kubeconfig; containerd's socket and the <c>k8s.io</c> namespace). Every other argument is passed on
-/// unchanged, so these verbs bypass the command-line parser.
+/// in (the admin kubeconfig; the container runtime's socket the node recorded and the <c>k8s.io</c> namespace). Every
+/// other argument is passed on unchanged, so these verbs bypass the command-line parser.
 /// </summary>
 internal static class NodeTools
 {
-    /// <summary>The containerd namespace the CRI plugin (and so Kubernetes) uses.</summary>
+    /// <summary>The ctr namespace the runtime's CRI service (and so Kubernetes) uses.</summary>
     public const string KubernetesNamespace = "k8s.io";
 
-    /// <summary>How long <c>coracle ctr</c> waits for containerd's socket to accept a connection before it gives up.</summary>
+    /// <summary>How long <c>coracle ctr</c> waits for the runtime's socket to accept a connection before it gives up.</summary>
     public static readonly TimeSpan SocketTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>The first binary named <paramref name="name"/> in the components folder, then PATH; null when absent.</summary>
@@ -43,10 +43,11 @@ internal static class NodeTools
     }
 
     /// <summary>
-    /// ctr's arguments: <c>--address SOCKET</c> unless the user gave <c>--address</c>/<c>-a</c>, <c>--namespace k8s.io</c>
-    /// unless the user gave <c>--namespace</c>/<c>-n</c> or CONTAINERD_NAMESPACE is set, then the user's arguments.
+    /// ctr's arguments: <c>--address SOCKET</c> unless the user gave <c>--address</c>/<c>-a</c> (or there is no socket),
+    /// <c>--namespace k8s.io</c> unless the user gave <c>--namespace</c>/<c>-n</c> or CONTAINERD_NAMESPACE is set, then
+    /// the user's arguments.
     /// </summary>
-    public static IReadOnlyList<string> CtrArguments(string socket, IReadOnlyList<string> userArgs, string? environmentNamespace)
+    public static IReadOnlyList<string> CtrArguments(string? socket, IReadOnlyList<string> userArgs, string? environmentNamespace)
     {
         var global = CtrGlobalFlags(userArgs).Select(f => f.Flag).ToList();
 
@@ -54,7 +55,7 @@ internal static class NodeTools
             || a.StartsWith(longName + "=", StringComparison.Ordinal) || a.StartsWith(shortName + "=", StringComparison.Ordinal));
 
         var args = new List<string>();
-        if (!Has("--address", "-a"))
+        if (socket is not null && !Has("--address", "-a"))
         {
             args.AddRange(["--address", socket]);
         }
@@ -95,16 +96,37 @@ internal static class NodeTools
     /// </summary>
     public static string? CtrDialledSocket(string socket, IReadOnlyList<string> userArgs)
     {
-        var global = CtrGlobalFlags(userArgs);
-        var command = userArgs.Skip(global.Sum(g => g.Value is null ? 1 : 2)).FirstOrDefault();
-        if (command is null or "help" or "h" || userArgs.Any(a => a is "--help" or "-h")
-            || global.Any(g => g.Flag is "--version" or "-v"))
+        if (CtrPrintsOnly(userArgs))
         {
             return null;
         }
 
-        string? address = socket;
-        foreach (var (flag, value) in global)
+        var address = CtrUserAddress(userArgs) ?? socket;
+        if (address.StartsWith("unix://", StringComparison.Ordinal))
+        {
+            address = address["unix://".Length..];
+        }
+
+        return address is { Length: > 0 } && address.StartsWith('/') ? address : null;
+    }
+
+    /// <summary>True when ctr dials the socket the node recorded: it runs a command and the user named no address.</summary>
+    public static bool CtrDialsRecordedSocket(IReadOnlyList<string> userArgs) => !CtrPrintsOnly(userArgs) && CtrUserAddress(userArgs) is null;
+
+    /// <summary>True when ctr only prints help or its version (or nothing to do), dialling no socket.</summary>
+    private static bool CtrPrintsOnly(IReadOnlyList<string> userArgs)
+    {
+        var global = CtrGlobalFlags(userArgs);
+        var command = userArgs.Skip(global.Sum(g => g.Value is null ? 1 : 2)).FirstOrDefault();
+        return command is null or "help" or "h" || userArgs.Any(a => a is "--help" or "-h")
+            || global.Any(g => g.Flag is "--version" or "-v");
+    }
+
+    /// <summary>The user's <c>--address</c>/<c>-a</c> (the last one wins, as in ctr), or null.</summary>
+    private static string? CtrUserAddress(IReadOnlyList<string> userArgs)
+    {
+        string? address = null;
+        foreach (var (flag, value) in CtrGlobalFlags(userArgs))
         {
             if (flag is "--address" or "-a")
             {
@@ -116,12 +138,7 @@ internal static class NodeTools
             }
         }
 
-        if (address is not null && address.StartsWith("unix://", StringComparison.Ordinal))
-        {
-            address = address["unix://".Length..];
-        }
-
-        return address is { Length: > 0 } && address.StartsWith('/') ? address : null;
+        return address;
     }
 
     /// <summary>Null when <paramref name="socket"/> accepts a connection within <paramref name="timeout"/>, else why not.</summary>
@@ -158,9 +175,9 @@ internal static class NodeTools
         }
     }
 
-    /// <summary>containerd's socket: what the node recorded at start, else the containerd plugin's default.</summary>
-    public static string RuntimeSocket(CoracleConfig config) =>
-        NodeState.Load(config.RunDir)?.CriSocket ?? Path.Combine(config.RunDir, "containerd", "containerd.sock");
+    /// <summary>The container runtime's socket the node recorded at start (<c>DATA/run/node.json</c>), or null.</summary>
+    public static string? RuntimeSocket(CoracleConfig config) =>
+        NodeState.Load(config.RunDir)?.CriSocket is { Length: > 0 } socket ? socket : null;
 
     /// <summary>Runs <c>kubectl</c> or <c>ctr</c> with the terminal's stdin/stdout/stderr; returns its exit code.</summary>
     public static Task<int> RunAsync(string tool, IReadOnlyList<string> userArgs) =>
@@ -185,11 +202,18 @@ internal static class NodeTools
             return ExitCodes.RuntimeFailure;
         }
 
+        var recorded = tool == "ctr" ? RuntimeSocket(config) : null;
+        if (tool == "ctr" && recorded is null && CtrDialsRecordedSocket(userArgs))
+        {
+            Cli.Commands.WriteErrors([$"{NodeState.PathFor(config.RunDir)} records no runtime endpoint; start the node with 'coracle server' first (check it with 'coracle status'), set CORACLE_DATA_DIR to its data dir or pass --address"], errors);
+            return ExitCodes.RuntimeFailure;
+        }
+
         // ctr itself would wait a long time for a socket nobody answers on; say so at once.
-        if (tool == "ctr" && CtrDialledSocket(RuntimeSocket(config), userArgs) is { } socket
+        if (tool == "ctr" && CtrDialledSocket(recorded ?? "", userArgs) is { } socket
             && await ProbeSocketAsync(socket, SocketTimeout) is { } failure)
         {
-            Cli.Commands.WriteErrors([$"{socket}: containerd does not accept connections ({failure}); start the node with 'coracle server' (check it with 'coracle status') or set CORACLE_DATA_DIR to its data dir"], errors);
+            Cli.Commands.WriteErrors([$"{socket}: the container runtime does not accept connections ({failure}); start the node with 'coracle server' (check it with 'coracle status') or set CORACLE_DATA_DIR to its data dir"], errors);
             return ExitCodes.RuntimeFailure;
         }
 
@@ -208,7 +232,7 @@ internal static class NodeTools
         }
         else
         {
-            foreach (var arg in CtrArguments(RuntimeSocket(config), userArgs, env.GetValueOrDefault("CONTAINERD_NAMESPACE")))
+            foreach (var arg in CtrArguments(recorded, userArgs, env.GetValueOrDefault("CONTAINERD_NAMESPACE")))
             {
                 start.ArgumentList.Add(arg);
             }

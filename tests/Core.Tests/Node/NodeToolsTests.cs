@@ -7,8 +7,8 @@ namespace Coracle.Core.Tests.Node;
 
 /// <summary>
 /// <c>coracle ctr</c>'s arguments (moved here from the containerd plugin, whose copy of the rule is gone), its fast
-/// failure when containerd does not answer, and how <c>ctr</c>/<c>kubectl</c> find the running node. A fake
-/// <c>ctr</c> script records its arguments.
+/// failure when the node recorded no runtime socket or the runtime does not answer, and how <c>ctr</c>/<c>kubectl</c>
+/// find the running node. A fake <c>ctr</c> script records its arguments.
 /// </summary>
 public sealed class NodeToolsTests : IDisposable
 {
@@ -26,6 +26,9 @@ public sealed class NodeToolsTests : IDisposable
     private string Marker => _temp.Combine("ctr-ran");
 
     private string DefaultSocket => Path.Combine(DataDir, "run", "containerd", "containerd.sock");
+
+    /// <summary>DATA/run/node.json as a node that started writes it, its runtime endpoint <see cref="DefaultSocket"/>.</summary>
+    private void RecordNode() => new NodeState { Role = "server", NodeName = "n", CriSocket = DefaultSocket }.Save(Path.Combine(DataDir, "run"));
 
     /// <summary>The environment of a user with no data dir flag: the config file empty, the record in the temp dir.</summary>
     private Dictionary<string, string> Environment(bool dataDirVariable = true)
@@ -57,13 +60,27 @@ public sealed class NodeToolsTests : IDisposable
     }
 
     [Fact]
-    public async Task RunAsync_CtrWithoutContainerdSocket_FailsWithOneLineErrorWithoutRunningCtr()
+    public async Task RunAsync_CtrNoRecordedRuntimeEndpoint_FailsWithOneLineErrorWithoutRunningCtr()
     {
         var code = await NodeTools.RunAsync("ctr", ["images", "ls"], Environment(), _errors);
 
         Assert.Equal(ExitCodes.RuntimeFailure, code);
         Assert.Equal(
-            $"coracle: error: {DefaultSocket}: containerd does not accept connections (no such socket); start the node with 'coracle server' (check it with 'coracle status') or set CORACLE_DATA_DIR to its data dir\n",
+            $"coracle: error: {Path.Combine(DataDir, "run", "node.json")} records no runtime endpoint; start the node with 'coracle server' first (check it with 'coracle status'), set CORACLE_DATA_DIR to its data dir or pass --address\n",
+            _errors.ToString());
+        Assert.False(File.Exists(Marker));
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrWithoutRuntimeSocket_FailsWithOneLineErrorWithoutRunningCtr()
+    {
+        RecordNode();
+
+        var code = await NodeTools.RunAsync("ctr", ["images", "ls"], Environment(), _errors);
+
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.Equal(
+            $"coracle: error: {DefaultSocket}: the container runtime does not accept connections (no such socket); start the node with 'coracle server' (check it with 'coracle status') or set CORACLE_DATA_DIR to its data dir\n",
             _errors.ToString());
         Assert.False(File.Exists(Marker));
     }
@@ -72,12 +89,13 @@ public sealed class NodeToolsTests : IDisposable
     public async Task RunAsync_CtrWithDeadContainerdSocket_FailsWithConnectionRefused()
     {
         // containerd died and left its socket file behind.
+        RecordNode();
         RunRecordTests.DeadSocket(DefaultSocket);
 
         var code = await NodeTools.RunAsync("ctr", ["containers", "ls"], Environment(), _errors);
 
         Assert.Equal(ExitCodes.RuntimeFailure, code);
-        Assert.StartsWith($"coracle: error: {DefaultSocket}: containerd does not accept connections (connection refused); ", _errors.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith($"coracle: error: {DefaultSocket}: the container runtime does not accept connections (connection refused); ", _errors.ToString(), StringComparison.Ordinal);
         Assert.Single(_errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.False(File.Exists(Marker));
     }
@@ -90,18 +108,32 @@ public sealed class NodeToolsTests : IDisposable
         var code = await NodeTools.RunAsync("ctr", ["--address", other, "version"], Environment(), _errors);
 
         Assert.Equal(ExitCodes.RuntimeFailure, code);
-        Assert.StartsWith($"coracle: error: {other}: containerd does not accept connections (no such socket); ", _errors.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith($"coracle: error: {other}: the container runtime does not accept connections (no such socket); ", _errors.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task RunAsync_CtrWithListeningSocket_RunsCtrOnIt()
     {
+        RecordNode();
         using var containerd = Listen(DefaultSocket);
 
         var code = await NodeTools.RunAsync("ctr", ["images", "ls"], Environment(), _errors);
 
         Assert.Equal(0, code);
         Assert.Equal($"--address {DefaultSocket} --namespace k8s.io images ls\n", File.ReadAllText(Marker));
+        Assert.Empty(_errors.ToString());
+    }
+
+    [Fact]
+    public async Task RunAsync_CtrUserAddressNoRecordedNode_RunsCtrOnThatAddress()
+    {
+        var other = _temp.Combine("other.sock");
+        using var runtime = Listen(other);
+
+        var code = await NodeTools.RunAsync("ctr", ["--address", other, "images", "ls"], Environment(), _errors);
+
+        Assert.Equal(0, code);
+        Assert.Equal($"--namespace k8s.io --address {other} images ls\n", File.ReadAllText(Marker));
         Assert.Empty(_errors.ToString());
     }
 
@@ -119,6 +151,7 @@ public sealed class NodeToolsTests : IDisposable
     {
         var env = Environment(dataDirVariable: false);
         using var status = RunRecordTests.ListenStatusSocket(DataDir);
+        RecordNode();
         using var containerd = Listen(DefaultSocket);
         RunRecord.Write(Path.Combine(env["CORACLE_RUN_DIR"], "data-dir"), DataDir);
 

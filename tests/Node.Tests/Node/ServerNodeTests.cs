@@ -174,6 +174,10 @@ public sealed class ServerNodeTests : IDisposable
         // 8. killall leaves no process, mount, link, pod network namespace, rule, cgroup or sysctl change behind.
         var (code, output, errors) = node.Coracle("killall", "--data-dir", node.DataDir);
         Assert.True(code == 0, output + errors);
+        // The runtime plugin's cleanup killed the containers first; the CNI plugin's ran after the host's own steps.
+        Assert.Contains("killall: containerd: killing ", output, StringComparison.Ordinal);
+        Assert.True(output.IndexOf("killall: cleaned up after plugin containerd", StringComparison.Ordinal) is >= 0 and var runtime
+            && output.IndexOf("killall: cleaned up after plugin flannel", StringComparison.Ordinal) > runtime, output);
         Assert.Null(node.Pid);
         var processes = NodeHarness.ProcessesNaming(node.DataDir);
         Assert.Empty(processes);

@@ -81,6 +81,29 @@ public sealed class ContainerdIntegrationTests
     }
 
     [Fact]
+    public async Task Cleanup_ContainerdGoneContainerRunning_KillsThisNodesShimAndContainer()
+    {
+        await using var h = ContainerdHarness.Create();
+        WriteImages(h, broken: false);
+        await h.StartAsync();
+        await h.RunAirgapImportAsync();
+        var (podId, podConfig) = await RunPodAsync(h, "doomed-pod");
+        await CreateAndStartAsync(h, podId, podConfig, "sleeper", ["/bin/sleep", "3600"]);
+        // As coracle killall finds it after stopping the node: containerd gone, the shim and the container still running.
+        await h.KillAsync();
+        var before = new ContainerdCleanup("/proc").Find(h.Endpoint.CriSocket);
+        var processes = ProcessTable.Read("/proc");
+        Assert.NotEmpty(before.Shims);
+        Assert.Contains(before.Containers, pid => processes.TryGetValue(pid, out var p) && p.CommandLine == "/bin/sleep 3600");
+
+        await new ContainerdPlugin().CleanupAsync(h.Context.Node, h.Context.Options, h.Context.Logger, CancellationToken.None);
+
+        Assert.All(before.Shims.Concat(before.Containers), pid => Assert.False(ProcessTable.Exists("/proc", pid), $"pid {pid} survived"));
+        Assert.Empty(new ContainerdCleanup("/proc").Find(h.Endpoint.CriSocket).Shims);
+        Assert.Contains(h.Context.Lines, l => l.Contains($"killing {before.Shims.Count} containerd shims of {h.Endpoint.CriSocket} and {before.Containers.Count} container processes", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AirgapImport_SecondPass_SkipsAlreadyImportedContent()
     {
         await using var h = ContainerdHarness.Create();
