@@ -68,7 +68,7 @@ public static class ContainerdConfig
                 continue;
             }
 
-            AppendRuntime(sb, handler.Name, handler.RuntimeType, handler.BinaryPath, facts.SystemdCgroup);
+            AppendRuntime(sb, handler.Name, handler.RuntimeType.Length > 0 ? handler.RuntimeType : "io.containerd.runc.v2", handler.BinaryPath, facts.SystemdCgroup);
         }
 
         sb.AppendLine($"[{CriPlugin}.registry]");

@@ -34,6 +34,6 @@ public sealed record RuntimeEndpoint(string CriSocket, string ComponentName);
 /// <param name="BinaryPath">The OCI runtime binary (runc-compatible).</param>
 public sealed record RuntimeHandler(string Name, string BinaryPath)
 {
-    /// <summary>The containerd runtime type; runc's v2 shim by default.</summary>
-    public string RuntimeType { get; init; } = "io.containerd.runc.v2";
+    /// <summary>The container runtime's own name for how it runs <see cref="BinaryPath"/>; empty: the runtime's runc-compatible default.</summary>
+    public string RuntimeType { get; init; } = "";
 }

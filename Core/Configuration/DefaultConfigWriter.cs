@@ -14,7 +14,7 @@ internal static class DefaultConfigWriter
         [""] = "Node-wide settings",
         ["server"] = "Server settings (ignored by agents)",
         ["agent"] = "Agent settings",
-        ["plugins"] = "Plugin selection. Per-plugin options go in [plugins.NAME] tables, e.g. [plugins.containerd]",
+        ["plugins"] = "Plugin selection. Each plugin's own settings are in its [plugins.NAME] table below",
         ["supervisor"] = "How components are restarted and stopped",
     };
 
