@@ -23,6 +23,7 @@ namespace Coracle.Plugins.Cni.Flannel;
 [PluginSetting("mtu", "Pod MTU; 0 derives it from the uplink", Type = PluginSettingType.Integer, Default = "0")]
 [PluginSetting("ip-masq", "Masquerade traffic leaving the cluster CIDR", Type = PluginSettingType.Boolean, Default = "true")]
 [PluginSetting("reconcile-seconds", "Seconds between reconcile passes", Type = PluginSettingType.Integer, Default = "5")]
+[PluginFolder("cni-conf", "agent/etc/cni/net.d")]
 public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanup
 {
     /// <summary>The supervised component's name.</summary>
@@ -70,7 +71,7 @@ public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanu
     public CniSettings Configure(IPluginContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var settings = FlannelSettings.Resolve(context.Node, context.Options, _sysClassNet, _cniBinCandidates);
+        var settings = FlannelSettings.Resolve(context.Node, context.Options, _sysClassNet, _cniBinCandidates, context.Folders);
         var cni = new CniSettings(settings.BinDir, settings.ConfDir);
         if (settings.Backend == "none")
         {

@@ -88,8 +88,10 @@ public sealed record FlannelSettings
         NodeSettings node,
         IReadOnlyDictionary<string, string> options,
         string sysClassNet = "/sys/class/net",
-        IReadOnlyList<string>? cniBinCandidates = null)
+        IReadOnlyList<string>? cniBinCandidates = null,
+        IReadOnlyDictionary<string, string>? folders = null)
     {
+        folders ??= PluginFolderAttribute.Resolve(typeof(FlannelPlugin), node?.DataDir ?? "/");
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(options);
         var errors = new List<(string Key, string Message)>();
@@ -203,11 +205,17 @@ public sealed record FlannelSettings
         }
 
         // The node controllers' credentials the host provides (a kubelet's own may not list Nodes since 1.32).
-        var kubeconfig = Absolute("kubeconfig", node.ControllerKubeconfig.Length > 0
-            ? node.ControllerKubeconfig
-            : Path.Combine(node.DataDir, node.Role == "server" ? "server/cred" : "agent", "kubelet.kubeconfig"));
+        var kubeconfig = Get("kubeconfig") ?? node.ControllerKubeconfig;
+        if (kubeconfig.Length == 0 && Get("static-peers-file") is null)
+        {
+            errors.Add(("kubeconfig", "the host provides no controller kubeconfig; set kubeconfig to one allowed to list, watch and patch Nodes"));
+        }
+        else if (kubeconfig.Length > 0)
+        {
+            kubeconfig = Absolute("kubeconfig", kubeconfig);
+        }
         var subnetFile = Absolute("subnet-file", "/run/flannel/subnet.env");
-        var confDir = Absolute("conf-dir", Path.Combine(node.DataDir, "agent", "etc", "cni", "net.d"));
+        var confDir = Absolute("conf-dir", folders["cni-conf"]);
         var ipamDataDir = Get("ipam-data-dir") is null ? null : Absolute("ipam-data-dir", "");
         var staticPeers = Get("static-peers-file");
         if (staticPeers is not null && !File.Exists(staticPeers))

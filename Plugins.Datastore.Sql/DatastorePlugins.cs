@@ -11,6 +11,7 @@ namespace Coracle.Plugins.Datastore.Sql;
 [PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
+[PluginFolder("db", "server/db")]
 public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 {
     /// <inheritdoc/>
@@ -29,6 +30,7 @@ public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 [PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
+[PluginFolder("db", "server/db")]
 public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 {
     /// <inheritdoc/>
@@ -47,6 +49,7 @@ public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 [PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
+[PluginFolder("db", "server/db")]
 public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions
 {
     /// <inheritdoc/>
@@ -77,7 +80,7 @@ public static class SqlDatastoreConfigurator
     /// <summary>Validates and registers; starts nothing.</summary>
     public static DatastoreEndpoint Configure(IPluginContext context, string kind)
     {
-        var (options, socket) = BuildOptions(context.Node, context.Options, context.Certificates, kind);
+        var (options, socket) = BuildOptions(context.Node, context.Options, context.Certificates, kind, context.Folders);
         var loggerFactory = context.LoggerFactory;
         context.Supervisor.Add(new InProcessComponent
         {
@@ -93,9 +96,11 @@ public static class SqlDatastoreConfigurator
     /// Builds the server options; throws <see cref="PluginConfigException"/> listing every problem. Without
     /// <paramref name="certificates"/> (planning, before they exist) only the options themselves are checked.
     /// </summary>
-    public static (EtcdServerOptions Options, string Socket) BuildOptions(NodeSettings node, IReadOnlyDictionary<string, string> values, INodeCertificates? certificates, string kind)
+    public static (EtcdServerOptions Options, string Socket) BuildOptions(
+        NodeSettings node, IReadOnlyDictionary<string, string> values, INodeCertificates? certificates, string kind, IReadOnlyDictionary<string, string>? folders = null)
     {
-        var dbDir = Path.Combine(node.DataDir, "server", "db");
+        folders ??= PluginFolderAttribute.Resolve(typeof(SqliteDatastorePlugin), node.DataDir);
+        var dbDir = folders["db"];
         DatastoreLocation location;
         try
         {

@@ -15,6 +15,9 @@ namespace Coracle.Plugins.Runtime.Containerd;
 [PluginSetting("ctr-path", "The ctr binary used for airgap imports (default: the components folder, else PATH)")]
 [PluginSetting("registries-file", "A K3s-style registries.yaml with mirrors and credentials")]
 [PluginSetting("stream-server-port", "Port of the CRI streaming server (exec, attach, port-forward) on loopback; 0 picks one", Type = PluginSettingType.Integer, Default = "10010")]
+[PluginFolder("config", "agent/etc/containerd")]
+[PluginFolder("root", "agent/containerd")]
+[PluginFolder("images", "agent/images")]
 public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions, IPluginCleanup
 {
     /// <summary>The in-process component that imports the airgap images.</summary>
@@ -79,7 +82,7 @@ public sealed class ContainerdPlugin : IContainerRuntime, IValidatesOptions, IPl
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
-        var settings = ContainerdSettings.FromOptions(context.Node, context.Options, context.PluginDataDir);
+        var settings = ContainerdSettings.FromOptions(context.Node, context.Options, context.PluginDataDir, context.Folders);
         var registries = settings.RegistriesFile is null ? RegistriesConfig.Empty : RegistriesConfig.Load(settings.RegistriesFile);
         var facts = HostProbe.Detect(_hostRoot, context.Node.CgroupDriver);
         var snapshotter = HostProbe.ChooseSnapshotter(settings.Snapshotter, facts, _probeOverlayMount ? settings.RootDir : null);

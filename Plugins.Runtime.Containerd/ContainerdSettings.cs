@@ -66,11 +66,16 @@ public sealed record ContainerdSettings
 
     /// <summary>Resolves the settings, rejecting unknown keys and bad values with the key named.</summary>
     /// <exception cref="PluginConfigException">An option is unknown or has a bad value.</exception>
+    /// <param name="node">The node settings.</param>
+    /// <param name="options">The plugin's options.</param>
+    /// <param name="pluginDataDir">The plugin's own folder.</param>
+    /// <param name="folders">The folders the plugin declares, as the host hands them; null: resolved from the declarations.</param>
     public static ContainerdSettings FromOptions(
-        NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir)
+        NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir, IReadOnlyDictionary<string, string>? folders = null)
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(options);
+        folders ??= PluginFolderAttribute.Resolve(typeof(ContainerdPlugin), node.DataDir);
         foreach (var key in options.Keys)
         {
             if (!KnownOptions.Contains(key, StringComparer.OrdinalIgnoreCase))
@@ -122,11 +127,11 @@ public sealed record ContainerdSettings
 
         return new ContainerdSettings
         {
-            ConfigDir = Path.Combine(node.DataDir, "agent", "etc", "containerd"),
-            RootDir = Path.Combine(node.DataDir, "agent", "containerd"),
+            ConfigDir = folders["config"],
+            RootDir = folders["root"],
             StateDir = runDir,
             Socket = socket,
-            ImagesDir = Path.Combine(node.DataDir, "agent", "images"),
+            ImagesDir = folders["images"],
             PluginDataDir = pluginDataDir,
             ComponentsDir = node.ComponentsDir,
             PauseImage = node.PauseImage,

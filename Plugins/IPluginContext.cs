@@ -20,6 +20,9 @@ public interface IPluginContext
     /// <summary>A folder under the data dir that belongs to this plugin alone (created, mode 0700).</summary>
     string PluginDataDir { get; }
 
+    /// <summary>The folders the plugin declares with <see cref="PluginFolderAttribute"/>, by name, absolute and created.</summary>
+    IReadOnlyDictionary<string, string> Folders { get; }
+
     /// <summary>A logger named after the plugin.</summary>
     ILogger Logger { get; }
 

@@ -9,6 +9,9 @@ internal sealed record PluginEntry(PluginMetadata Metadata, string Folder, strin
     /// <summary>The settings the plugin declares (<see cref="PluginSettingAttribute"/>), in declaration order.</summary>
     public IReadOnlyList<Configuration.Setting> Settings { get; init; } = [];
 
+    /// <summary>The folders the plugin declares (<see cref="PluginFolderAttribute"/>): name and path relative to the data dir.</summary>
+    public IReadOnlyList<PluginFolderAttribute> Folders { get; init; } = [];
+
     public string Name => Metadata.Name;
 
     public string Point => Metadata.ExtensionPoint;
@@ -17,5 +20,6 @@ internal sealed record PluginEntry(PluginMetadata Metadata, string Folder, strin
         new(factory.Metadata, folder, version, typeof(T), () => factory.CreateExport().Value!)
         {
             Settings = implementation is null ? [] : PluginSettings.Declared(implementation, factory.Metadata),
+            Folders = implementation is null ? [] : implementation.GetCustomAttributes(typeof(PluginFolderAttribute), false).Cast<PluginFolderAttribute>().ToList(),
         };
 }

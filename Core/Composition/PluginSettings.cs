@@ -86,6 +86,29 @@ internal static class PluginSettings
             }
         }
 
+        // Declared folders: inside the data dir, and no two plugins of different assemblies' sharing one (the three SQL
+        // datastores of one assembly may, as only one of them runs).
+        var owners = new Dictionary<string, PluginEntry>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            foreach (var folder in entry.Folders)
+            {
+                var path = folder.Path.Replace('\\', '/').Trim('/');
+                if (path.Length == 0 || Path.IsPathRooted(folder.Path) || path.Split('/').Any(p => p is ".." or "." or ""))
+                {
+                    errors.Add($"plugin '{entry.Name}' in {entry.Folder} declares folder '{folder.Name}' as '{folder.Path}'; a folder is a relative path inside the data dir, like agent/images; fix its [PluginFolder] attribute");
+                }
+                else if (owners.TryGetValue(path, out var owner) && owner.Folder != entry.Folder)
+                {
+                    errors.Add($"plugins '{owner.Name}' and '{entry.Name}' both declare the folder {path}; one of them must use another");
+                }
+                else
+                {
+                    owners.TryAdd(path, entry);
+                }
+            }
+        }
+
         return errors;
     }
 }

@@ -203,6 +203,7 @@ internal sealed class NodeSteps
             node,
             _config.OptionsOf(entry.Name),
             FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, "plugins", entry.Name)),
+            entry.Folders.ToDictionary(f => f.Name, f => FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, f.Path)), StringComparer.Ordinal),
             _loggers.CreateLogger(entry.Name),
             _loggers,
             recording ?? supervisor,

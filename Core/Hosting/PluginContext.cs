@@ -8,6 +8,7 @@ internal sealed record PluginContext(
     NodeSettings Node,
     IReadOnlyDictionary<string, string> Options,
     string PluginDataDir,
+    IReadOnlyDictionary<string, string> Folders,
     ILogger Logger,
     ILoggerFactory LoggerFactory,
     ISupervisor Supervisor,

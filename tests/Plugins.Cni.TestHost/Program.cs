@@ -140,6 +140,8 @@ internal sealed class HostContext(NodeSettings node, IReadOnlyDictionary<string,
 
     public string PluginDataDir => Path.Combine(node.DataDir, "plugins", "flannel");
 
+    public IReadOnlyDictionary<string, string> Folders => PluginFolderAttribute.Resolve(typeof(FlannelPlugin), node.DataDir);
+
     public ILogger Logger => loggerFactory.CreateLogger("flannel-plugin");
 
     public ILoggerFactory LoggerFactory => loggerFactory;

@@ -7,9 +7,20 @@ namespace Coracle.TestSupport;
 /// <summary>The host's side of a plugin, recorded, for unit tests of a plugin's Configure.</summary>
 public sealed class FakePluginContext : IPluginContext
 {
-    public FakePluginContext(NodeSettings node, IReadOnlyDictionary<string, string>? options = null, string? pluginDataDir = null)
+    /// <param name="node">The node settings.</param>
+    /// <param name="options">The plugin's options.</param>
+    /// <param name="pluginDataDir">The plugin's folder (default DATA/plugins/test).</param>
+    /// <param name="plugin">The plugin's class: its declared folders are created under the data dir and handed in <see cref="Folders"/>, as the host does.</param>
+    public FakePluginContext(NodeSettings node, IReadOnlyDictionary<string, string>? options = null, string? pluginDataDir = null, Type? plugin = null)
     {
+        ArgumentNullException.ThrowIfNull(node);
         Node = node;
+        Folders = plugin is null ? new Dictionary<string, string>() : PluginFolderAttribute.Resolve(plugin, node.DataDir);
+        foreach (var folder in Folders.Values)
+        {
+            Directory.CreateDirectory(folder);
+        }
+
         Options = options ?? new Dictionary<string, string>();
         PluginDataDir = pluginDataDir ?? Path.Combine(node.DataDir, "plugins", "test");
         LoggerFactory = new ListLoggerFactory(Lines);
@@ -23,6 +34,8 @@ public sealed class FakePluginContext : IPluginContext
     public IReadOnlyDictionary<string, string> Options { get; }
 
     public string PluginDataDir { get; }
+
+    public IReadOnlyDictionary<string, string> Folders { get; }
 
     public ILogger Logger { get; }
 
@@ -51,6 +64,7 @@ public sealed class FakePluginContext : IPluginContext
         ClusterDns = "10.43.0.10",
         ClusterDomain = "cluster.local",
         PauseImage = pauseImage,
+        ControllerKubeconfig = Path.Combine(root, "data", "server", "cred", "coracle-controller.kubeconfig"),
     };
 }
 

@@ -48,6 +48,7 @@ public sealed class SupervisedContainerdTests : IAsyncDisposable
             node,
             new Dictionary<string, string> { ["stream-server-port"] = "0" },
             FileUtil.PrivateDirectory(_temp.Combine("data", "plugins", "containerd")),
+            PluginFolderAttribute.Resolve(typeof(ContainerdPlugin), node.DataDir).ToDictionary(f => f.Key, f => FileUtil.PrivateDirectory(f.Value)),
             _logs.CreateLogger("containerd-plugin"),
             _logs,
             _supervisor,

@@ -94,7 +94,7 @@ public sealed class FlannelSettingsTests : IDisposable
             [_dir.Combine("usr", "lib", "cni"), _dir.Combine("opt", "bin")]);
         Assert.Equal("vxlan", settings.Backend);
         Assert.Equal("10.42.0.0/16", settings.Network.ToString());
-        Assert.Equal(Path.Combine(_dir.Path, "data", "server", "cred", "kubelet.kubeconfig"), settings.Kubeconfig);
+        Assert.Equal(Path.Combine(_dir.Path, "data", "server", "cred", "coracle-controller.kubeconfig"), settings.Kubeconfig); // the host's
         Assert.Equal(Path.Combine(_dir.Path, "data", "agent", "etc", "cni", "net.d"), settings.ConfDir);
         Assert.Equal(_dir.Combine("opt", "bin"), settings.BinDir);
         Assert.Equal("/run/flannel/subnet.env", settings.SubnetFile);
@@ -102,6 +102,14 @@ public sealed class FlannelSettingsTests : IDisposable
         Assert.Equal(8472, settings.Port);
         Assert.Equal("192.168.1.5", settings.NodeIp!.ToString());
         Assert.True(settings.IpMasq);
+    }
+
+    [Fact]
+    public void Resolve_NoKubeconfigFromHostOrOption_ThrowsNamingKubeconfig()
+    {
+        var e = Assert.Throws<PluginConfigException>(() => Resolve(Node() with { ControllerKubeconfig = "" }, new Dictionary<string, string>(), SysNet()));
+        Assert.Equal("kubeconfig", e.Key);
+        Assert.Equal("the host provides no controller kubeconfig; set kubeconfig to one allowed to list, watch and patch Nodes", e.Message);
     }
 
     public void Dispose() => _dir.Dispose();

@@ -126,7 +126,7 @@ public sealed class DatastorePluginTests
         Assert.Equal("sqlite", SqlDialects.Sqlite("/x").Name);
     }
 
-    /// <summary>A hand-written stand-in for the host (the host is another engineer's work in progress).</summary>
+    /// <summary>A hand-written stand-in for the host.</summary>
     private sealed class FakeContext(NodeSettings node, IReadOnlyDictionary<string, string>? options = null) : IPluginContext
     {
         public NodeSettings Node { get; } = node;
@@ -134,6 +134,8 @@ public sealed class DatastorePluginTests
         public IReadOnlyDictionary<string, string> Options { get; } = options ?? new Dictionary<string, string>();
 
         public string PluginDataDir => "/tmp";
+
+        public IReadOnlyDictionary<string, string> Folders => PluginFolderAttribute.Resolve(typeof(SqliteDatastorePlugin), Node.DataDir);
 
         public ILogger Logger => NullLogger.Instance;
 

@@ -119,7 +119,7 @@ public sealed class ContainerdCleanupTests : IDisposable
     {
         var node = FakePluginContext.Settings(_dir.Path);
         var plugin = new ContainerdPlugin(_dir.Combine("fakeroot"), probeOverlayMount: false, pathVariable: _dir.Combine("emptybin"));
-        var endpoint = plugin.Configure(new FakePluginContext(node), new RuntimeOptions());
+        var endpoint = plugin.Configure(new FakePluginContext(node, plugin: typeof(ContainerdPlugin)), new RuntimeOptions());
 
         Assert.Equal(endpoint.CriSocket, ContainerdPlugin.SocketOf(node, new Dictionary<string, string>()));
     }

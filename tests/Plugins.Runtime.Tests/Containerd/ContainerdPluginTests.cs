@@ -12,7 +12,7 @@ public sealed class ContainerdPluginTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private FakePluginContext Context(Dictionary<string, string>? options = null) =>
-        new(FakePluginContext.Settings(_dir.Path), options);
+        new(FakePluginContext.Settings(_dir.Path), options, plugin: typeof(ContainerdPlugin));
 
     [Fact]
     public void Configure_NoContainerdBinary_ReportsUnavailableAndReturnsEndpoint()

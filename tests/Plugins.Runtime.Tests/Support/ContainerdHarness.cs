@@ -69,7 +69,8 @@ internal sealed class ContainerdHarness : IAsyncDisposable
         var context = new FakePluginContext(
             FakePluginContext.Settings(dir.Path, PauseImage),
             new Dictionary<string, string> { ["stream-server-port"] = "0" },
-            dir.Combine("data", "plugins", "containerd"));
+            dir.Combine("data", "plugins", "containerd"),
+            typeof(ContainerdPlugin));
         var endpoint = new ContainerdPlugin().Configure(context, options ?? new RuntimeOptions());
         if (context.Supervisor.Unavailable.TryGetValue("containerd", out var reason))
         {
