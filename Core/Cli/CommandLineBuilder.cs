@@ -120,6 +120,7 @@ internal static class CommandLineBuilder
         var helpName = setting.Kind switch
             {
                 SettingKind.StringList or SettingKind.IpList => "VALUE[,VALUE]",
+                SettingKind.ArgList => "NAME=VALUE",
                 SettingKind.Duration => "DURATION",
                 SettingKind.Integer => "N",
                 SettingKind.Cidr => "CIDR",
@@ -127,7 +128,7 @@ internal static class CommandLineBuilder
                 SettingKind.FileMode => "MODE",
                 _ => "VALUE",
             };
-        return setting.Kind is SettingKind.StringList or SettingKind.IpList
+        return setting.Kind is SettingKind.StringList or SettingKind.IpList or SettingKind.ArgList
             ? new Option<string[]>("--" + setting.Flag, setting.Aliases.Select(a => "--" + a).ToArray())
             {
                 Description = help,

@@ -207,6 +207,7 @@ internal static class ApplianceToml
         {
             case SettingKind.StringList:
             case SettingKind.IpList:
+            case SettingKind.ArgList:
                 if (value is ArraySyntax array)
                 {
                     var strings = new List<string>();

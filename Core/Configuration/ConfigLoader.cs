@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Coracle.Core.Kubernetes;
 using Coracle.Plugins;
 
 namespace Coracle.Core.Configuration;
@@ -66,6 +67,31 @@ internal static class ConfigLoader
             errors.Add(new ConfigError(source, $"config file '{file}' does not exist; fix the path or remove the option"));
         }
 
+        // Drop-ins, K3s's config.yaml.d: every *.toml in appliance.toml.d/ beside the file, in name order, later winning.
+        foreach (var dropIn in DropIns(file))
+        {
+            usedFile ??= dropIn;
+            var toml = ApplianceToml.Read(dropIn, table);
+            errors.AddRange(toml.Errors);
+            foreach (var (setting, value) in toml.Values)
+            {
+                values[setting] = value;
+            }
+
+            foreach (var (plugin, options) in toml.PluginOptions)
+            {
+                if (!pluginOptions.TryGetValue(plugin, out var merged))
+                {
+                    pluginOptions[plugin] = merged = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                }
+
+                foreach (var (key, text) in options)
+                {
+                    merged[key] = text;
+                }
+            }
+        }
+
         foreach (var setting in table)
         {
             if (environment.TryGetValue(setting.EnvironmentVariable, out var text))
@@ -113,6 +139,15 @@ internal static class ConfigLoader
         var config = Build(role, usedFile, values, pluginOptions, environment);
         errors.AddRange(Validate(config));
         return (config, errors);
+    }
+
+    /// <summary>The drop-in files of <paramref name="file"/>: <c>FILE.d/*.toml</c> in ordinal name order.</summary>
+    public static IReadOnlyList<string> DropIns(string file)
+    {
+        var folder = file + ".d";
+        return Directory.Exists(folder)
+            ? Directory.GetFiles(folder, "*.toml").Order(StringComparer.Ordinal).ToList()
+            : [];
     }
 
     /// <summary>The typed default of a setting (defaults are written as text, like the shipped appliance.toml).</summary>
@@ -180,6 +215,9 @@ internal static class ConfigLoader
             KubeSchedulerArgs = List(Settings.KubeSchedulerArg),
             KubeletArgs = List(Settings.KubeletArg),
             KubeProxyArgs = List(Settings.KubeProxyArg),
+            NodeLabels = List(Settings.NodeLabel),
+            NodeTaints = List(Settings.NodeTaint),
+            ProtectKernelDefaults = Get<bool>(Settings.ProtectKernelDefaults),
             TunnelAllowedPorts = List(Settings.TunnelAllowedPorts)
                 .Select(p => int.TryParse(p, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1)
                 .ToArray(),
@@ -273,6 +311,22 @@ internal static class ConfigLoader
                 {
                     yield return new ConfigError(From(setting), $"'{arg}' is not a flag; give NAME=VALUE, like v=2");
                 }
+            }
+        }
+
+        foreach (var label in c.NodeLabels)
+        {
+            if (NodeRegistration.ParseLabel(label) is null)
+            {
+                yield return new ConfigError(From(Settings.NodeLabel), $"'{label}' is not a label; give KEY=VALUE, like topology.kubernetes.io/zone=shop-3");
+            }
+        }
+
+        foreach (var taint in c.NodeTaints)
+        {
+            if (NodeRegistration.ParseTaint(taint) is null)
+            {
+                yield return new ConfigError(From(Settings.NodeTaint), $"'{taint}' is not a taint; give KEY=VALUE:EFFECT or KEY:EFFECT with EFFECT NoSchedule, PreferNoSchedule or NoExecute, like dedicated=edge:NoSchedule");
             }
         }
 

@@ -34,6 +34,9 @@ internal sealed record CoracleConfig
     public IReadOnlyList<string> KubeSchedulerArgs { get; init; } = [];
     public IReadOnlyList<string> KubeletArgs { get; init; } = [];
     public IReadOnlyList<string> KubeProxyArgs { get; init; } = [];
+    public IReadOnlyList<string> NodeLabels { get; init; } = [];
+    public IReadOnlyList<string> NodeTaints { get; init; } = [];
+    public bool ProtectKernelDefaults { get; init; }
     public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
     public required string PauseImage { get; init; }
     public IReadOnlyList<string> PluginDirs { get; init; } = [];

@@ -5,6 +5,9 @@ internal enum SettingKind
 {
     String,
     StringList,
+
+    /// <summary>A list where each flag occurrence, environment value or TOML array item is one item, commas kept (K3s's <c>--kubelet-arg</c>).</summary>
+    ArgList,
     Integer,
     Boolean,
     Duration,

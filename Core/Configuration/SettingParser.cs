@@ -12,6 +12,8 @@ internal static class SettingParser
         error = null;
         switch (setting.Kind)
         {
+            case SettingKind.ArgList:
+                return values.Select(v => v.Trim()).Where(v => v.Length > 0).ToArray();
             case SettingKind.StringList:
             case SettingKind.IpList:
                 var items = SplitList(values);

@@ -48,21 +48,27 @@ internal static class Settings
         "Lifetime of issued leaf certificates; they are renewed at start within 90 days of expiry") { ServerOnly = true };
     public static readonly Setting CaCertLifetime = new("server", "ca-cert-lifetime", SettingKind.Duration, "87600h",
         "Lifetime of the certificate authorities Coracle creates") { ServerOnly = true };
-    public static readonly Setting KubeApiserverArg = new("server", "kube-apiserver-arg", SettingKind.StringList, Array.Empty<string>(),
-        "Extra kube-apiserver flags as NAME=VALUE; they override Coracle's defaults") { ServerOnly = true };
-    public static readonly Setting KubeControllerManagerArg = new("server", "kube-controller-manager-arg", SettingKind.StringList, Array.Empty<string>(),
-        "Extra kube-controller-manager flags as NAME=VALUE") { ServerOnly = true };
-    public static readonly Setting KubeSchedulerArg = new("server", "kube-scheduler-arg", SettingKind.StringList, Array.Empty<string>(),
-        "Extra kube-scheduler flags as NAME=VALUE") { ServerOnly = true };
+    public static readonly Setting KubeApiserverArg = new("server", "kube-apiserver-arg", SettingKind.ArgList, Array.Empty<string>(),
+        "Extra kube-apiserver flag NAME=VALUE, one per occurrence (values may hold commas); they override Coracle's defaults") { ServerOnly = true };
+    public static readonly Setting KubeControllerManagerArg = new("server", "kube-controller-manager-arg", SettingKind.ArgList, Array.Empty<string>(),
+        "Extra kube-controller-manager flag NAME=VALUE, one per occurrence") { ServerOnly = true };
+    public static readonly Setting KubeSchedulerArg = new("server", "kube-scheduler-arg", SettingKind.ArgList, Array.Empty<string>(),
+        "Extra kube-scheduler flag NAME=VALUE, one per occurrence") { ServerOnly = true };
 
     public static readonly Setting Server = new("agent", "server", SettingKind.String, "",
         "Server to join, https://HOST:9345 (agent only)");
     public static readonly Setting PauseImage = new("agent", "pause-image", SettingKind.String, "docker.io/rancher/mirrored-pause:3.6",
         "Pod sandbox image (import it as an airgap tarball)");
-    public static readonly Setting KubeletArg = new("agent", "kubelet-arg", SettingKind.StringList, Array.Empty<string>(),
-        "Extra kubelet flags as NAME=VALUE; they override Coracle's defaults");
-    public static readonly Setting KubeProxyArg = new("agent", "kube-proxy-arg", SettingKind.StringList, Array.Empty<string>(),
-        "Extra kube-proxy flags as NAME=VALUE");
+    public static readonly Setting KubeletArg = new("agent", "kubelet-arg", SettingKind.ArgList, Array.Empty<string>(),
+        "Extra kubelet flag NAME=VALUE, one per occurrence (feature-gates=A=true,B=false works); they override Coracle's defaults");
+    public static readonly Setting KubeProxyArg = new("agent", "kube-proxy-arg", SettingKind.ArgList, Array.Empty<string>(),
+        "Extra kube-proxy flag NAME=VALUE, one per occurrence");
+    public static readonly Setting NodeLabel = new("agent", "node-label", SettingKind.ArgList, Array.Empty<string>(),
+        "Label KEY=VALUE the node registers with, one per occurrence");
+    public static readonly Setting NodeTaint = new("agent", "node-taint", SettingKind.ArgList, Array.Empty<string>(),
+        "Taint KEY=VALUE:EFFECT (or KEY:EFFECT) the node registers with, one per occurrence; EFFECT is NoSchedule, PreferNoSchedule or NoExecute");
+    public static readonly Setting ProtectKernelDefaults = new("agent", "protect-kernel-defaults", SettingKind.Boolean, "false",
+        "The kubelet refuses to start when kernel tunables differ from its defaults instead of changing them (CIS hardening)");
     public static readonly Setting TunnelAllowedPorts = new("agent", "tunnel-allowed-ports", SettingKind.StringList, new[] { "10250" },
         "Local ports the server may reach through the agent's tunnel (the kubelet's by default)");
 
@@ -96,7 +102,7 @@ internal static class Settings
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
-        Server, PauseImage, KubeletArg, KubeProxyArg, TunnelAllowedPorts,
+        Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
     ];

@@ -171,7 +171,11 @@ internal sealed class NodeSteps
             cgroupRoot = "/";
         }
 
-        var host = new KubeletHost(facts.CgroupDriver, cgroupRoot, Path.Combine(_config.DataDir, "agent", "libexec", "kubernetes", "kubelet-plugins", "volume", "exec"));
+        var host = new KubeletHost(facts.CgroupDriver, cgroupRoot, Path.Combine(_config.DataDir, "agent", "libexec", "kubernetes", "kubelet-plugins", "volume", "exec"))
+        {
+            Taints = _config.NodeTaints.Select(NodeRegistration.ParseTaint).OfType<NodeTaint>().ToList(),
+            ProtectKernelDefaults = _config.ProtectKernelDefaults,
+        };
         new NodeState
         {
             Role = _config.Role,

@@ -157,7 +157,7 @@ internal static class ComponentArgs
     /// The kubelet's flags. Everything Kubernetes 1.32 wants in the configuration file (serving, authentication, cluster
     /// DNS, the CRI endpoint, cgroups) is in <see cref="KubeletConfig"/>; these are what remain flags.
     /// </summary>
-    public static SortedDictionary<string, string> KubeletDefaults(string nodeName, string pauseImage, KubernetesPaths p)
+    public static SortedDictionary<string, string> KubeletDefaults(string nodeName, string pauseImage, KubernetesPaths p, IReadOnlyList<string>? nodeLabels = null)
     {
         var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
@@ -175,6 +175,11 @@ internal static class ComponentArgs
         if (p.KubeletConfigFile is not null)
         {
             args["config"] = p.KubeletConfigFile;
+        }
+
+        if (NodeRegistration.KubeletNodeLabels(nodeLabels ?? []) is { } labels)
+        {
+            args["node-labels"] = labels;
         }
 
         return args;

@@ -8,7 +8,14 @@ namespace Coracle.Core.Kubernetes;
 /// <param name="CgroupRoot">The kubelet's cgroup root (<c>/coracle/NODE</c> under cgroupfs).</param>
 /// <param name="VolumePluginDir">FlexVolume plugins, under the data dir instead of /usr/libexec.</param>
 /// <param name="FailSwapOn">Refuse to start with swap on; off (K3s's choice) so small devices with swap still run.</param>
-internal sealed record KubeletHost(string CgroupDriver, string CgroupRoot, string VolumePluginDir, bool FailSwapOn = false);
+internal sealed record KubeletHost(string CgroupDriver, string CgroupRoot, string VolumePluginDir, bool FailSwapOn = false)
+{
+    /// <summary>Taints the node registers with (<c>--node-taint</c>).</summary>
+    public IReadOnlyList<NodeTaint> Taints { get; init; } = [];
+
+    /// <summary>The kubelet refuses kernel tunables other than its defaults (<c>--protect-kernel-defaults</c>).</summary>
+    public bool ProtectKernelDefaults { get; init; }
+}
 
 /// <summary>
 /// What the kubelet serves and where it finds the cluster: settings that 1.32 accepts only in its configuration file
@@ -101,6 +108,26 @@ internal static class KubeletConfig
         yaml.Append("healthzBindAddress: 127.0.0.1\n");
         yaml.Append("healthzPort: 10248\n");
         yaml.Append("serializeImagePulls: false\n");
+        if (host.ProtectKernelDefaults)
+        {
+            yaml.Append("protectKernelDefaults: true\n");
+        }
+
+        if (host.Taints.Count > 0)
+        {
+            yaml.Append("registerWithTaints:\n");
+            foreach (var taint in host.Taints)
+            {
+                yaml.Append($"- key: \"{taint.Key}\"\n");
+                if (taint.Value.Length > 0)
+                {
+                    yaml.Append($"  value: \"{taint.Value}\"\n");
+                }
+
+                yaml.Append($"  effect: \"{taint.Effect}\"\n");
+            }
+        }
+
         return yaml.ToString();
     }
 

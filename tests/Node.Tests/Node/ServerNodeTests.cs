@@ -38,9 +38,14 @@ public sealed class ServerNodeTests : IDisposable
         var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "srv-" + _id, _netns, nodeIp);
         Coracle.Plugins.Runtime.Containerd.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
 
-        // 1. the node registers and becomes Ready; status lists every component, ready.
-        node.StartServer();
+        // 1. the node registers and becomes Ready, with the label and taint given as K3s flags; status lists every
+        //    component, ready. A --kubelet-arg value with commas reaches the kubelet whole.
+        node.StartServer("--node-label", "coracle.dev/site=shop-3", "--node-taint", "coracle.dev/edge=yes:PreferNoSchedule",
+            "--kubelet-arg", "allowed-unsafe-sysctls=kernel.msg*,net.ipv4.route.min_pmtu");
         await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
+        Assert.Equal("shop-3", node.Jsonpath("node", node.Name, "{.metadata.labels.coracle\\.dev/site}"));
+        Assert.Equal("coracle.dev/edge=yes:PreferNoSchedule", node.Jsonpath("node", node.Name, "{.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect}"));
+        Assert.Contains("--allowed-unsafe-sysctls=kernel.msg*,net.ipv4.route.min_pmtu", node.Log, StringComparison.Ordinal);
         var components = new[]
         {
             "datastore", "flannel", "containerd", "airgap-images", "join-api", "egress-proxy",
