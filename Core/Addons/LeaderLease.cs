@@ -63,8 +63,11 @@ internal sealed class LeaderLease
         var now = _time.GetUtcNow();
         if (current.IsNotFound)
         {
+            // 409: another server created it first; anything else (kube-system not there yet) is a problem to retry.
             var created = await _api.CreateAsync(CollectionPath, Lease(null, now, now, 0), cancellationToken);
-            return created.IsSuccess ? new LeaseResult(true, _identity) : new LeaseResult(false, null);
+            return created.IsSuccess ? new LeaseResult(true, _identity)
+                : created.IsConflict ? new LeaseResult(false, null)
+                : throw new InvalidOperationException($"creating Lease {_namespace}/{_name}: {created.Describe()}");
         }
 
         if (!current.IsSuccess || current.Body is not JsonObject lease)
@@ -101,7 +104,9 @@ internal sealed class LeaderLease
         }
 
         // 409: someone else wrote it first.
-        return new LeaseResult(false, holder);
+        return updated.IsConflict
+            ? new LeaseResult(false, holder)
+            : throw new InvalidOperationException($"updating Lease {_namespace}/{_name}: {updated.Describe()}");
     }
 
     /// <summary>Clears the holder when it is us, so another server (or our own restart) takes over at once.</summary>

@@ -201,6 +201,9 @@ internal sealed class ManifestsController
     /// <summary>What applying one file did: the objects it now has (for pruning and the Addon) and any error.</summary>
     private sealed record ApplyOutcome(ManifestFile File, string Checksum, AddonState? Before, IReadOnlyList<ObjectRef> Applied, string? Error)
     {
+        /// <summary>The file did not parse: nothing was applied, and nothing will be until it changes.</summary>
+        public bool Unreadable { get; init; }
+
         /// <summary>Everything applied; a file that failed keeps its earlier objects too, so they are pruned once it works.</summary>
         public IReadOnlyList<ObjectRef> Objects => Error is null
             ? Applied
@@ -216,7 +219,7 @@ internal sealed class ManifestsController
         }
         catch (ManifestException ex)
         {
-            return new ApplyOutcome(file, checksum, before, [], ex.Message);
+            return new ApplyOutcome(file, checksum, before, [], ex.Message) { Unreadable = true };
         }
 
         var applied = new List<ObjectRef>();
@@ -317,12 +320,30 @@ internal sealed class ManifestsController
             return;
         }
 
-        var wait = Failed(file.AddonName);
-        _log.ManifestFailed(file.RelativePath, file.AddonName, lastError, wait.TotalSeconds);
-        if (lastError != outcome.Before?.LastError || outcome.Checksum != outcome.Before?.Checksum)
+        // A file that does not parse fails the same way until it changes; what kube-apiserver refused may pass later
+        // (a namespace or CRD from another file, a webhook that was down), so that is tried again with backoff.
+        var wait = outcome.Unreadable ? Never(file.AddonName) : Failed(file.AddonName);
+        var news = lastError != outcome.Before?.LastError || outcome.Checksum != outcome.Before?.Checksum;
+        if (!news)
         {
-            await _store.EventAsync(state, "Warning", "ApplyFailed", lastError, cancellationToken);
+            if (!outcome.Unreadable)
+            {
+                _log.ManifestStillFailing(file.RelativePath, wait.TotalSeconds);
+            }
+
+            return;
         }
+
+        if (outcome.Unreadable)
+        {
+            _log.ManifestUnreadable(file.RelativePath, file.AddonName, lastError);
+        }
+        else
+        {
+            _log.ManifestFailed(file.RelativePath, file.AddonName, lastError, wait.TotalSeconds);
+        }
+
+        await _store.EventAsync(state, "Warning", "ApplyFailed", lastError, cancellationToken);
     }
 
     /// <summary>A removed file: deletes its objects (those no other file declares), then its Addon.</summary>
@@ -394,6 +415,13 @@ internal sealed class ManifestsController
         var wait = TimeSpan.FromTicks(Math.Min(_options.RetryMax.Ticks, _options.RetryMin.Ticks * (1L << Math.Min(failures - 1, 20))));
         _retries[name] = (failures, _time.GetUtcNow() + wait);
         return wait;
+    }
+
+    /// <summary>Records a failure not worth retrying until the file changes.</summary>
+    private TimeSpan Never(string name)
+    {
+        _retries[name] = (_retries.TryGetValue(name, out var retry) ? retry.Failures + 1 : 1, DateTimeOffset.MaxValue);
+        return Timeout.InfiniteTimeSpan;
     }
 
     private void NoteSkipsAndConflicts(IReadOnlyList<ManifestFile> files)

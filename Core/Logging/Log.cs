@@ -270,4 +270,10 @@ internal static partial class Log
 
     [LoggerMessage(916, LogLevel.Warning, "manifests: {Error}; trying again in {Seconds} s")]
     public static partial void ManifestsPassFailed(this ILogger logger, string error, double seconds);
+
+    [LoggerMessage(917, LogLevel.Warning, "manifests: {Source} (Addon {Addon}) cannot be read: {Error}; it is read again when it changes")]
+    public static partial void ManifestUnreadable(this ILogger logger, string source, string addon, string error);
+
+    [LoggerMessage(918, LogLevel.Debug, "manifests: {Source} still fails the same way; next try in {Seconds} s or when it changes")]
+    public static partial void ManifestStillFailing(this ILogger logger, string source, double seconds);
 }
