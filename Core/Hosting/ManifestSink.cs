@@ -12,6 +12,9 @@ internal sealed class ManifestSink : IManifestSink
         _directory = directory;
     }
 
+    /// <summary>The manifests folder of a data dir, <c>DATA/server/manifests</c>: what the manifests controller applies.</summary>
+    public static string FolderFor(string dataDir) => Path.Combine(dataDir, "server", "manifests");
+
     public void Write(string name, string yaml)
     {
         FileUtil.WriteAtomic(PathOf(name), yaml,

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using Coracle.Core.Addons;
 using Coracle.Core.Identity;
 using Coracle.Core.Join;
+using Coracle.Core.Kubernetes;
 using Coracle.Core.Logging;
 using Coracle.Core.Supervision;
 using Coracle.Core.Tunnel;
@@ -12,7 +14,7 @@ namespace Coracle.Core.Hosting;
 /// <summary>
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; certificates, token
 /// and kubeconfigs; status; configure plugins; host settings; join api and egress proxy; kubernetes components; cluster
-/// rbac; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
+/// rbac; manifests; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 {
@@ -35,9 +37,37 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         if (apiserver is not null)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
+            node.Step("manifests", () => RegisterManifests(node.Config, run.Supervisor, apiserver));
         }
 
         return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+    }
+
+    /// <summary>
+    /// The manifests controller (K3s's deploy controller): applies <c>DATA/server/manifests</c> as Addons while this
+    /// server holds the Lease <c>kube-system/coracle-manifests</c> (docs/addons.md).
+    /// </summary>
+    private void RegisterManifests(Configuration.CoracleConfig config, Supervisor supervisor, KubernetesPaths paths)
+    {
+        const string Name = "manifests";
+        var service = new ManifestsService(
+            new ManifestsOptions { Folder = ManifestSink.FolderFor(config.DataDir), Identity = config.NodeName },
+            loggers.CreateLogger(Name),
+            report: detail => supervisor.ReportDetail(Name, detail));
+        supervisor.Add(new InProcessComponent
+        {
+            Name = Name,
+            DependsOn = [WellKnownComponents.KubeApiServer],
+            Readiness = new CustomProbe(_ => Task.FromResult(service.Ready)),
+            Restart = config.Restart,
+            StopTimeout = config.StopTimeout,
+            Run = async cancellationToken =>
+            {
+                using var api = new KubeApi(new Uri($"https://127.0.0.1:{config.HttpsListenPort}"), paths.Tls("server-ca.crt"),
+                    paths.Tls("client-admin.crt"), paths.Tls("client-admin.key"));
+                await service.RunAsync(api, cancellationToken);
+            },
+        });
     }
 
     private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)

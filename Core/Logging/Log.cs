@@ -218,4 +218,62 @@ internal static partial class Log
 
     [LoggerMessage(812, LogLevel.Warning, "tunnel stream to {Target} refused: {Reason} ({Suppressed} more refusals of this target since the last line)")]
     public static partial void TunnelStreamRefusedAgain(this ILogger logger, string target, string reason, int suppressed);
+
+    // 900-949: the manifests controller (DATA/server/manifests applied as Addons)
+    [LoggerMessage(900, LogLevel.Information, "manifests: leading (Lease {Namespace}/{Lease}); applying {Folder}")]
+    public static partial void ManifestsLeading(this ILogger logger, string @namespace, string lease, string folder);
+
+    [LoggerMessage(901, LogLevel.Warning, "manifests: lost the Lease {Namespace}/{Lease} ({Reason}); stopped applying")]
+    public static partial void ManifestsLeaseLost(this ILogger logger, string @namespace, string lease, string reason);
+
+    [LoggerMessage(902, LogLevel.Information, "manifests: standing by; Lease {Namespace}/{Lease} is held by {Holder}")]
+    public static partial void ManifestsStandby(this ILogger logger, string @namespace, string lease, string holder);
+
+    [LoggerMessage(903, LogLevel.Warning, "manifests: Lease {Namespace}/{Lease}: {Reason}; retrying")]
+    public static partial void ManifestsLeaseProblem(this ILogger logger, string @namespace, string lease, string reason);
+
+    [LoggerMessage(904, LogLevel.Information, "manifests: CustomResourceDefinition {Name} established")]
+    public static partial void ManifestsCrdEstablished(this ILogger logger, string name);
+
+    [LoggerMessage(905, LogLevel.Information, "manifests: {Source} applied as Addon {Addon} (objects: {Objects}, deleted: {Pruned})")]
+    public static partial void ManifestApplied(this ILogger logger, string source, string addon, int objects, int pruned);
+
+    [LoggerMessage(906, LogLevel.Warning, "manifests: {Source} (Addon {Addon}) failed: {Error}; trying again in {Seconds} s or when it changes")]
+    public static partial void ManifestFailed(this ILogger logger, string source, string addon, string error, double seconds);
+
+    [LoggerMessage(907, LogLevel.Information, "manifests: {Object} deleted (no longer in {Source})")]
+    public static partial void ManifestPruned(this ILogger logger, string @object, string source);
+
+    [LoggerMessage(908, LogLevel.Information, "manifests: {Source} removed; Addon {Addon} deleted with its objects ({Objects})")]
+    public static partial void ManifestRemoved(this ILogger logger, string source, string addon, int objects);
+
+    [LoggerMessage(909, LogLevel.Information, "manifests: {Source} is skipped (a .skip file beside it); its objects stay as they are")]
+    public static partial void ManifestSkipped(this ILogger logger, string source);
+
+    [LoggerMessage(910, LogLevel.Warning, "manifests: {Source} is not applied: its Addon name {Addon} is already {Other}'s; rename one of them")]
+    public static partial void ManifestNameConflict(this ILogger logger, string source, string addon, string other);
+
+    [LoggerMessage(911, LogLevel.Information, "manifests: unchanged since their last apply (same checksum), not applied again: {Count} files")]
+    public static partial void ManifestsUnchanged(this ILogger logger, int count);
+
+    [LoggerMessage(912, LogLevel.Warning, "manifests: kube-apiserver did not answer ({Reason}); trying again in {Seconds} s")]
+    public static partial void ManifestsApiUnavailable(this ILogger logger, string reason, double seconds);
+
+    [LoggerMessage(913, LogLevel.Warning, "manifests: watching {Folder} failed ({Reason}); the rescan every {Seconds} s still finds changes")]
+    public static partial void ManifestsWatchFailed(this ILogger logger, string folder, string reason, double seconds);
+
+    [LoggerMessage(914, LogLevel.Warning, "manifests: the folder {Folder} is missing; nothing is applied or deleted until it exists again")]
+    public static partial void ManifestsFolderMissing(this ILogger logger, string folder);
+
+    [LoggerMessage(915, LogLevel.Debug, "manifests: posting the {Reason} event for Addon {Addon} failed: {Error}")]
+    public static partial void ManifestsEventFailed(this ILogger logger, string reason, string addon, string error);
+
+    [LoggerMessage(916, LogLevel.Warning, "manifests: {Error}; trying again in {Seconds} s")]
+    public static partial void ManifestsPassFailed(this ILogger logger, string error, double seconds);
+
+    [LoggerMessage(917, LogLevel.Warning, "manifests: {Source} (Addon {Addon}) cannot be read: {Error}; it is read again when it changes")]
+    public static partial void ManifestUnreadable(this ILogger logger, string source, string addon, string error);
+
+    [LoggerMessage(918, LogLevel.Debug, "manifests: {Source} still fails the same way; next try in {Seconds} s or when it changes")]
+    public static partial void ManifestStillFailing(this ILogger logger, string source, double seconds);
 }
