@@ -94,7 +94,7 @@ internal static class Settings
     public static readonly Setting CrashLoopWindow = new("supervisor", "crash-loop-window", SettingKind.Duration, "5m",
         "Window for crash-loop-limit");
     public static readonly Setting StopTimeout = new("supervisor", "stop-timeout", SettingKind.Duration, "10s",
-        "Graceful stop time before a component is killed");
+        "Graceful stop time before a component is killed (kube-apiserver gets at least 30s)");
 
     public static IReadOnlyList<Setting> All { get; } =
     [

@@ -97,13 +97,19 @@ internal static class KubernetesComponents
                 DependsOn = dependsOn,
                 Readiness = probe with { Interval = TimeSpan.FromSeconds(1), Timeout = TimeSpan.FromSeconds(5) },
                 Restart = c.Restart,
-                StopTimeout = c.StopTimeout,
+                StopTimeout = name == WellKnownComponents.KubeApiServer && c.StopTimeout < ApiServerMinimumStopTimeout ? ApiServerMinimumStopTimeout : c.StopTimeout,
                 WorkingDirectory = c.DataDir,
             });
         }
 
         return specs;
     }
+
+    /// <summary>
+    /// kube-apiserver's graceful shutdown drains its requests and stops the watch cache of every resource, which takes
+    /// seconds on a busy 2-core board; it gets at least this long before it is killed, whatever <c>stop-timeout</c> says.
+    /// </summary>
+    public static readonly TimeSpan ApiServerMinimumStopTimeout = TimeSpan.FromSeconds(30);
 
     public static void Register(ISupervisor supervisor, ILogger log, IReadOnlyList<ProcessComponent> specs)
     {

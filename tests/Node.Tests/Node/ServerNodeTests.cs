@@ -166,7 +166,8 @@ public sealed class ServerNodeTests : IDisposable
                 // An ordered stop in which nothing had to be killed: flannel's Node watch ends before kube-apiserver
                 // stops (it would hold the API server's graceful shutdown), and kube-controller-manager exits on SIGTERM.
                 Assert.Contains("[coracle] stopped cleanly", node.Log, StringComparison.Ordinal);
-                Assert.False(node.Log.Contains("did not stop within", StringComparison.Ordinal), "a component had to be killed:\n" + node.Tail(150));
+                Assert.False(node.Log.Contains("did not stop within", StringComparison.Ordinal), "a component had to be killed:\n" + node.Tail(40)
+                    + "\n--- kube-apiserver.log ---\n" + string.Join('\n', File.ReadLines(Path.Combine(node.DataDir, "logs", "kube-apiserver.log")).TakeLast(60)));
             }
 
             node.StartServer();
