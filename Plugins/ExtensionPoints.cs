@@ -21,7 +21,13 @@ public static class ExtensionPoints
     /// <summary>The service load balancer. Zero or one is active.</summary>
     public const string LoadBalancer = "loadbalancer";
 
+    /// <summary>
+    /// Packaged cluster add-ons (K3s's coredns, local-storage, metrics-server), server only. Every installed one is active
+    /// unless <c>--disable NAME</c> turns it off.
+    /// </summary>
+    public const string Addon = "addon";
+
     /// <summary>Every extension point, in start-up order.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [Datastore, ContainerRuntime, RuntimeHandler, Cni, Ingress, LoadBalancer];
+        [Datastore, ContainerRuntime, RuntimeHandler, Cni, Ingress, LoadBalancer, Addon];
 }

@@ -23,6 +23,7 @@ internal sealed class PluginCatalog
         [ExtensionPoints.Cni] = typeof(ICniPlugin),
         [ExtensionPoints.Ingress] = typeof(IIngressController),
         [ExtensionPoints.LoadBalancer] = typeof(IServiceLoadBalancer),
+        [ExtensionPoints.Addon] = typeof(IAddon),
     };
 
     private static readonly Type[] SharedTypes =
@@ -119,6 +120,7 @@ internal sealed class PluginCatalog
         entries.AddRange(Collect<ICniPlugin>(container, origin));
         entries.AddRange(Collect<IIngressController>(container, origin));
         entries.AddRange(Collect<IServiceLoadBalancer>(container, origin));
+        entries.AddRange(Collect<IAddon>(container, origin));
 
         foreach (var group in entries.GroupBy(e => e.Name, StringComparer.OrdinalIgnoreCase))
         {

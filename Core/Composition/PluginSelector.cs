@@ -15,6 +15,12 @@ internal static class PluginSelector
     /// </summary>
     public static IReadOnlySet<string> WellKnownNames { get; } = ReadKnownNames(Path.Combine(AppContext.BaseDirectory, "known-plugins.txt"));
 
+    /// <summary>The extension points only a server fills (an agent never selects their plugins; their settings are server flags).</summary>
+    public static IReadOnlySet<string> ServerOnlyPoints { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        ExtensionPoints.Datastore, ExtensionPoints.Ingress, ExtensionPoints.LoadBalancer, ExtensionPoints.Addon,
+    };
+
     /// <summary>The names in a known-plugins file (one per line, <c>#</c> comments); empty when it is missing.</summary>
     public static IReadOnlySet<string> ReadKnownNames(string path) =>
         File.Exists(path)
@@ -110,6 +116,12 @@ internal static class PluginSelector
             chosen[handler.Name] = "runtime handlers are active when installed";
         }
 
+        // Like K3s's packaged components: every installed add-on runs unless --disable names it.
+        foreach (var addon in entries.Where(e => e.Point == ExtensionPoints.Addon))
+        {
+            chosen[addon.Name] = "add-ons are active when installed";
+        }
+
         foreach (var name in config.Enable.Where(byName.ContainsKey))
         {
             chosen[byName[name].Name] = "plugins.enable";
@@ -136,7 +148,7 @@ internal static class PluginSelector
         var selected = entries.Where(e => chosen.ContainsKey(e.Name)).ToList();
         if (!server)
         {
-            foreach (var e in selected.Where(e => e.Point is ExtensionPoints.Datastore or ExtensionPoints.Ingress or ExtensionPoints.LoadBalancer).ToList())
+            foreach (var e in selected.Where(e => ServerOnlyPoints.Contains(e.Point)).ToList())
             {
                 selected.Remove(e);
                 why[e.Name] = "server-only extension point";

@@ -13,7 +13,7 @@ internal static class PluginSettings
         ArgumentNullException.ThrowIfNull(pluginType);
         ArgumentNullException.ThrowIfNull(metadata);
         var name = metadata.Name.ToLowerInvariant();
-        var serverOnlyPoint = metadata.ExtensionPoint is ExtensionPoints.Datastore or ExtensionPoints.Ingress or ExtensionPoints.LoadBalancer;
+        var serverOnlyPoint = PluginSelector.ServerOnlyPoints.Contains(metadata.ExtensionPoint);
         return pluginType.GetCustomAttributes<PluginSettingAttribute>()
             .Select(a =>
             {

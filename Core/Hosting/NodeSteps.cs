@@ -257,7 +257,7 @@ internal sealed class NodeSteps
 
         foreach (var point in ExtensionPoints.All)
         {
-            if (!selection.Active(point).Any() && point != ExtensionPoints.RuntimeHandler)
+            if (!selection.Active(point).Any() && point is not (ExtensionPoints.RuntimeHandler or ExtensionPoints.Addon))
             {
                 _log.PointEmpty(point);
             }
@@ -301,6 +301,23 @@ internal sealed class NodeSteps
         if (selection.Single(ExtensionPoints.LoadBalancer) is { } lbEntry && Create<IServiceLoadBalancer>(lbEntry) is { } lb)
         {
             Guard(lbEntry, () => lb.Configure(ContextFor(lbEntry)));
+        }
+
+        // Add-ons, server only. An active one writes its NAME.yaml; one that is off (--disable NAME, a TurnsOff value, not
+        // implemented) has that file removed, so the manifests controller deletes its objects from the cluster.
+        var addons = selection.Decisions.Where(d => d.Entry.Point == ExtensionPoints.Addon && _config.Role == "server");
+        foreach (var decision in addons.OrderBy(d => d.Entry.Name, StringComparer.Ordinal))
+        {
+            var entry = decision.Entry;
+            if (decision.Selected && Create<IAddon>(entry) is { } addon)
+            {
+                Guard(entry, () => addon.Configure(ContextFor(entry)));
+                continue;
+            }
+
+            var file = entry.Name + ".yaml";
+            manifests.Remove(file);
+            _log.AddonOff(entry.Name, decision.Selected ? "not implemented in this build" : decision.Why, file);
         }
 
         return new ConfiguredPlugins(datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);

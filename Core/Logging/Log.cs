@@ -18,6 +18,9 @@ internal static partial class Log
     [LoggerMessage(109, LogLevel.Information, "{Point}: plugin {Name} is off: the server's {Setting} = {Value}")]
     public static partial void TurnedOffByServer(this ILogger logger, string point, string name, string setting, string value);
 
+    [LoggerMessage(110, LogLevel.Information, "addon {Name} is off ({Why}); its manifest {File} is removed")]
+    public static partial void AddonOff(this ILogger logger, string name, string why, string file);
+
     [LoggerMessage(103, LogLevel.Information, "{Point}: none active")]
     public static partial void PointEmpty(this ILogger logger, string point);
 

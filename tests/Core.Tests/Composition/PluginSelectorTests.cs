@@ -23,6 +23,15 @@ public sealed class PluginSelectorTests
         Entry("servicelb", ExtensionPoints.LoadBalancer, isDefault: true),
     ];
 
+    /// <summary>The shipped image's add-ons beside <see cref="Full"/>.</summary>
+    private static readonly PluginEntry[] WithAddons =
+    [
+        .. Full,
+        Entry("coredns", ExtensionPoints.Addon),
+        Entry("local-storage", ExtensionPoints.Addon),
+        Entry("metrics-server", ExtensionPoints.Addon),
+    ];
+
     private static CoracleConfig Config(string role = "server", params (Setting Setting, string[] Values)[] flags)
     {
         var map = flags.ToDictionary(f => f.Setting, f => (IReadOnlyList<string>)f.Values);
@@ -32,7 +41,7 @@ public sealed class PluginSelectorTests
             map[Settings.Token] = ["K10abc::server:secret"];
         }
 
-        return ConfigLoader.Load(role, null, new Dictionary<string, string> { ["HOME"] = "/tmp" }, map, Support.FakeFlannel.Settings);
+        return ConfigLoader.Load(role, null, new Dictionary<string, string> { ["HOME"] = "/tmp" }, map, [.. Support.FakeFlannel.Settings, .. Support.FakeAddon.Settings]);
     }
 
     private static string Fail(IReadOnlyList<PluginEntry> entries, CoracleConfig config, string arch = "x64", int exitCode = 2)
@@ -235,5 +244,58 @@ public sealed class PluginSelectorTests
         var selection = PluginSelector.Select(entries, Config(), "arm64");
 
         Assert.Empty(selection.Active(ExtensionPoints.Ingress));
+    }
+
+    [Fact]
+    public void Select_Addons_EveryInstalledOneIsActive()
+    {
+        var selection = PluginSelector.Select(WithAddons, Config(), "x64");
+
+        Assert.Equal(["coredns", "local-storage", "metrics-server"], selection.Active(ExtensionPoints.Addon).Select(e => e.Name));
+        Assert.Equal("add-ons are active when installed", selection.Decisions.Single(d => d.Entry.Name == "coredns").Why);
+        Assert.Equal(["sqlite", "containerd", "nvidia", "flannel", "traefik", "servicelb", "coredns", "local-storage", "metrics-server"], ActiveNames(selection));
+    }
+
+    [Fact]
+    public void Select_DisableAddon_DropsOnlyThatOneAndSaysWhy()
+    {
+        var selection = PluginSelector.Select(WithAddons, Config("server", (Settings.Disable, ["metrics-server,local-storage"])), "x64");
+
+        Assert.Equal(["coredns"], selection.Active(ExtensionPoints.Addon).Select(e => e.Name));
+        var metrics = selection.Decisions.Single(d => d.Entry.Name == "metrics-server");
+        Assert.False(metrics.Selected);
+        Assert.Equal("disabled by --disable", metrics.Why);
+    }
+
+    [Fact]
+    public void Select_AddonsOnAnAgent_AreServerOnly()
+    {
+        var selection = PluginSelector.Select(WithAddons, Config("agent"), "x64");
+
+        Assert.Empty(selection.Active(ExtensionPoints.Addon));
+        Assert.Equal("server-only extension point", selection.Decisions.Single(d => d.Entry.Name == "coredns").Why);
+    }
+
+    [Fact]
+    public void Select_DisableAddonNotInThisImage_IsAccepted()
+    {
+        var selection = PluginSelector.Select(Full, Config("server", (Settings.Disable, ["coredns", "local-storage", "metrics-server"])), "x64");
+
+        Assert.Empty(selection.Active(ExtensionPoints.Addon));
+    }
+
+    [Fact]
+    public void Select_AddonTurnedOffByItsOwnSetting_IsOffWithTheSetting()
+    {
+        var selection = PluginSelector.Select([.. Full, Support.FakeAddon.Entry], Config("server", (Support.FakeAddon.Mode, ["off"])), "x64");
+
+        Assert.Empty(selection.Active(ExtensionPoints.Addon));
+        Assert.Equal("--fake-addon-mode = off", selection.Decisions.Single(d => d.Entry.Name == "fake-addon").Why);
+    }
+
+    [Fact]
+    public void Declared_AddonSettings_AreServerFlags()
+    {
+        Assert.True(Support.FakeAddon.Mode.ServerOnly);
     }
 }

@@ -10,6 +10,7 @@ internal static class TestPlugins
     public const string OtherArch = "Coracle.TestPlugins.OtherArch";
     public const string Duplicate = "Coracle.TestPlugins.Duplicate";
     public const string MissingDependency = "Coracle.TestPlugins.MissingDependency";
+    public const string Addon = "Coracle.TestPlugins.Addon";
 
     public static string BuiltDir => Path.Combine(AppContext.BaseDirectory, "testplugins");
 
