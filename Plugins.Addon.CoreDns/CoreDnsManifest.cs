@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using static Coracle.Plugins.Addon.CoreDns.YamlText;
+using static Coracle.Plugins.Addon.YamlText;
 
 namespace Coracle.Plugins.Addon.CoreDns;
 

@@ -1,6 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using static Coracle.Plugins.Addon.LocalStorage.YamlText;
+using static Coracle.Plugins.Addon.YamlText;
 
 namespace Coracle.Plugins.Addon.LocalStorage;
 

@@ -1,4 +1,4 @@
-using static Coracle.Plugins.Addon.MetricsServer.YamlText;
+using static Coracle.Plugins.Addon.YamlText;
 
 namespace Coracle.Plugins.Addon.MetricsServer;
 

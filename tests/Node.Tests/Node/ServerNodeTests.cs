@@ -49,7 +49,7 @@ public sealed class ServerNodeTests : IDisposable
         var components = new[]
         {
             "datastore", "flannel", "containerd", "airgap-images", "join-api", "egress-proxy",
-            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "manifests",
         };
         await node.WaitForAsync(() => components.All(c => node.Component(c).State == "ready"), "every component ready");
         Assert.Contains(Busybox, node.Coracle("ctr", "images", "ls", "-q").Stdout, StringComparison.Ordinal);

@@ -145,7 +145,7 @@ internal sealed class NodeHarness : IDisposable
     public void StartServer(params string[] extra) => Start(
     [
         "server", "--node-name", Name, "--node-ip", NodeIp, "--write-kubeconfig", Path.Combine(DataDir, "admin.yaml"),
-        "--disable", "traefik,servicelb", "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
+        "--disable", "traefik,servicelb,coredns,local-storage,metrics-server", "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
     ]);
 
     /// <summary>Starts <c>coracle agent</c> joining <paramref name="serverUrl"/> (the server's supervisor port) with <paramref name="token"/>.</summary>

@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text;
 
-namespace Coracle.Plugins.Addon.LocalStorage;
+namespace Coracle.Plugins.Addon;
 
-/// <summary>The two pieces of YAML the manifest's text needs: a quoted scalar and an indented block.</summary>
+/// <summary>The two pieces of YAML the add-ons' manifests need: a quoted scalar and an indented block. Compiled into each add-on plugin (a plugin references nothing but the SDK).</summary>
 internal static class YamlText
 {
     /// <summary><paramref name="value"/> as a double-quoted YAML scalar (any text is safe in it).</summary>
