@@ -142,10 +142,13 @@ internal sealed class NodeHarness : IDisposable
         ["CORACLE_K8S_BIN"] = KubernetesBinaries.Folder ?? "",
     };
 
-    public void StartServer(params string[] extra) => Start(
+    public void StartServer(params string[] extra) => StartServerDisabling("traefik,servicelb,coredns,local-storage,metrics-server", extra);
+
+    /// <summary>Starts a server with <c>--disable <paramref name="disable"/></c> (the add-ons a test wants stay on).</summary>
+    public void StartServerDisabling(string disable, params string[] extra) => Start(
     [
         "server", "--node-name", Name, "--node-ip", NodeIp, "--write-kubeconfig", Path.Combine(DataDir, "admin.yaml"),
-        "--disable", "traefik,servicelb,coredns,local-storage,metrics-server", "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
+        "--disable", disable, "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
     ]);
 
     /// <summary>Starts <c>coracle agent</c> joining <paramref name="serverUrl"/> (the server's supervisor port) with <paramref name="token"/>.</summary>

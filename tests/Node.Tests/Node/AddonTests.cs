@@ -1,0 +1,135 @@
+using Coracle.Node.Tests.Support;
+using Coracle.Plugins.Runtime.Containerd;
+
+namespace Coracle.Node.Tests.Node;
+
+/// <summary>
+/// Packaged add-ons as real pods on a real single-server cluster: the coredns plugin's manifest, applied by the manifests
+/// controller, runs the real CoreDNS (built from ../shared/components into an image dropped in the airgap folder), and a
+/// busybox pod resolves cluster names through the kube-dns Service.
+/// </summary>
+[Trait("Category", "Integration")]
+[Collection(RealClusterCollection.Name)]
+public sealed class AddonTests : IDisposable
+{
+    private const string Busybox = "docker.io/library/busybox:coracle";
+    private readonly string _id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
+    private readonly string _root = Directory.CreateTempSubdirectory("coracle-addon-").FullName;
+    private readonly string _netns;
+    private NodeHarness? _node;
+
+    public AddonTests()
+    {
+        _netns = "cor-a-" + _id;
+    }
+
+    [K8sFact(NeedsRoot = true)]
+    public async Task CoreDns_AppliedAsAnAddon_PodsResolveServicesByFullAndShortName()
+    {
+        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var nodeIp = $"10.204.{subnet}.2";
+        NodeHarness.CreateNetns(_netns, $"10.204.{subnet}.1", nodeIp);
+        var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "dns-" + _id, _netns, nodeIp);
+        ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
+        AddonImages.WriteCoreDns(node.ImagesDir);
+
+        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server");
+        await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
+
+        // The add-on's file was applied and is tracked; CoreDNS runs from the airgap image.
+        await node.WaitForAsync(() => node.TryKubectl("get", "addons", "-n", "kube-system", "coredns", "-o", "jsonpath={.spec.source}").Output.Contains("coredns.yaml", StringComparison.Ordinal),
+            "Addon coredns", TimeSpan.FromMinutes(2));
+        await node.WaitForAsync(() => node.TryKubectl("get", "deployment", "-n", "kube-system", "coredns", "-o", "jsonpath={.status.availableReplicas}").Output.Trim() == "1",
+            "CoreDNS available", TimeSpan.FromMinutes(3));
+        Assert.Equal("10.43.0.10", node.TryKubectl("get", "service", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}").Output.Trim());
+
+        // A Service in another namespace, by its full name from default and by its short name from its own namespace.
+        node.Kubectl("create", "namespace", "shop");
+        node.Kubectl("create", "service", "clusterip", "web", "-n", "shop", "--tcp=80:80");
+        var webIp = node.Kubectl("get", "service", "web", "-n", "shop", "-o", "jsonpath={.spec.clusterIP}").Trim();
+        node.Kubectl("run", "dns-full", "--image=" + Busybox, "--image-pull-policy=Never", "--restart=Never", "--",
+            "sh", "-c", "nslookup kubernetes.default.svc.cluster.local; nslookup web.shop.svc.cluster.local; sleep 3600");
+        node.Kubectl("run", "dns-short", "-n", "shop", "--image=" + Busybox, "--image-pull-policy=Never", "--restart=Never", "--",
+            "sh", "-c", "nslookup web; sleep 3600");
+
+        await node.WaitForAsync(() =>
+        {
+            var logs = node.TryKubectl("logs", "dns-full").Output;
+            return logs.Contains("Address: 10.43.0.1", StringComparison.Ordinal) && logs.Contains("Address: " + webIp, StringComparison.Ordinal);
+        }, "full names resolved through CoreDNS", TimeSpan.FromMinutes(2));
+        await node.WaitForAsync(() => node.TryKubectl("logs", "dns-short", "-n", "shop").Output.Contains("Address: " + webIp, StringComparison.Ordinal),
+            "a short name resolved through the search path", TimeSpan.FromMinutes(2));
+    }
+
+    [K8sFact(NeedsRoot = true)]
+    public async Task LocalStorageAndMetricsServer_RealPods_PvcBindsToTheNodesDiskAndKubectlTopAnswers()
+    {
+        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var nodeIp = $"10.205.{subnet}.2";
+        NodeHarness.CreateNetns(_netns, $"10.205.{subnet}.1", nodeIp);
+        var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "sto-" + _id, _netns, nodeIp);
+        ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
+        AddonImages.WriteLocalPathProvisioner(node.ImagesDir);
+        AddonImages.WriteLocalPathHelper(node.ImagesDir);
+        AddonImages.WriteMetricsServer(node.ImagesDir, AddonImages.MetricsServerAddon);
+
+        node.StartServerDisabling("traefik,servicelb,coredns");
+        await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
+        Assert.Equal("true", node.Jsonpath("storageclass", "local-path", "{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}"));
+
+        // A PVC of the default class binds when its pod is scheduled; the file the pod writes is on the node's disk
+        // under DATA/storage and a second pod reads it back.
+        node.Apply($$$"""
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata: {name: data}
+            spec:
+              accessModes: [ReadWriteOnce]
+              resources: {requests: {storage: 16Mi}}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: writer}
+            spec:
+              restartPolicy: Never
+              containers:
+              - {name: w, image: "{{{Busybox}}}", imagePullPolicy: Never, command: [sh, -c, "echo kept-on-disk > /data/hello"], volumeMounts: [{name: d, mountPath: /data}]}
+              volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+            """);
+        await node.WaitForAsync(() => node.Jsonpath("pod", "writer", "{.status.phase}") == "Succeeded", "the writer pod to finish", TimeSpan.FromMinutes(3));
+        Assert.Equal("Bound", node.Jsonpath("pvc", "data", "{.status.phase}"));
+        var onDisk = Directory.GetFiles(Path.Combine(node.DataDir, "storage"), "hello", SearchOption.AllDirectories);
+        Assert.Equal("kept-on-disk\n", File.ReadAllText(Assert.Single(onDisk)));
+        node.Kubectl("delete", "pod", "writer");
+        node.Apply($$$"""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: reader}
+            spec:
+              restartPolicy: Never
+              containers:
+              - {name: r, image: "{{{Busybox}}}", imagePullPolicy: Never, command: [sh, -c, "cat /data/hello"], volumeMounts: [{name: d, mountPath: /data}]}
+              volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+            """);
+        await node.WaitForAsync(() => node.TryKubectl("logs", "reader").Output.Contains("kept-on-disk", StringComparison.Ordinal), "the second pod to read the file", TimeSpan.FromMinutes(2));
+
+        // metrics-server through the aggregation layer: kubectl top prints figures for the node and the pods.
+        await node.WaitForAsync(() => node.TryKubectl("top", "nodes").Output.Contains(node.Name, StringComparison.Ordinal), "kubectl top nodes", TimeSpan.FromMinutes(3));
+        await node.WaitForAsync(() => node.TryKubectl("top", "pods", "-A").Output.Contains("metrics-server", StringComparison.Ordinal), "kubectl top pods -A", TimeSpan.FromMinutes(2));
+        Assert.Matches(@"\d+m\s+\d+%", node.Kubectl("top", "nodes"));
+    }
+
+    public void Dispose()
+    {
+        _node?.Dispose();
+        NodeHarness.DeleteNetns(_netns);
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Leftover mounts would be reported by the server node test.
+        }
+    }
+}
