@@ -59,6 +59,19 @@ public sealed class AddonTests : IDisposable
         }, "full names resolved through CoreDNS", TimeSpan.FromMinutes(2));
         await node.WaitForAsync(() => node.TryKubectl("logs", "dns-short", "-n", "shop").Output.Contains("Address: " + webIp, StringComparison.Ordinal),
             "a short name resolved through the search path", TimeSpan.FromMinutes(2));
+
+        // --disable coredns on a restart removes CoreDNS's objects from the running cluster; re-enabling brings them back.
+        node.Signal(15);
+        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server,coredns");
+        await node.WaitForAsync(() => node.TryKubectl("get", "deployment", "-n", "kube-system", "coredns").Output.Contains("NotFound", StringComparison.Ordinal)
+            && node.TryKubectl("get", "service", "-n", "kube-system", "kube-dns").Output.Contains("NotFound", StringComparison.Ordinal)
+            && node.TryKubectl("get", "addons", "-n", "kube-system", "coredns").Output.Contains("NotFound", StringComparison.Ordinal),
+            "CoreDNS's objects and Addon deleted after --disable coredns", TimeSpan.FromMinutes(3));
+        Assert.Contains("addon coredns is off", node.Log, StringComparison.Ordinal);
+        node.Signal(15);
+        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server");
+        await node.WaitForAsync(() => node.TryKubectl("get", "deployment", "-n", "kube-system", "coredns", "-o", "jsonpath={.status.availableReplicas}").Output.Trim() == "1",
+            "CoreDNS back after re-enabling", TimeSpan.FromMinutes(3));
     }
 
     [K8sFact(NeedsRoot = true)]
@@ -117,6 +130,11 @@ public sealed class AddonTests : IDisposable
         await node.WaitForAsync(() => node.TryKubectl("top", "nodes").Output.Contains(node.Name, StringComparison.Ordinal), "kubectl top nodes", TimeSpan.FromMinutes(3));
         await node.WaitForAsync(() => node.TryKubectl("top", "pods", "-A").Output.Contains("metrics-server", StringComparison.Ordinal), "kubectl top pods -A", TimeSpan.FromMinutes(2));
         Assert.Matches(@"\d+m\s+\d+%", node.Kubectl("top", "nodes"));
+
+        // Every enabled add-on is tracked as an applied Addon, without an error.
+        var addons = node.Kubectl("get", "addons", "-A", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.lastError};{end}");
+        Assert.Contains("local-storage=;", addons, StringComparison.Ordinal);
+        Assert.Contains("metrics-server=;", addons, StringComparison.Ordinal);
     }
 
     public void Dispose()

@@ -45,10 +45,11 @@ public sealed class AgentNodeTests : IDisposable
         foreach (var node in new[] { server, agent })
         {
             Coracle.Plugins.Runtime.Containerd.ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar"), Busybox, [], ["sh"]);
+            AddonImages.WriteCoreDns(node.ImagesDir); // the CoreDNS pod may land on either node
         }
 
-        // 1. The server comes up; the agent joins with the server's token; both nodes become Ready.
-        server.StartServer();
+        // 1. The server comes up (with the coredns add-on); the agent joins with the server's token; both nodes become Ready.
+        server.StartServerDisabling("traefik,servicelb,local-storage,metrics-server");
         await server.WaitForAsync(() => server.NodeReady(server.Name), $"node {server.Name} Ready", TimeSpan.FromMinutes(3));
         var token = File.ReadAllText(Path.Combine(server.DataDir, "server", "token")).Trim();
         agent.StartAgent($"https://{serverIp}:9345", token);
@@ -163,6 +164,13 @@ public sealed class AgentNodeTests : IDisposable
         var viaService = (ExitCode: -1, Output: "");
         await WaitAsync(() => (viaService = server.TryKubectl("exec", "on-server", "--", "sh", "-c", $"echo -e 'GET / HTTP/1.0\\r\\n\\r' | nc -w 5 {clusterIp} 80")).Output.Contains("agent-page", StringComparison.Ordinal),
             () => $"ClusterIP {clusterIp} from on-server to on-agent ({viaService})");
+
+        // 7b. The agent's pod resolves that Service's name through the cluster's CoreDNS (kube-dns on the cluster-dns IP).
+        await WaitAsync(() => server.TryKubectl("get", "deployment", "-n", "kube-system", "coredns", "-o", "jsonpath={.status.availableReplicas}").Output.Trim() == "1",
+            "CoreDNS available", TimeSpan.FromMinutes(3));
+        var lookup = (ExitCode: -1, Output: "");
+        await WaitAsync(() => (lookup = server.TryKubectl("exec", "on-agent", "--", "nslookup", "agent-web.default.svc.cluster.local")).Output.Contains("Address: " + clusterIp, StringComparison.Ordinal),
+            () => $"agent-web's name from the agent's pod ({lookup})");
 
         // 8. killall in both namespaces leaves no process, mount, link or rule behind.
         foreach (var node in new[] { agent, server })
