@@ -7,7 +7,7 @@ public sealed record CalicoSettings
 {
     /// <summary>The option keys <c>[plugins.calico]</c> accepts.</summary>
     public static IReadOnlyList<string> KnownOptions { get; } =
-        typeof(CalicoPlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
+        PluginSettingAttribute.KeysOf(typeof(CalicoPlugin));
 
     /// <summary>The IP pool encapsulations Calico offers.</summary>
     public static IReadOnlyList<string> KnownEncapsulations { get; } = ["VXLAN", "IPIP", "None"];

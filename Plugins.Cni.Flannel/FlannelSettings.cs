@@ -16,7 +16,7 @@ public sealed record FlannelSettings
 
     /// <summary>The option keys <c>[plugins.flannel]</c> accepts: the plugin's declared settings.</summary>
     public static IReadOnlyList<string> KnownOptions { get; } =
-        typeof(FlannelPlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
+        PluginSettingAttribute.KeysOf(typeof(FlannelPlugin));
 
     /// <summary>The subnet length each node gets out of the cluster CIDR (flannel's SubnetLen).</summary>
     public const int SubnetLength = 24;

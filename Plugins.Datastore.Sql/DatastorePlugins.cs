@@ -65,7 +65,7 @@ public static class SqlDatastoreConfigurator
 {
     /// <summary>The options the plugins read from <c>[plugins.sqlite]</c>, <c>[plugins.postgres]</c> or <c>[plugins.mysql]</c>: their declared settings.</summary>
     public static readonly IReadOnlyList<string> KnownOptions =
-        typeof(SqliteDatastorePlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
+        PluginSettingAttribute.KeysOf(typeof(SqliteDatastorePlugin));
 
     internal const string CompactIntervalHelp = "How often old revisions are compacted (etcd's auto-compaction); 0 turns it off";
     internal const string CompactMinRetainHelp = "Revisions always kept by compaction";

@@ -8,7 +8,7 @@ public sealed record ContainerdSettings
 {
     /// <summary>The option keys <c>[plugins.containerd]</c> accepts.</summary>
     public static IReadOnlyList<string> KnownOptions { get; } =
-        typeof(ContainerdPlugin).GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
+        PluginSettingAttribute.KeysOf(typeof(ContainerdPlugin));
 
     /// <summary>The snapshotters the option <c>snapshotter</c> accepts (<c>auto</c> detects overlayfs support).</summary>
     public static IReadOnlyList<string> KnownSnapshotters { get; } = ["auto", "overlayfs", "native", "btrfs", "zfs"];

@@ -28,11 +28,14 @@ public sealed class PluginFolderAttribute : Attribute
     /// <summary>The path relative to the data dir.</summary>
     public string Path { get; }
 
+    /// <summary>The absolute path of this folder for the data dir <paramref name="dataDir"/>.</summary>
+    public string Under(string dataDir) => System.IO.Path.Combine(dataDir, Path);
+
     /// <summary>The absolute folders <paramref name="pluginType"/> declares, for the data dir <paramref name="dataDir"/>.</summary>
     public static IReadOnlyDictionary<string, string> Resolve(Type pluginType, string dataDir)
     {
         ArgumentNullException.ThrowIfNull(pluginType);
         return pluginType.GetCustomAttributes<PluginFolderAttribute>()
-            .ToDictionary(a => a.Name, a => System.IO.Path.Combine(dataDir, a.Path), StringComparer.Ordinal);
+            .ToDictionary(a => a.Name, a => a.Under(dataDir), StringComparer.Ordinal);
     }
 }

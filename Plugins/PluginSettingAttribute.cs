@@ -64,6 +64,13 @@ public sealed class PluginSettingAttribute : Attribute
 
     /// <summary>The value must not be printed (passwords, tokens).</summary>
     public bool Secret { get; set; }
+
+    /// <summary>The keys <paramref name="pluginType"/> declares, in declaration order (a plugin's own list of its options).</summary>
+    public static IReadOnlyList<string> KeysOf(Type pluginType)
+    {
+        ArgumentNullException.ThrowIfNull(pluginType);
+        return pluginType.GetCustomAttributes(typeof(PluginSettingAttribute), false).Cast<PluginSettingAttribute>().Select(a => a.Key).ToList();
+    }
 }
 
 /// <summary>The value types of a plugin setting.</summary>

@@ -1,3 +1,4 @@
+using Coracle.Core.Kubernetes;
 using System.Text.Json.Nodes;
 using Coracle.Core.Logging;
 using Microsoft.Extensions.Logging;

@@ -1,3 +1,4 @@
+using Coracle.Core.Kubernetes;
 using System.Text.Json.Nodes;
 
 namespace Coracle.Core.Addons;

@@ -1,3 +1,4 @@
+using Coracle.Core.Kubernetes;
 using System.Globalization;
 using System.Text.Json.Nodes;
 

@@ -1,3 +1,4 @@
+using Coracle.Core.Kubernetes;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;

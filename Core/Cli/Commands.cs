@@ -112,10 +112,9 @@ internal static class Commands
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"# effective configuration (file: {config.ConfigFile ?? "none, defaults"})\n");
         var pluginSettings = plan.Catalog?.Settings ?? [];
-        var pluginSections = pluginSettings.Select(s => s.Section).Distinct().Order(StringComparer.Ordinal);
-        foreach (var section in new[] { "" }.Concat(Settings.Sections).Concat(pluginSections))
+        foreach (var (section, all) in Settings.BySection(pluginSettings))
         {
-            var settings = Settings.All.Concat(pluginSettings).Where(s => s.Section == section && config.Sources.ContainsKey(s)).ToList();
+            var settings = all.Where(config.Sources.ContainsKey).ToList();
             if (settings.Count == 0)
             {
                 continue;

@@ -107,6 +107,23 @@ internal static class Settings
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
     ];
 
+    /// <summary>
+    /// Coracle's settings and <paramref name="pluginSettings"/> by section, in the order appliance.toml documents them:
+    /// the top level, Coracle's sections, then each plugin's <c>[plugins.NAME]</c> table by name. Empty sections are left out.
+    /// </summary>
+    public static IEnumerable<(string Section, IReadOnlyList<Setting> Settings)> BySection(IReadOnlyList<Setting> pluginSettings)
+    {
+        var pluginSections = pluginSettings.Select(s => s.Section).Distinct().Order(StringComparer.Ordinal);
+        foreach (var section in new[] { "" }.Concat(Sections).Concat(pluginSections))
+        {
+            var settings = All.Concat(pluginSettings).Where(s => s.Section == section).ToList();
+            if (settings.Count > 0)
+            {
+                yield return (section, settings);
+            }
+        }
+    }
+
     /// <summary>The TOML sections that exist; <c>[plugins.NAME]</c> tables hold plugin options.</summary>
     public static IReadOnlyList<string> Sections { get; } = ["server", "agent", "plugins", "supervisor"];
 }

@@ -200,14 +200,14 @@ internal sealed class NodeSteps
         RuntimeEndpoint? runtimeEndpoint = null;
         var runtimeSupervisor = new RecordingSupervisor(supervisor);
         var node = _config.ToNodeSettings() with { CgroupDriver = _host.CgroupDriver };
-        var manifests = new ManifestSink(Path.Combine(_config.DataDir, "server", "manifests"));
+        var manifests = new ManifestSink(ManifestSink.FolderFor(_config.DataDir));
         var certificates = new NodeCertificates(Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent"));
 
         PluginContext ContextFor(PluginEntry entry, ISupervisor? recording = null) => new(
             node,
             _config.OptionsOf(entry.Name),
             FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, "plugins", entry.Name)),
-            entry.Folders.ToDictionary(f => f.Name, f => FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, f.Path)), StringComparer.Ordinal),
+            entry.Folders.ToDictionary(f => f.Name, f => FileUtil.PrivateDirectory(f.Under(_config.DataDir)), StringComparer.Ordinal),
             _loggers.CreateLogger(entry.Name),
             _loggers,
             recording ?? supervisor,

@@ -1,8 +1,4 @@
-using System.Globalization;
-using System.Net.Http.Headers;
-using System.Text;
 using System.Text.Json;
-using Coracle.Core.Hosting;
 using Coracle.Core.Logging;
 using Microsoft.Extensions.Logging;
 
@@ -50,14 +46,13 @@ internal static class ClusterRbac
     /// <summary>Applies every object, retrying each until kube-apiserver accepts it; then returns.</summary>
     public static async Task ApplyAsync(Uri apiServer, string caFile, string certFile, string keyFile, ILogger log, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var handler = TlsClient.Configure(new SocketsHttpHandler(), caFile, certFile, keyFile);
-        using var client = new HttpClient(handler) { BaseAddress = apiServer, Timeout = TimeSpan.FromSeconds(15) };
+        using var api = new KubeApi(apiServer, caFile, certFile, keyFile, TimeSpan.FromSeconds(15));
         foreach (var (path, kind, name, body) in Objects)
         {
             var delay = 1;
             while (true)
             {
-                var reason = await ApplyOneAsync(client, path, name, body, cancellationToken);
+                var reason = await ApplyOneAsync(api, $"{path}/{Uri.EscapeDataString(name)}", body, cancellationToken);
                 if (reason is null)
                 {
                     log.RbacApplied(kind, name);
@@ -71,25 +66,15 @@ internal static class ClusterRbac
         }
     }
 
-    private static async Task<string?> ApplyOneAsync(HttpClient client, string path, string name, object body, CancellationToken cancellationToken)
+    /// <summary>Server-side apply (field manager <c>coracle</c>); null when accepted, else why not.</summary>
+    private static async Task<string?> ApplyOneAsync(KubeApi api, string path, object body, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Patch, string.Create(CultureInfo.InvariantCulture, $"{path}/{Uri.EscapeDataString(name)}?fieldManager=coracle&force=true"))
-        {
-            Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8),
-        };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/apply-patch+yaml");
         try
         {
-            using var response = await client.SendAsync(request, cancellationToken);
-            if (response.IsSuccessStatusCode)
-            {
-                return null;
-            }
-
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            return $"HTTP {(int)response.StatusCode}: {(text.Length > 300 ? text[..300] : text)}";
+            var response = await api.ApplyAsync(path, JsonSerializer.SerializeToNode(body)!, "coracle", cancellationToken);
+            return response.IsSuccess ? null : response.Describe();
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (KubeApiUnavailableException ex)
         {
             return ex.Message;
         }

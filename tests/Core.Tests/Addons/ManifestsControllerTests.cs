@@ -1,3 +1,4 @@
+using Coracle.Core.Kubernetes;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;

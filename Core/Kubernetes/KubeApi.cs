@@ -3,9 +3,10 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Coracle.Core.Addons;
 using Coracle.Core.Hosting;
 
-namespace Coracle.Core.Addons;
+namespace Coracle.Core.Kubernetes;
 
 /// <summary>kube-apiserver did not answer (connection refused, reset, timed out): the whole pass waits and retries.</summary>
 internal sealed class KubeApiUnavailableException(string message, Exception inner) : Exception(message, inner);
