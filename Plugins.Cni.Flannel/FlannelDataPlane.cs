@@ -114,11 +114,25 @@ public sealed class FlannelDataPlane
 
         var events = Channel.CreateUnbounded<PeerEvent>(new UnboundedChannelOptions { SingleReader = true });
         var pump = PumpAsync(events.Writer, cancellationToken);
+        try
+        {
+            await ReconcileLoopAsync(events.Reader, pump, uplink, subnet, cancellationToken);
+        }
+        finally
+        {
+            // The pump's Node watch ends with the token; wait for it, so the watch is closed before this component
+            // counts as stopped (kube-apiserver stops after it).
+            await pump;
+        }
+    }
+
+    private async Task ReconcileLoopAsync(ChannelReader<PeerEvent> reader, Task pump, Uplink uplink, Ipv4Cidr subnet, CancellationToken cancellationToken)
+    {
         var first = true;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            while (events.Reader.TryRead(out var change))
+            while (reader.TryRead(out var change))
             {
                 Apply(change);
             }
@@ -141,7 +155,7 @@ public sealed class FlannelDataPlane
             Report();
             using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var delay = Task.Delay(_settings.ReconcileInterval, _time, wait.Token);
-            var readable = events.Reader.WaitToReadAsync(wait.Token).AsTask();
+            var readable = reader.WaitToReadAsync(wait.Token).AsTask();
             var done = await Task.WhenAny(delay, readable);
             await wait.CancelAsync();
             if (done == readable && readable.IsCompletedSuccessfully && !readable.Result)

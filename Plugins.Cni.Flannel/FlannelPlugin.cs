@@ -86,6 +86,9 @@ public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanu
             Name = ComponentName,
             // Its Node watch would hold kube-apiserver's graceful shutdown for a minute if it outlived it.
             StopsBefore = [WellKnownComponents.KubeApiServer],
+
+            // Its API client loads the kubeconfig's client certificate at start.
+            RestartOnCertificateRenewal = true,
             Readiness = new CustomProbe(_ => Task.FromResult(Current?.Ready ?? false)),
             Run = async cancellationToken =>
             {

@@ -88,6 +88,9 @@ public static class SqlDatastoreConfigurator
             Run = ct => new EtcdServer(options, loggerFactory).RunAsync(ct),
             Readiness = new GrpcHealthProbe("unix://" + socket),
             StopTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5),
+
+            // Its TLS listener (listen-address) loads the datastore certificate at start.
+            RestartOnCertificateRenewal = options.Tls is not null,
         });
         return new DatastoreEndpoint(["unix://" + socket], ComponentName);
     }

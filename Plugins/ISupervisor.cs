@@ -68,6 +68,13 @@ public abstract record ComponentSpec
 
     /// <summary>How long a graceful stop may take before the component is killed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// True when the component reads the node's certificates or kubeconfigs only at start: when certificates are
+    /// renewed while the node runs (or rotated with <c>coracle certificate rotate</c>), the host restarts it, in start
+    /// order, gracefully and without backoff, so it presents and trusts the new ones.
+    /// </summary>
+    public bool RestartOnCertificateRenewal { get; init; }
 }
 
 /// <summary>

@@ -7,7 +7,7 @@ namespace Coracle.Core.Cli;
 
 /// <summary>
 /// <c>coracle certificate check|rotate|rotate-ca</c> and <c>coracle token show|create|list|delete</c>. They work on the
-/// data dir directly; no running server is needed (restart the server to load rotated certificates).
+/// data dir directly; no running server is needed (a running server loads rotated certificates within seconds).
 /// </summary>
 internal static class IdentityCommands
 {
@@ -45,7 +45,7 @@ internal static class IdentityCommands
     {
         var certificate = new Command("certificate", "Inspect and rotate the server's certificates");
         certificate.Subcommands.Add(CommandLineBuilder.NodeCommand("check", "Print every certificate with its expiry and status", CheckAsync));
-        var rotate = CommandLineBuilder.NodeCommand("rotate", "Renew leaf certificates (all, or those named by --service); restart the server to load them", RotateAsync);
+        var rotate = CommandLineBuilder.NodeCommand("rotate", "Renew leaf certificates (all, or those named by --service); a running server loads them within seconds", RotateAsync);
         rotate.Options.Add(ServiceOption);
         certificate.Subcommands.Add(rotate);
         var rotateCa = CommandLineBuilder.NodeCommand("rotate-ca", "Install user-supplied CA certificates and keys, then re-issue every leaf they sign", RotateCaAsync);
@@ -68,8 +68,16 @@ internal static class IdentityCommands
 
     private static Task<int> CheckAsync(ParseResult result, Command command, CancellationToken ct) => Run(result, command, config =>
     {
-        var certs = ClusterCertificates.ForServer(config);
-        var rows = certs.Check();
+        // A server's certificates; an agent's (issued by the server through the join API) when this is an agent's data dir.
+        var serverTls = ClusterCertificates.TlsDir(config.DataDir);
+        var agentDir = Join.AgentJoin.AgentDir(config.DataDir);
+        var rows = new List<CertCheck>();
+        if (Directory.Exists(serverTls) || !Directory.Exists(agentDir))
+        {
+            rows.AddRange(ClusterCertificates.ForServer(config).Check());
+        }
+
+        rows.AddRange(AgentCertificates.Check(agentDir, DateTimeOffset.UtcNow));
         Console.Write(Commands.Table(["CERTIFICATE", "ISSUER", "NOT AFTER", "DAYS LEFT", "STATUS"], rows.Select(r => new[]
         {
             r.Name,
@@ -78,7 +86,7 @@ internal static class IdentityCommands
             r.NotAfter == DateTimeOffset.MinValue ? "-" : Math.Floor((r.NotAfter - DateTimeOffset.UtcNow).TotalDays).ToString(CultureInfo.InvariantCulture),
             r.Status,
         }).ToList()));
-        return rows.All(r => r.Status is "ok" or "renew at next start") ? ExitCodes.Ok : ExitCodes.RuntimeFailure;
+        return rows.All(r => r.Status is "ok" or "due for renewal") ? ExitCodes.Ok : ExitCodes.RuntimeFailure;
     });
 
     private static Task<int> RotateAsync(ParseResult result, Command command, CancellationToken ct) => Run(result, command, config =>
@@ -96,7 +104,7 @@ internal static class IdentityCommands
         var outcomes = certs.Ensure(new HashSet<string>(names, StringComparer.Ordinal));
         PrintOutcomes(outcomes);
         ServerIdentity.WriteKubeconfigs(config, certs, null);
-        Console.WriteLine("restart 'coracle server' to load the renewed certificates");
+        Console.WriteLine("a running coracle server loads them within 10 seconds (it restarts the components that use them); otherwise they are used at the next start");
         return ExitCodes.Ok;
     });
 

@@ -45,7 +45,7 @@ internal static class Settings
     public static readonly Setting EgressSelectorMode = new("server", "egress-selector-mode", SettingKind.String, "agent",
         "How kube-apiserver reaches kubelets, pods and services (K3s's modes, docs/cluster-identity.md): agent = kubelets through the agents' tunnels; pod = also pods through their node's tunnel; cluster = also Service IPs; disabled = no egress selector") { ServerOnly = true, Choices = ["agent", "pod", "cluster", "disabled"] };
     public static readonly Setting CertLifetime = new("server", "cert-lifetime", SettingKind.Duration, "8760h",
-        "Lifetime of issued leaf certificates; they are renewed at start within 90 days of expiry") { ServerOnly = true };
+        "Lifetime of issued leaf certificates; they are renewed, at start and while running, within 120 days of expiry (a third of a shorter lifetime)") { ServerOnly = true };
     public static readonly Setting CaCertLifetime = new("server", "ca-cert-lifetime", SettingKind.Duration, "87600h",
         "Lifetime of the certificate authorities Coracle creates") { ServerOnly = true };
     public static readonly Setting KubeApiserverArg = new("server", "kube-apiserver-arg", SettingKind.ArgList, Array.Empty<string>(),

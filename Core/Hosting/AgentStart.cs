@@ -3,6 +3,7 @@ using System.Net;
 using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
 using Coracle.Core.Join;
+using Coracle.Core.Logging;
 using Coracle.Core.Supervision;
 using Coracle.Core.Tunnel;
 using Coracle.Plugins;
@@ -33,6 +34,7 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
         node.Step("tunnel", () => RegisterTunnelClient(config, run.Supervisor, agent));
         node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket: null, kubeletHost));
+        node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [agent.Directory], ct => RenewDueAsync(agent.Directory, local.Log, ct)));
         return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
     }
 
@@ -81,6 +83,22 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         };
     }
 
+    /// <summary>
+    /// When any of the agent's certificates is due, joins again (the same recipe as at start: new keys, CSRs signed by
+    /// the server, kubeconfigs rewritten); returns the names that were due.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> RenewDueAsync(string directory, ILogger log, CancellationToken cancellationToken)
+    {
+        var due = AgentCertificates.Due(directory, DateTimeOffset.UtcNow);
+        if (due.Count > 0)
+        {
+            log.AgentCertificatesDue(string.Join(", ", due));
+            await AgentJoin.JoinAsync(plan.Config, log, cancellationToken);
+        }
+
+        return due;
+    }
+
     private void RegisterTunnelClient(CoracleConfig config, Supervisor supervisor, AgentIdentity agent)
     {
         var addresses = ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()).ToList();
@@ -95,6 +113,7 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
             Readiness = new CustomProbe(_ => Task.FromResult(client.Connected)),
             Restart = config.Restart,
             StopTimeout = config.StopTimeout,
+            RestartOnCertificateRenewal = true,
         });
     }
 

@@ -362,6 +362,25 @@ internal sealed class NodeSteps
         return specs.Any(s => s.Name == WellKnownComponents.KubeApiServer) ? paths : null;
     }
 
+    /// <summary>
+    /// Certificate renewal while the node runs (<see cref="Identity.CertificateRenewer"/>): <paramref name="renewDue"/>
+    /// renews what is due; then every component that loads certificates only at start is restarted, in start order.
+    /// </summary>
+    public void RegisterCertificateRenewal(Supervisor supervisor, IReadOnlyList<string> directories, Func<CancellationToken, Task<IReadOnlyList<string>>> renewDue)
+    {
+        var renewer = new Identity.CertificateRenewer(directories, renewDue,
+            (reason, ct) => supervisor.RestartAsync(s => s.RestartOnCertificateRenewal, reason, TimeSpan.FromMinutes(2), ct),
+            _loggers.CreateLogger("certificates"));
+        supervisor.Add(new InProcessComponent
+        {
+            Name = "certificates",
+            Run = renewer.RunAsync,
+            Readiness = new CustomProbe(_ => Task.FromResult(renewer.Ready)),
+            Restart = _config.Restart,
+            StopTimeout = _config.StopTimeout,
+        });
+    }
+
     /// <summary>The cluster roles Coracle's own controllers need, applied once kube-apiserver answers.</summary>
     public void RegisterClusterRbac(Supervisor supervisor, KubernetesPaths paths)
     {

@@ -40,7 +40,30 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             node.Step("manifests", () => RegisterManifests(node.Config, run.Supervisor, apiserver));
         }
 
+        node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(RenewDue(config, node.Log))));
+
         return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+    }
+
+    /// <summary>
+    /// Renews the server's leaves that are due (and rewrites the kubeconfigs, which embed or name them); returns their
+    /// names. The CAs are never renewed here (<c>coracle certificate rotate-ca</c>).
+    /// </summary>
+    private static IReadOnlyList<string> RenewDue(Configuration.CoracleConfig config, ILogger log)
+    {
+        var certs = ClusterCertificates.ForServer(config);
+        var renewed = certs.Ensure().Where(o => o.Action != "reused").ToList();
+        foreach (var outcome in renewed)
+        {
+            log.CertificateAction(outcome.Name, outcome.Action, outcome.NotAfter);
+        }
+
+        if (renewed.Count > 0)
+        {
+            ServerIdentity.WriteKubeconfigs(config, certs, log);
+        }
+
+        return renewed.Select(o => o.Name).ToList();
     }
 
     /// <summary>
@@ -61,6 +84,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             Readiness = new CustomProbe(_ => Task.FromResult(service.Ready)),
             Restart = config.Restart,
             StopTimeout = config.StopTimeout,
+            RestartOnCertificateRenewal = true,
             Run = async cancellationToken =>
             {
                 using var api = new KubeApi(new Uri($"https://127.0.0.1:{config.HttpsListenPort}"), paths.Tls("server-ca.crt"),
@@ -81,6 +105,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             Readiness = new TcpProbe("127.0.0.1", config.SupervisorPort),
             Restart = config.Restart,
             StopTimeout = config.StopTimeout,
+            RestartOnCertificateRenewal = true,
         });
 
         // egress-selector-mode disabled: no egress selector configuration, so nothing would use the proxy.
@@ -109,6 +134,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             StopsBefore = [WellKnownComponents.KubeApiServer],
             Restart = config.Restart,
             StopTimeout = config.StopTimeout,
+            RestartOnCertificateRenewal = true,
         });
         return socket;
     }

@@ -29,8 +29,17 @@ internal sealed record HostInterface(string Name, bool Up, bool Loopback, IReadO
 /// </summary>
 internal sealed class ClusterCertificates
 {
-    /// <summary>Leaves within this window of expiry are renewed at start, as K3s does.</summary>
-    public static readonly TimeSpan RenewWindow = TimeSpan.FromDays(90);
+    /// <summary>Leaves within this window of expiry are renewed (at start and while the node runs), as K3s does.</summary>
+    public static readonly TimeSpan MaxRenewWindow = TimeSpan.FromDays(120);
+
+    /// <summary>
+    /// The renewal window of a leaf lifetime: <see cref="MaxRenewWindow"/>, or a third of a shorter lifetime (a
+    /// 30-day <c>cert-lifetime</c> renews 10 days before expiry, not at every check).
+    /// </summary>
+    public static TimeSpan RenewWindowFor(TimeSpan lifetime) => lifetime / 3 < MaxRenewWindow ? lifetime / 3 : MaxRenewWindow;
+
+    /// <summary>The renewal window of this node's leaves.</summary>
+    public TimeSpan RenewWindow => RenewWindowFor(LeafLifetime);
 
     public const string ServerCa = "server-ca";
     public const string ClientCa = "client-ca";
@@ -259,7 +268,7 @@ internal sealed class ClusterCertificates
                 using var cert = CertificateFactory.LoadCertificate(file);
                 var notAfter = new DateTimeOffset(cert.NotAfter.ToUniversalTime());
                 var status = notAfter <= now ? "expired"
-                    : !spec.IsCa && notAfter - now <= RenewWindow ? "renew at next start"
+                    : !spec.IsCa && notAfter - now <= RenewWindow ? "due for renewal"
                     : "ok";
                 if (!spec.IsCa && File.Exists(CertFile(spec.Issuer)))
                 {

@@ -75,6 +75,11 @@ internal static class ComponentArgs
             ["service-account-signing-key-file"] = p.Tls("service.key"),
             ["service-cluster-ip-range"] = c.ServiceCidr.ToString(),
             ["service-node-port-range"] = "30000-32767",
+
+            // Without it kube-apiserver's graceful shutdown waits (up to a minute) for every open watch to end by
+            // itself: an operator's `kubectl get -w`, or any client still watching, would hold the node's stop.
+            // With it, watches are ended as the server stops accepting requests and drained for at most this long.
+            ["shutdown-watch-termination-grace-period"] = "5s",
             ["storage-backend"] = "etcd3",
             ["tls-cert-file"] = p.Tls("serving-kube-apiserver.crt"),
             ["tls-private-key-file"] = p.Tls("serving-kube-apiserver.key"),

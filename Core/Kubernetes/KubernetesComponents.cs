@@ -97,6 +97,7 @@ internal static class KubernetesComponents
                 DependsOn = dependsOn,
                 Readiness = probe with { Interval = TimeSpan.FromSeconds(1), Timeout = TimeSpan.FromSeconds(5) },
                 Restart = c.Restart,
+                RestartOnCertificateRenewal = true,
                 StopTimeout = name == WellKnownComponents.KubeApiServer && c.StopTimeout < ApiServerMinimumStopTimeout ? ApiServerMinimumStopTimeout : c.StopTimeout,
                 WorkingDirectory = c.DataDir,
             });

@@ -103,6 +103,9 @@ internal static partial class Log
     [LoggerMessage(219, LogLevel.Information, "exited while the node stops ({Reason}); not restarted")]
     public static partial void ExitedWhileStopping(this ILogger logger, string reason);
 
+    [LoggerMessage(221, LogLevel.Information, "restarting now: {Reason}")]
+    public static partial void PlannedRestart(this ILogger logger, string reason);
+
     // 3xx: status
     [LoggerMessage(300, LogLevel.Information, "status socket listening on {Path}")]
     public static partial void StatusListening(this ILogger logger, string path);
@@ -122,6 +125,15 @@ internal static partial class Log
 
     [LoggerMessage(401, LogLevel.Information, "certificate {Name}: {Action} (valid until {NotAfter:u})")]
     public static partial void CertificateAction(this ILogger logger, string name, string action, DateTimeOffset notAfter);
+
+    [LoggerMessage(404, LogLevel.Warning, "renewing certificates failed ({Reason}); the current ones stay in use, next try in {Minutes} min")]
+    public static partial void CertificateRenewalFailed(this ILogger logger, string reason, double minutes);
+
+    [LoggerMessage(405, LogLevel.Information, "new certificates ({Names}) loaded by restarting {Components}")]
+    public static partial void CertificatesReloaded(this ILogger logger, string names, string components);
+
+    [LoggerMessage(406, LogLevel.Information, "certificates due for renewal ({Names}): joining the server again for new ones")]
+    public static partial void AgentCertificatesDue(this ILogger logger, string names);
 
     [LoggerMessage(402, LogLevel.Information, "kubeconfig written: {Path}")]
     public static partial void KubeconfigWritten(this ILogger logger, string path);

@@ -25,6 +25,9 @@ internal sealed class ComponentRunner : IDisposable
     private DateTimeOffset _since;
     private string _detail = "";
     private int? _pid;
+    private CancellationTokenSource? _cycle;
+    private string? _restartReason;
+    private int _generation;
 
     /// <param name="logDir">
     /// Folder for a process component's output file (<c>NAME.log</c>); null sends every output line to the log at
@@ -98,6 +101,39 @@ internal sealed class ComponentRunner : IDisposable
         }
     }
 
+    /// <summary>
+    /// A planned restart (new certificates, new configuration): the running process or service is stopped gracefully
+    /// as at a node stop and started again at once, without backoff and without counting as a crash. False when the
+    /// component is not running (not started yet, stopping, or failed).
+    /// </summary>
+    public bool RequestRestart(string reason, out int generation)
+    {
+        lock (_gate)
+        {
+            generation = _generation;
+            if (_cycle is null || _shuttingDown || _state is not (ComponentState.Ready or ComponentState.Starting))
+            {
+                return false;
+            }
+
+            _restartReason = reason;
+            _cycle.Cancel();
+            return true;
+        }
+    }
+
+    /// <summary>How many times the component was started (1 while its first run lasts).</summary>
+    public int Generation
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _generation;
+            }
+        }
+    }
+
     private void SetState(ComponentState state, string detail, int? pid = null)
     {
         lock (_gate)
@@ -128,24 +164,46 @@ internal sealed class ComponentRunner : IDisposable
             {
                 var started = _time.GetTimestamp();
                 string reason;
+                using var cycle = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                lock (_gate)
+                {
+                    _cycle = cycle;
+                    _restartReason = null;
+                    _generation++;
+                }
+
                 try
                 {
                     reason = _spec switch
                     {
-                        ProcessComponent process => await RunProcessAsync(process, stop),
-                        InProcessComponent inProcess => await RunInProcessAsync(inProcess, stop),
+                        ProcessComponent process => await RunProcessAsync(process, cycle.Token),
+                        InProcessComponent inProcess => await RunInProcessAsync(inProcess, cycle.Token),
                         _ => throw new InvalidOperationException($"unknown component kind {_spec.GetType().Name}"),
                     };
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException || !stop.IsCancellationRequested)
+                catch (Exception ex) when (ex is not OperationCanceledException || !cycle.IsCancellationRequested)
                 {
                     reason = ex.Message;
                     _log.StartFailed(reason);
+                }
+                finally
+                {
+                    lock (_gate)
+                    {
+                        _cycle = null;
+                    }
                 }
 
                 if (stop.IsCancellationRequested)
                 {
                     break;
+                }
+
+                if (cycle.IsCancellationRequested)
+                {
+                    // Asked to restart: no backoff, not a crash.
+                    _log.PlannedRestart(_restartReason ?? "requested");
+                    continue;
                 }
 
                 if (_shuttingDown)

@@ -170,6 +170,39 @@ internal sealed class Supervisor : ISupervisor
         }
     }
 
+    /// <summary>
+    /// Restarts the chosen components one after another, in start order, each gracefully (as at a node stop) and
+    /// without backoff, waiting until each is ready again (or <paramref name="readyTimeout"/> passed) before the next.
+    /// Components that are not running are skipped. Returns the names restarted.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RestartAsync(Func<ComponentSpec, bool> which, string reason, TimeSpan readyTimeout, CancellationToken cancellationToken)
+    {
+        List<ComponentRunner> runners;
+        lock (_gate)
+        {
+            runners = (_order ?? []).Where(r => which(r.Spec)).ToList();
+        }
+
+        var restarted = new List<string>();
+        foreach (var runner in runners)
+        {
+            if (!runner.RequestRestart(reason, out var generation))
+            {
+                continue;
+            }
+
+            restarted.Add(runner.Spec.Name);
+            var deadline = _time.GetUtcNow() + readyTimeout;
+            while (_time.GetUtcNow() < deadline
+                && !(runner.Generation > generation && runner.Status.State is ComponentState.Ready or ComponentState.Failed))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken);
+            }
+        }
+
+        return restarted;
+    }
+
     public IReadOnlyList<ComponentStatus> Snapshot()
     {
         lock (_gate)

@@ -138,12 +138,12 @@ public sealed class ClusterCertificatesTests : IDisposable
     }
 
     [Fact]
-    public void Ensure_Within90DaysOfExpiry_RenewsLeavesButNotCas()
+    public void Ensure_Within120DaysOfExpiry_RenewsLeavesButNotCas()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
         Certs(time).Ensure();
 
-        time.Advance(TimeSpan.FromDays(365 - 91));
+        time.Advance(TimeSpan.FromDays(365 - 121));
         Assert.All(Certs(time).Ensure(), o => Assert.Equal("reused", o.Action));
 
         time.Advance(TimeSpan.FromDays(2));
@@ -155,7 +155,7 @@ public sealed class ClusterCertificatesTests : IDisposable
     }
 
     [Fact]
-    public void Check_NearExpiry_ReportsRenewAtNextStart()
+    public void Check_NearExpiry_ReportsDueForRenewal()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
         Certs(time).Ensure();
@@ -164,7 +164,7 @@ public sealed class ClusterCertificatesTests : IDisposable
         var rows = Certs(time).Check();
 
         Assert.Equal("ok", rows.Single(r => r.Name == "server-ca").Status);
-        Assert.Equal("renew at next start", rows.Single(r => r.Name == "serving-kube-apiserver").Status);
+        Assert.Equal("due for renewal", rows.Single(r => r.Name == "serving-kube-apiserver").Status);
     }
 
     [Fact]

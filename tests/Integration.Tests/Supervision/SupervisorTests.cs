@@ -136,6 +136,49 @@ public sealed class SupervisorTests : IDisposable
     }
 
     [Fact]
+    public async Task RestartAsync_ChosenComponents_RestartGracefullyInStartOrderWithoutBackoffOrCrashCount()
+    {
+        // Certificate renewal's restart: a and b load certificates, c does not.
+        var order = _temp.Combine("order");
+        string Body(string name) => $"echo {name} start >> {order}; trap 'echo {name} term >> {order}; exit 0' TERM; touch {_temp.Combine(name + ".trapped")}; while true; do sleep 0.05; done";
+        _supervisor.Add(new ProcessComponent { Name = "b", FileName = Script("b", Body("b")), DependsOn = ["a"], Readiness = Trapped("b"), RestartOnCertificateRenewal = true, Restart = Fast });
+        _supervisor.Add(new ProcessComponent { Name = "a", FileName = Script("a", Body("a")), Readiness = Trapped("a"), RestartOnCertificateRenewal = true, Restart = Fast });
+        _supervisor.Add(new ProcessComponent { Name = "c", FileName = Script("c", Body("c")), Readiness = Trapped("c"), Restart = Fast });
+        _supervisor.Start(CancellationToken.None);
+        await _supervisor.WaitReadyAsync("b", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        await _supervisor.WaitReadyAsync("c", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        var before = new[] { "a", "b", "c" }.ToDictionary(n => n, n => StatusOf(n).Pid);
+
+        var restarted = await _supervisor.RestartAsync(spec => spec.RestartOnCertificateRenewal, "certificates renewed: x", TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        Assert.Equal(["a", "b"], restarted);
+        Assert.Equal(["a start", "b start", "a term", "a start", "b term", "b start"], File.ReadAllLines(order).Where(l => !l.StartsWith('c')));
+        Assert.Equal(["c start"], File.ReadAllLines(order).Where(l => l.StartsWith('c')));
+        foreach (var name in new[] { "a", "b" })
+        {
+            Assert.Equal(ComponentState.Ready, StatusOf(name).State);
+            Assert.NotEqual(before[name], StatusOf(name).Pid);
+            Assert.Equal(0, StatusOf(name).Restarts);
+            Assert.Contains($"[{name}] restarting now: certificates renewed: x", _logs.Lines);
+        }
+
+        Assert.Equal(before["c"], StatusOf("c").Pid);
+    }
+
+    [Fact]
+    public async Task RestartAsync_StoppedOrUnstartedComponent_IsSkipped()
+    {
+        _supervisor.Add(new ProcessComponent { Name = "done", FileName = "/bin/true", Restart = RestartPolicy.Never, RestartOnCertificateRenewal = true });
+        _supervisor.Start(CancellationToken.None);
+        await Wait.UntilAsync(() => StatusOf("done").State == ComponentState.Stopped, "the run-once component completed");
+
+        var restarted = await _supervisor.RestartAsync(spec => spec.RestartOnCertificateRenewal, "renewed", TimeSpan.FromSeconds(5), CancellationToken.None);
+
+        Assert.Empty(restarted);
+        Assert.Equal(ComponentState.Stopped, StatusOf("done").State);
+    }
+
+    [Fact]
     public async Task StopAsync_ProcessIgnoringSigterm_IsKilledAfterTheTimeout()
     {
         _supervisor.Add(new ProcessComponent

@@ -49,7 +49,7 @@ public sealed class ServerNodeTests : IDisposable
         var components = new[]
         {
             "datastore", "flannel", "containerd", "airgap-images", "join-api", "egress-proxy",
-            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "manifests",
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "manifests", "certificates",
         };
         await node.WaitForAsync(() => components.All(c => node.Component(c).State == "ready"), "every component ready");
         Assert.Contains(Busybox, node.Coracle("ctr", "images", "ls", "-q").Stdout, StringComparison.Ordinal);
@@ -154,6 +154,27 @@ public sealed class ServerNodeTests : IDisposable
         }
 
         await node.WaitForAsync(() => node.NodeReady(node.Name), "node Ready after the component restarts");
+
+        // 6b. a certificate near expiry is renewed while the node runs: the serving certificate of kube-apiserver is
+        //     re-signed to expire in 10 days (inside the 120-day window); within a poll Coracle renews it, restarts the
+        //     components that load certificates at start, and kube-apiserver serves the renewed one.
+        var tls = Path.Combine(node.DataDir, "server", "tls");
+        var serving = Path.Combine(tls, "serving-kube-apiserver.crt");
+        var apiserverPid = node.Component("kube-apiserver").Pid;
+        Run.Ok("openssl", "x509", "-x509toreq", "-in", serving, "-key", Path.Combine(tls, "serving-kube-apiserver.key"), "-copy_extensions", "copy", "-out", serving + ".csr");
+        Run.Ok("openssl", "x509", "-req", "-in", serving + ".csr", "-CA", Path.Combine(tls, "server-ca.crt"), "-CAkey", Path.Combine(tls, "server-ca.key"),
+            "-days", "10", "-copy_extensions", "copy", "-out", serving + ".short");
+        File.Delete(serving + ".csr");
+        File.Move(serving + ".short", serving, overwrite: true);
+        await node.WaitForAsync(() => node.Log.Contains("[certificates] new certificates (", StringComparison.Ordinal), "the renewal while running", TimeSpan.FromMinutes(2));
+        Assert.Contains("certificate serving-kube-apiserver: renewed (expiring)", node.Log, StringComparison.Ordinal);
+        var renewedEnd = Run.Ok("openssl", "x509", "-noout", "-enddate", "-in", serving).Trim();
+        Assert.True(DateTime.ParseExact(renewedEnd["notAfter=".Length..].Replace("  ", " ", StringComparison.Ordinal), "MMM d HH:mm:ss yyyy 'GMT'", System.Globalization.CultureInfo.InvariantCulture) > DateTime.UtcNow.AddDays(300), renewedEnd);
+        await node.WaitForAsync(() => node.Component("kube-apiserver") is ("ready", { } pid, _) && pid != apiserverPid, "kube-apiserver restarted with the renewed certificate");
+        var served = Run.Ok("sh", "-c", $"ip netns exec {node.Netns} openssl s_client -connect 127.0.0.1:6443 </dev/null 2>/dev/null | openssl x509 -noout -enddate");
+        Assert.Equal(renewedEnd, served.Trim());
+        Assert.Equal(1, node.Component("kube-apiserver").Restarts); // step 6's SIGKILL only: a planned restart is not a crash
+        await node.WaitForAsync(() => node.NodeReady(node.Name) && node.Component("kubelet").State == "ready", "node Ready after the certificate restart");
 
         // 7. restarting coracle (SIGTERM, then SIGKILL) keeps the pod's container running; the node returns to Ready.
         var container = node.Jsonpath("pod", "bb", "{.status.containerStatuses[0].containerID}");
