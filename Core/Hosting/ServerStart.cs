@@ -32,8 +32,11 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
         var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
         var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
-        var egressSocket = node.Step("join api and egress proxy", () => RegisterJoinApi(node, run.Supervisor, identity, new TunnelRegistry()));
-        var apiserver = node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket, kubeletHost));
+        // The join API checks node passwords against Secrets only when kube-apiserver is registered in the next step
+        // (the closure is read once the supervisor runs, after every step); without one, its local file is the store.
+        KubernetesPaths? apiserver = null;
+        var egressSocket = node.Step("join api and egress proxy", () => RegisterJoinApi(node, run.Supervisor, identity, new TunnelRegistry(), () => apiserver is not null));
+        apiserver = node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket, kubeletHost));
         if (apiserver is not null)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
@@ -94,10 +97,11 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         });
     }
 
-    private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels)
+    private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels, Func<bool> runsApiServer)
     {
         var config = node.Config;
-        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, loggers.CreateLogger("join-api"));
+        var joinLog = loggers.CreateLogger("join-api");
+        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, NodePasswords.ForServer(config, runsApiServer, joinLog), joinLog);
         supervisor.Add(new InProcessComponent
         {
             Name = "join-api",

@@ -18,6 +18,9 @@ namespace Coracle.Core.Join;
 /// <summary>Joining failed for a reason retrying cannot fix (wrong token, wrong CA). The message is one line.</summary>
 internal sealed class JoinException(string message) : Exception(message);
 
+/// <summary>The server cannot decide now (503: its kube-apiserver is not up to check the node password); the agent retries.</summary>
+internal sealed class JoinNotReadyException(string message) : Exception(message);
+
 /// <summary>What an agent holds after joining: the cluster config, its folder and a way to reach the server.</summary>
 internal sealed record AgentIdentity(ClusterConfigResponse Cluster, string Directory, ClusterToken Token, byte[] ServerCa, Uri Server);
 
@@ -30,6 +33,32 @@ internal static class AgentJoin
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static string AgentDir(string dataDir) => Path.Combine(dataDir, "agent");
+
+    /// <summary>The agent's node password (K3s's <c>/etc/rancher/node/password</c>), 0600, made at the first join and kept.</summary>
+    public static string NodePasswordFile(string dataDir) => Path.Combine(AgentDir(dataDir), "node-password");
+
+    /// <summary>Reads the node password, or makes one (32 random hex digits) when the file does not exist yet.</summary>
+    public static string EnsureNodePassword(string dataDir, string nodeName, ILogger log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        var file = NodePasswordFile(dataDir);
+        if (File.Exists(file))
+        {
+            var text = File.ReadAllText(file).Trim();
+            if (text.Length == 0 || text.Length > JoinServer.MaxPasswordLength)
+            {
+                throw new JoinException($"{file} holds no usable node password ({(text.Length == 0 ? "empty" : "too long")}); delete it to make a new one, and on the server 'kubectl -n kube-system delete secret {NodePasswords.SecretName(nodeName)}'");
+            }
+
+            return text;
+        }
+
+        FileUtil.PrivateDirectory(AgentDir(dataDir));
+        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        FileUtil.WriteAtomic(file, password + "\n", ClusterCertificates.KeyMode);
+        log.NodePasswordCreated(file, nodeName);
+        return password;
+    }
 
     public static async Task<AgentIdentity> JoinAsync(CoracleConfig config, ILogger log, CancellationToken ct, TimeProvider? time = null)
     {
@@ -86,6 +115,7 @@ internal static class AgentJoin
 
         // 6. Make keys here, send CSRs, get certificates back.
         var dir = FileUtil.PrivateDirectory(AgentDir(config.DataDir));
+        var nodePassword = EnsureNodePassword(config.DataDir, config.NodeName, log);
         using var servingKey = CertificateFactory.NewKey();
         using var kubeletKey = CertificateFactory.NewKey();
         using var proxyKey = CertificateFactory.NewKey();
@@ -93,7 +123,9 @@ internal static class AgentJoin
         var ips = config.NodeIps.Count > 0 ? config.NodeIps : ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()).ToList();
         var request = new CertificatesRequest
         {
+            Role = JoinServer.AgentRole,
             NodeName = config.NodeName,
+            NodePassword = nodePassword,
             NodeIps = ips,
             KubeletServingCsr = Csr(servingKey, config.NodeName),
             KubeletClientCsr = Csr(kubeletKey, $"system:node:{config.NodeName}"),
@@ -171,9 +203,13 @@ internal static class AgentJoin
             detail = "";
         }
 
-        throw new JoinException(response.StatusCode == HttpStatusCode.Unauthorized
-            ? $"the server rejected the token: {detail}"
-            : $"{what} failed with {(int)response.StatusCode}: {detail}");
+        throw response.StatusCode switch
+        {
+            HttpStatusCode.Unauthorized => new JoinException($"the server rejected the token: {detail}"),
+            HttpStatusCode.Forbidden => new JoinException($"the server refused this node: {detail}"),
+            HttpStatusCode.ServiceUnavailable => new JoinNotReadyException(detail.Length > 0 ? detail : $"{what} answered 503"),
+            _ => new JoinException($"{what} failed with {(int)response.StatusCode}: {detail}"),
+        };
     }
 
     private static async Task<T> RetryAsync<T>(Uri server, ILogger log, TimeProvider time, Func<Task<T>> attempt, CancellationToken ct)
@@ -190,9 +226,15 @@ internal static class AgentJoin
                 log.WaitingForServer(server.ToString(), ex.InnerException?.Message ?? ex.Message, (long)delay.TotalSeconds);
                 await Task.Delay(delay, time, ct);
             }
+            catch (JoinNotReadyException ex)
+            {
+                var delay = Backoff(n, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+                log.WaitingForServer(server.ToString(), ex.Message, (long)delay.TotalSeconds);
+                await Task.Delay(delay, time, ct);
+            }
             catch (HttpRequestException ex) when (ex.InnerException is System.Security.Authentication.AuthenticationException auth)
             {
-                throw new JoinException($"TLS with {server} failed: {auth.Message} (is the server's certificate valid for this address? add it with --tls-san on the server)");
+                throw new JoinException($"TLS with {server} failed: {auth.Message}; the server's certificate must be issued by the CA the token pins (check --server: is it the server the token is from?) and name this address (--tls-san on the server)");
             }
             catch (TaskCanceledException) when (!ct.IsCancellationRequested)
             {

@@ -19,7 +19,11 @@ internal sealed record ClusterConfigResponse
 /// <summary>An agent's CSRs (<c>POST /v1/certificates</c>); its private keys stay on the agent.</summary>
 internal sealed record CertificatesRequest
 {
+    /// <summary>The role the node joins with: <c>agent</c> (also when absent) is the only one granted.</summary>
+    [JsonPropertyName("role")] public string? Role { get; init; }
     [JsonPropertyName("nodeName")] public string? NodeName { get; init; }
+    /// <summary>The agent's node password (<c>DATA/agent/node-password</c>); the server keeps its hash per node name.</summary>
+    [JsonPropertyName("nodePassword")] public string? NodePassword { get; init; }
     [JsonPropertyName("nodeIps")] public IReadOnlyList<string>? NodeIps { get; init; }
     [JsonPropertyName("kubeletServingCsr")] public string? KubeletServingCsr { get; init; }
     [JsonPropertyName("kubeletClientCsr")] public string? KubeletClientCsr { get; init; }

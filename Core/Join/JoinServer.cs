@@ -11,6 +11,7 @@ using Coracle.Core.Tunnel;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace Coracle.Core.Join;
@@ -28,19 +29,30 @@ internal sealed partial class JoinServer
     private readonly ClusterToken _serverToken;
     private readonly JoinTokenStore _joinTokens;
     private readonly TunnelRegistry _tunnels;
+    private readonly NodePasswords _nodePasswords;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
 
-    public JoinServer(CoracleConfig config, ClusterCertificates certs, ClusterToken serverToken, JoinTokenStore joinTokens, TunnelRegistry tunnels, ILogger log, TimeProvider? time = null)
+    public JoinServer(CoracleConfig config, ClusterCertificates certs, ClusterToken serverToken, JoinTokenStore joinTokens, TunnelRegistry tunnels, NodePasswords nodePasswords, ILogger log, TimeProvider? time = null)
     {
         _config = config;
         _certs = certs;
         _serverToken = serverToken;
         _joinTokens = joinTokens;
         _tunnels = tunnels;
+        _nodePasswords = nodePasswords;
         _log = log;
         _time = time ?? TimeProvider.System;
     }
+
+    /// <summary>The largest body <c>POST /v1/certificates</c> reads; four CSRs (even RSA 4096) are a few kilobytes.</summary>
+    public const int MaxBodyBytes = 64 * 1024;
+
+    /// <summary>The longest node password accepted (agents send 32 hex digits).</summary>
+    public const int MaxPasswordLength = 512;
+
+    /// <summary>The only role a node joins with here: a cluster has one server.</summary>
+    public const string AgentRole = "agent";
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -150,6 +162,16 @@ internal sealed partial class JoinServer
 
     private async Task<IResult> SignAsync(HttpContext http)
     {
+        if (http.Request.ContentLength > MaxBodyBytes)
+        {
+            return BodyTooLarge();
+        }
+
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        }
+
         CertificatesRequest? request;
         try
         {
@@ -159,15 +181,39 @@ internal sealed partial class JoinServer
         {
             return Error(StatusCodes.Status400BadRequest, $"the body is not valid JSON: {ex.Message}");
         }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return BodyTooLarge();
+        }
 
         if (request is null)
         {
-            return Error(StatusCodes.Status400BadRequest, "the body is empty; send {nodeName, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr, controllerClientCsr}");
+            return Error(StatusCodes.Status400BadRequest, "the body is empty; send {role, nodeName, nodePassword, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr, controllerClientCsr}");
+        }
+
+        if (request.Role is { } role && role != AgentRole)
+        {
+            return Error(StatusCodes.Status400BadRequest, $"role '{role}' is not a role the join API grants: it joins agents only (role '{AgentRole}', the default)");
         }
 
         if (string.IsNullOrEmpty(request.NodeName) || request.NodeName.Length > 253 || !NodeNamePattern().IsMatch(request.NodeName))
         {
             return Error(StatusCodes.Status400BadRequest, $"nodeName '{request.NodeName}' is not a valid node name (lower-case letters, digits, '-' and '.')");
+        }
+
+        if (request.NodeName.Length > NodePasswords.MaxNodeName)
+        {
+            return Error(StatusCodes.Status400BadRequest, $"nodeName '{request.NodeName}' is longer than {NodePasswords.MaxNodeName} characters, too long for its node password Secret; give the agent a shorter --node-name");
+        }
+
+        if (string.IsNullOrEmpty(request.NodePassword))
+        {
+            return Error(StatusCodes.Status400BadRequest, "nodePassword is missing; send the agent's node password (coracle agent keeps it in DATA_DIR/agent/node-password)");
+        }
+
+        if (request.NodePassword.Length > MaxPasswordLength)
+        {
+            return Error(StatusCodes.Status400BadRequest, $"nodePassword is longer than {MaxPasswordLength} characters; send the agent's node password (32 hex digits)");
         }
 
         var ips = new List<IPAddress>();
@@ -189,27 +235,32 @@ internal sealed partial class JoinServer
                 return Error(StatusCodes.Status400BadRequest, $"{field} is missing; send a PEM certificate signing request");
             }
 
-            try
+            var csr = CsrKey(field, pem);
+            if (csr.Key is null)
             {
-                var csr = CertificateRequest.LoadSigningRequestPem(pem, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
-                var algorithm = csr.PublicKey.Oid.Value;
-                if (algorithm == "1.2.840.10045.2.1" || (algorithm == "1.2.840.113549.1.1.1" && (csr.PublicKey.GetRSAPublicKey()?.KeySize ?? 0) >= 2048))
-                {
-                    keys[field] = csr.PublicKey;
-                }
-                else
-                {
-                    return Error(StatusCodes.Status400BadRequest, $"{field}: the key must be ECDSA or RSA of at least 2048 bits");
-                }
+                return Error(StatusCodes.Status400BadRequest, csr.Error);
             }
-            catch (Exception ex) when (ex is CryptographicException or ArgumentException)
-            {
-                return Error(StatusCodes.Status400BadRequest, $"{field} is not a valid PEM certificate signing request ({ex.Message})");
-            }
+
+            keys[field] = csr.Key;
+        }
+
+        var name = request.NodeName;
+        if (name == _config.NodeName)
+        {
+            _log.JoinRejected(http.Connection.RemoteIpAddress?.ToString() ?? "?", http.Request.Path, $"node name {name} is the server's own");
+            return Error(StatusCodes.Status403Forbidden, $"node name {name} is this server's own node; give the agent another --node-name");
+        }
+
+        var password = await _nodePasswords.CheckAsync(name, request.NodePassword, http.RequestAborted);
+        switch (password.Verdict)
+        {
+            case NodePasswordVerdict.Conflict:
+                return Error(StatusCodes.Status403Forbidden, password.Message);
+            case NodePasswordVerdict.Unavailable:
+                return Error(StatusCodes.Status503ServiceUnavailable, password.Message);
         }
 
         var now = _time.GetUtcNow();
-        var name = request.NodeName;
         using var serverCa = _certs.LoadCa(ClusterCertificates.ServerCa);
         using var clientCa = _certs.LoadCa(ClusterCertificates.ClientCa);
         var servingSubject = new CertSubject(name, [], ["localhost", name], [IPAddress.Loopback, IPAddress.IPv6Loopback, .. ips]);
@@ -272,6 +323,92 @@ internal sealed partial class JoinServer
 
     private static IResult Error(int status, string message) => Results.Json(new ErrorResponse(message), Json, statusCode: status);
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    private static IResult BodyTooLarge() =>
+        Error(StatusCodes.Status413PayloadTooLarge, $"the body is larger than {MaxBodyBytes} bytes; a join request (four CSRs) is a few kilobytes");
+
+    /// <summary>
+    /// The CSR's public key, or the one-line error: the key type is checked first (so an unsupported algorithm is named
+    /// as such), then the CSR's signature against that key.
+    /// </summary>
+    private static CsrCheck CsrKey(string field, string pem)
+    {
+        CertificateRequest csr;
+        try
+        {
+            csr = CertificateRequest.LoadSigningRequestPem(pem, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.SkipSignatureValidation);
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            return CsrCheck.Fail($"{field} is not a valid PEM certificate signing request ({ex.Message})");
+        }
+
+        if (KeyProblem(csr.PublicKey) is { } problem)
+        {
+            return CsrCheck.Fail($"{field}: the key is {problem}; use ECDSA P-256, P-384 or P-521, or RSA of at least 2048 bits");
+        }
+
+        try
+        {
+            CertificateRequest.LoadSigningRequestPem(pem, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            return CsrCheck.Fail($"{field}: the request's signature does not verify with its own public key ({ex.Message}); sign the CSR with the key it carries");
+        }
+
+        return new CsrCheck(csr.PublicKey, "");
+    }
+
+    /// <summary>Null for a key the cluster's TLS peers accept (ECDSA on P-256/P-384/P-521, RSA of 2048 bits or more); else what the key is.</summary>
+    private static string? KeyProblem(PublicKey key)
+    {
+        switch (key.Oid.Value)
+        {
+            case "1.2.840.10045.2.1":
+                string curve;
+                try
+                {
+                    curve = System.Formats.Asn1.AsnDecoder.ReadObjectIdentifier(key.EncodedParameters?.RawData ?? [], System.Formats.Asn1.AsnEncodingRules.DER, out _);
+                }
+                catch (System.Formats.Asn1.AsnContentException)
+                {
+                    return "ECDSA without a named curve";
+                }
+
+                return curve switch
+                {
+                    "1.2.840.10045.3.1.7" or "1.3.132.0.34" or "1.3.132.0.35" => null,
+                    _ => $"ECDSA on curve {new Oid(curve).FriendlyName ?? curve}",
+                };
+            case "1.2.840.113549.1.1.1":
+                int bits;
+                try
+                {
+                    bits = key.GetRSAPublicKey()?.KeySize ?? 0;
+                }
+                catch (CryptographicException)
+                {
+                    return "RSA that cannot be read";
+                }
+
+                return bits >= 2048 ? null : $"RSA of {bits} bits";
+            case "1.3.101.112":
+                return "Ed25519";
+            case "1.3.101.113":
+                return "Ed448";
+            case "1.2.840.10040.4.1":
+                return "DSA";
+            default:
+                return $"of algorithm {key.Oid.Value}";
+        }
+    }
+
+    private sealed record CsrCheck(PublicKey? Key, string Error)
+    {
+        public static CsrCheck Fail(string error) => new(null, error);
+    }
+
+    // A DNS subdomain, as Kubernetes requires of node names (and of the node password Secret's name).
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
     private static partial Regex NodeNamePattern();
 }

@@ -1,36 +1,39 @@
-using System.Net;
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
-using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
 using Coracle.Core.Join;
-using Coracle.Core.Tunnel;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Coracle.Core.Tests.Join;
 
 /// <summary>
-/// One real <see cref="JoinServer"/> for the join API tests: a temp data dir with the server's certificates and token
-/// (as <c>ServerIdentity.Prepare</c> makes them, without kubeconfigs), a free port, and an HTTPS client that trusts
-/// only the server CA. The join token store runs on a fake clock that starts an hour back, so one token is already
-/// expired and one is valid when the tests run.
+/// One real <see cref="JoinServer"/> for the join API tests (<see cref="JoinServerHost"/>). Its kube-apiserver is down
+/// (nothing listens on its port), so node passwords are decided by the local cache alone, which knows
+/// <see cref="SeededNode"/> with <see cref="SeededPassword"/> (a node that joined before). One join token is already
+/// expired, one is valid and one was revoked when the tests run.
 /// </summary>
 public sealed class JoinServerFixture : IAsyncLifetime, IDisposable
 {
-    private static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(60);
+    /// <summary>The node the password cache knows.</summary>
+    public const string SeededNode = "agent-1";
+
+    /// <summary><see cref="SeededNode"/>'s password.</summary>
+    public const string SeededPassword = "0123456789abcdef0123456789abcdef";
+
     private readonly TempDir _temp = new("crt-join");
-    private readonly CancellationTokenSource _stop = new();
-    private Task _run = Task.CompletedTask;
+    private JoinServerHost _host = null!;
 
-    public FakeTimeProvider Time { get; private set; } = null!;
+    public FakeTimeProvider Time => _host.Time;
 
-    public HttpClient Client { get; private set; } = null!;
+    public HttpClient Client => _host.Client;
 
-    internal ClusterCertificates Certificates { get; private set; } = null!;
+    public string Url => _host.Url;
 
-    internal ClusterToken ServerToken { get; private set; } = null!;
+    /// <summary>The port kube-apiserver would listen on (nothing does).</summary>
+    public int ApiPort => _host.Config.HttpsListenPort;
+
+    internal ClusterCertificates Certificates => _host.Certificates;
+
+    internal ClusterToken ServerToken => _host.ServerToken;
 
     internal JoinTokenRecord ExpiredRecord { get; private set; } = null!;
 
@@ -38,89 +41,30 @@ public sealed class JoinServerFixture : IAsyncLifetime, IDisposable
 
     public string ValidJoinToken { get; private set; } = "";
 
+    public string RevokedJoinToken { get; private set; } = "";
+
     public string DataDir => _temp.Path;
 
     public async Task InitializeAsync()
     {
-        var port = FreePort();
-        var config = ConfigLoader.Load("server", null, new Dictionary<string, string> { ["CORACLE_CONFIG_FILE"] = "", ["HOME"] = _temp.Path }, new Dictionary<Setting, IReadOnlyList<string>>
+        _host = await JoinServerHost.StartAsync(_temp.Path, JoinServerHost.FreePort(), (config, time) =>
         {
-            [Settings.DataDir] = [_temp.Path],
-            [Settings.NodeName] = ["srv"],
-            [Settings.NodeIp] = ["127.0.0.1"],
-            [Settings.SupervisorPort] = [port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
-            [Settings.WriteKubeconfig] = [_temp.Combine("admin.yaml")],
+            var cache = NodePasswords.CacheFileFor(config.DataDir);
+            Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
+            File.WriteAllText(cache, $$"""{"{{SeededNode}}": "{{NodePasswords.Hash(SeededPassword)}}"}""");
+            return NodePasswords.ForServer(config, () => true, NullLogger.Instance, time);
+        }, host =>
+        {
+            (ExpiredRecord, ExpiredJoinToken) = host.JoinTokens.Create(TimeSpan.FromMinutes(1), "expires before the tests run");
+            (_, ValidJoinToken) = host.JoinTokens.Create(TimeSpan.FromDays(1), "valid while the tests run");
+            var (revoked, credential) = host.JoinTokens.Create(TimeSpan.FromDays(1), "revoked before the tests run");
+            RevokedJoinToken = credential;
+            host.JoinTokens.Delete(revoked.Id);
         });
-        Certificates = ClusterCertificates.ForServer(config);
-        Certificates.Ensure();
-        ServerToken = Coracle.Core.Identity.ServerToken.Ensure(_temp.Path, Certificates.CertFile(ClusterCertificates.ServerCa), "");
-
-        // Started after the CAs exist, so what the server signs on this clock is never older than its CAs.
-        Time = new FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromHours(1));
-        var joinTokens = new JoinTokenStore(_temp.Path, Time);
-        (ExpiredRecord, ExpiredJoinToken) = joinTokens.Create(TimeSpan.FromMinutes(1), "expires before the tests run");
-        (_, ValidJoinToken) = joinTokens.Create(TimeSpan.FromDays(1), "valid while the tests run");
-        Time.Advance(TimeSpan.FromHours(1));
-
-        var server = new JoinServer(config, Certificates, ServerToken, joinTokens, new TunnelRegistry(), NullLogger.Instance, Time);
-        _run = server.RunAsync(_stop.Token);
-
-        var serverCa = X509CertificateLoader.LoadCertificateFromFile(Certificates.CertFile(ClusterCertificates.ServerCa));
-        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
-        policy.CustomTrustStore.Add(serverCa);
-        Client = new HttpClient(new SocketsHttpHandler { SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy } })
-        {
-            BaseAddress = new Uri($"https://127.0.0.1:{port}"),
-            Timeout = HangGuard,
-        };
-        await WaitUntilListeningAsync();
-    }
-
-    private async Task WaitUntilListeningAsync()
-    {
-        using var guard = new CancellationTokenSource(HangGuard);
-        while (true)
-        {
-            if (_run.IsCompleted)
-            {
-                await _run;
-                throw new InvalidOperationException("the join server stopped before it listened");
-            }
-
-            try
-            {
-                using var answer = await Client.GetAsync("/ping", guard.Token);
-                if (answer.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(50, guard.Token);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Any, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     /// <summary>Stops the server (xUnit calls this before <see cref="Dispose"/>).</summary>
-    public async Task DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        await _run.WaitAsync(HangGuard);
-    }
+    public async Task DisposeAsync() => await _host.DisposeAsync();
 
-    public void Dispose()
-    {
-        Client?.Dispose();
-        _stop.Dispose();
-        _temp.Dispose();
-    }
+    public void Dispose() => _temp.Dispose();
 }

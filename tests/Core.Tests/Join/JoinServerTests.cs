@@ -1,3 +1,4 @@
+using System.Formats.Asn1;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
@@ -5,6 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Coracle.Core.Identity;
+using Coracle.Core.Join;
 
 namespace Coracle.Core.Tests.Join;
 
@@ -69,7 +71,9 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
     {
         var fields = new Dictionary<string, object?>
         {
-            ["nodeName"] = "agent-1",
+            ["role"] = "agent",
+            ["nodeName"] = JoinServerFixture.SeededNode,
+            ["nodePassword"] = JoinServerFixture.SeededPassword,
             ["nodeIps"] = new[] { "10.0.0.7" },
         };
         foreach (var field in CsrFields)
@@ -184,7 +188,7 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
         Assert.Equal(HttpStatusCode.OK, status);
         using var json = JsonDocument.Parse(body);
         var root = json.RootElement;
-        Assert.Equal("https://127.0.0.1:6443", root.GetProperty("serverUrl").GetString());
+        Assert.Equal($"https://127.0.0.1:{server.ApiPort}", root.GetProperty("serverUrl").GetString());
         Assert.Equal("srv", root.GetProperty("serverNodeName").GetString());
         Assert.Equal("10.42.0.0/16", root.GetProperty("clusterCidr").GetString());
         Assert.Equal("10.43.0.0/16", root.GetProperty("serviceCidr").GetString());
@@ -240,7 +244,7 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
     {
         var error = await CertificatesRefusedAsync("null");
 
-        Assert.Equal("the body is empty; send {nodeName, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr, controllerClientCsr}", error);
+        Assert.Equal("the body is empty; send {role, nodeName, nodePassword, nodeIps, kubeletServingCsr, kubeletClientCsr, kubeProxyClientCsr, controllerClientCsr}", error);
     }
 
     [Theory]
@@ -262,6 +266,8 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
     [InlineData("-agent")]
     [InlineData("agent-")]
     [InlineData("agent 1")]
+    [InlineData("agent..1")]
+    [InlineData("agent.-1")]
     [InlineData("")]
     public async Task PostCertificates_BadNodeName_Answers400(string name)
     {
@@ -355,7 +361,8 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
 
         var error = await CertificatesRefusedAsync(Body(("kubeProxyClientCsr", forged)));
 
-        Assert.StartsWith("kubeProxyClientCsr is not a valid PEM certificate signing request (", error, StringComparison.Ordinal);
+        Assert.StartsWith("kubeProxyClientCsr: the request's signature does not verify with its own public key (", error, StringComparison.Ordinal);
+        Assert.EndsWith("); sign the CSR with the key it carries", error, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -369,7 +376,169 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
 
         var error = await CertificatesRefusedAsync(Body((field, RsaCsr(weak))));
 
-        Assert.Equal($"{field}: the key must be ECDSA or RSA of at least 2048 bits", error);
+        Assert.Equal($"{field}: the key is RSA of 1024 bits; use ECDSA P-256, P-384 or P-521, or RSA of at least 2048 bits", error);
+    }
+
+    [Theory]
+    [InlineData("kubeletServingCsr")]
+    [InlineData("controllerClientCsr")]
+    public async Task PostCertificates_Ed25519Key_Answers400NamingTheKeyType(string field)
+    {
+        var error = await CertificatesRefusedAsync(Body((field, Ed25519Csr())));
+
+        Assert.Equal($"{field}: the key is Ed25519; use ECDSA P-256, P-384 or P-521, or RSA of at least 2048 bits", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_EcdsaOnACurveGoCannotVerify_Answers400NamingTheCurve()
+    {
+        using var brainpool = ECDsa.Create(ECCurve.NamedCurves.brainpoolP256r1);
+
+        var error = await CertificatesRefusedAsync(Body(("kubeletClientCsr", EcCsr(brainpool))));
+
+        Assert.Equal("kubeletClientCsr: the key is ECDSA on curve brainpoolP256r1; use ECDSA P-256, P-384 or P-521, or RSA of at least 2048 bits", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_BodyOver64KiBWithContentLength_Answers413()
+    {
+        var body = Body(("padding", new string('x', JoinServer.MaxBodyBytes)));
+
+        var error = await RefusedAsync(HttpStatusCode.RequestEntityTooLarge, HttpMethod.Post, "/v1/certificates", Bearer(ServerPassword), body);
+
+        Assert.Equal("the body is larger than 65536 bytes; a join request (four CSRs) is a few kilobytes", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_BodyOver64KiBChunked_Answers413()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/certificates");
+        request.Headers.Authorization = Bearer(ServerPassword);
+        request.Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(Body(("padding", new string('x', JoinServer.MaxBodyBytes))))));
+        request.Headers.TransferEncodingChunked = true;
+
+        using var answer = await server.Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, answer.StatusCode);
+        Assert.Equal("the body is larger than 65536 bytes; a join request (four CSRs) is a few kilobytes", ErrorOf(await answer.Content.ReadAsStringAsync()));
+    }
+
+    [Theory]
+    [InlineData("server")]
+    [InlineData("control-plane")]
+    [InlineData("Agent")]
+    [InlineData("")]
+    public async Task PostCertificates_UnknownRole_Answers400(string role)
+    {
+        var error = await CertificatesRefusedAsync(Body(("role", role)));
+
+        Assert.Equal($"role '{role}' is not a role the join API grants: it joins agents only (role 'agent', the default)", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_NodePasswordMissing_Answers400()
+    {
+        var error = await CertificatesRefusedAsync(Body(("nodePassword", null)));
+
+        Assert.Equal("nodePassword is missing; send the agent's node password (coracle agent keeps it in DATA_DIR/agent/node-password)", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_NodePasswordTooLong_Answers400()
+    {
+        var error = await CertificatesRefusedAsync(Body(("nodePassword", new string('a', 513))));
+
+        Assert.Equal("nodePassword is longer than 512 characters; send the agent's node password (32 hex digits)", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_NodeNameTooLongForItsSecret_Answers400()
+    {
+        var name = new string('a', 232);
+
+        var error = await CertificatesRefusedAsync(Body(("nodeName", name)));
+
+        Assert.Equal($"nodeName '{name}' is longer than 231 characters, too long for its node password Secret; give the agent a shorter --node-name", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_TheServersOwnNodeName_Answers403()
+    {
+        var error = await RefusedAsync(HttpStatusCode.Forbidden, HttpMethod.Post, "/v1/certificates", Bearer(ServerPassword), Body(("nodeName", "srv")));
+
+        Assert.Equal("node name srv is this server's own node; give the agent another --node-name", error);
+    }
+
+    [Fact]
+    public async Task PostCertificates_KubeApiServerDownAndNodeUnknown_Answers503Retry()
+    {
+        var error = await RefusedAsync(HttpStatusCode.ServiceUnavailable, HttpMethod.Post, "/v1/certificates", Bearer(ServerPassword), Body(("nodeName", "agent-new")));
+
+        Assert.StartsWith("cannot check the node password of agent-new now: kube-apiserver cannot tell yet whether node agent-new already has another password (GET /api/v1/namespaces/kube-system/secrets/agent-new.node-password.coracle: ", error, StringComparison.Ordinal);
+        Assert.EndsWith("); retry when the server's kube-apiserver is up", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PostCertificates_KubeApiServerDownAndAnotherPassword_Answers503NeverAccepts()
+    {
+        var error = await RefusedAsync(HttpStatusCode.ServiceUnavailable, HttpMethod.Post, "/v1/certificates", Bearer(ServerPassword), Body(("nodePassword", "another-password")));
+
+        Assert.StartsWith("cannot check the node password of agent-1 now: node agent-1's password differs from the one this server last accepted and kube-apiserver cannot tell yet whether node agent-1 still exists (GET /api/v1/namespaces/kube-system/secrets/agent-1.node-password.coracle: ", error, StringComparison.Ordinal);
+        Assert.EndsWith("); retry when the server's kube-apiserver is up", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Authenticate_RevokedJoinToken_Answers401InvalidToken()
+    {
+        var error = await RefusedAsync(HttpStatusCode.Unauthorized, HttpMethod.Get, "/v1/config", Basic("node", server.RevokedJoinToken));
+
+        Assert.Equal("invalid token", error);
+    }
+
+    [Fact]
+    public async Task Authenticate_ValidJoinTokenReplayed_AcceptedUntilItExpires()
+    {
+        // Join tokens are reusable until they expire, as K3s's bootstrap tokens: a replayed token joins another node,
+        // and only the node password keeps it from taking an existing node's name.
+        var (first, _) = await SendAsync(HttpMethod.Post, "/v1/certificates", Basic("node", server.ValidJoinToken), Body());
+        var (second, _) = await SendAsync(HttpMethod.Post, "/v1/certificates", Basic("node", server.ValidJoinToken), Body());
+
+        Assert.Equal(HttpStatusCode.OK, first);
+        Assert.Equal(HttpStatusCode.OK, second);
+    }
+
+    /// <summary>A CSR for an Ed25519 key, DER-built (.NET cannot sign with Ed25519); its signature is never looked at, as the key is refused first.</summary>
+    private static string Ed25519Csr()
+    {
+        var writer = new AsnWriter(AsnEncodingRules.DER);
+        using (writer.PushSequence())
+        {
+            using (writer.PushSequence())
+            {
+                writer.WriteInteger(0);
+                writer.WriteEncodedValue(new X500DistinguishedName("CN=ed").RawData);
+                using (writer.PushSequence())
+                {
+                    using (writer.PushSequence())
+                    {
+                        writer.WriteObjectIdentifier("1.3.101.112");
+                    }
+
+                    writer.WriteBitString(RandomNumberGenerator.GetBytes(32));
+                }
+
+                writer.WriteEncodedValue([0xA0, 0x00]);
+            }
+
+            using (writer.PushSequence())
+            {
+                writer.WriteObjectIdentifier("1.3.101.112");
+            }
+
+            writer.WriteBitString(RandomNumberGenerator.GetBytes(64));
+        }
+
+        return PemEncoding.WriteString("CERTIFICATE REQUEST", writer.Encode());
     }
 
     [Fact]
@@ -381,7 +550,8 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
         using var controllerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var body = JsonSerializer.Serialize(new Dictionary<string, object>
         {
-            ["nodeName"] = "agent-1",
+            ["nodeName"] = JoinServerFixture.SeededNode,
+            ["nodePassword"] = JoinServerFixture.SeededPassword,
             ["nodeIps"] = new[] { "10.0.0.7", "fd00::7" },
             ["kubeletServingCsr"] = new CertificateRequest("CN=system:masters-please", servingKey, HashAlgorithmName.SHA256).CreateSigningRequestPem(),
             ["kubeletClientCsr"] = RsaCsr(kubeletKey),

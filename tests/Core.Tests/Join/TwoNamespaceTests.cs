@@ -243,6 +243,18 @@ public sealed class TwoNamespaceTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(agentDir, "client-kubelet.key")));
         Assert.Equal(File.ReadAllText(Path.Combine(serverTls, "server-ca.crt")), File.ReadAllText(Path.Combine(agentDir, "server-ca.crt")));
 
+        // The agent made its node password (0600); another machine (data dir) claiming the name is refused with one line.
+        // This server runs no kube-apiserver, so the name's hash is kept in its local file alone.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(agentDir, "node-password")));
+        var (impostor, impostorLog) = Start(_agentNs, [.. NodeArgs("agent", Path.Combine(_dir.Path, "impostor"), "agt", _agentIp), "--server", serverUrl, "--token", token.ToString()]);
+        Assert.True(impostor.WaitForExit(TimeSpan.FromSeconds(60)), $"an agent claiming a taken name did not exit:\n{impostorLog}");
+        impostor.WaitForExit();
+        Assert.Equal(1, impostor.ExitCode);
+        var passwords = Path.Combine(serverData, "server", "cred", "node-passwords.json");
+        Assert.Contains($"coracle: error: the server refused this node: node name agt is taken: the node password stored for it in {passwords} differs from this agent's and "
+            + "this server runs no kube-apiserver, so its local file is the only store; if agt is this machine reinstalled or a retired node, free the name by removing agt from that file "
+            + "on the server and retry, otherwise give this agent another --node-name\n", impostorLog.ToString(), StringComparison.Ordinal);
+
         // An HTTP server bound to the agent's loopback is reached from the server through the tunnel.
         var www = Directory.CreateDirectory(Path.Combine(_dir.Path, "www")).FullName;
         File.WriteAllText(Path.Combine(www, "hello.txt"), "hello through the tunnel");
