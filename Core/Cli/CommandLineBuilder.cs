@@ -39,6 +39,7 @@ internal static class CommandLineBuilder
         root.Subcommands.Add(config);
 
         IdentityCommands.AddTo(root);
+        SecretsEncryptCommands.AddTo(root);
 
         root.Subcommands.Add(DataDirCommand("status", "Show the components of the node running on this machine and their state", Commands.StatusAsync));
         root.Subcommands.Add(DataDirCommand("killall", "Stop the node on this data dir with all its containers and remove its network state, mounts, sysctls and cgroups (like k3s-killall.sh)", Commands.KillallAsync));
@@ -136,6 +137,12 @@ internal static class CommandLineBuilder
                 Arity = ArgumentArity.OneOrMore,
                 AllowMultipleArgumentsPerToken = false,
             }
-            : new Option<string>("--" + setting.Flag, setting.Aliases.Select(a => "--" + a).ToArray()) { Description = help, HelpName = helpName };
+            : new Option<string>("--" + setting.Flag, setting.Aliases.Select(a => "--" + a).ToArray())
+            {
+                Description = help,
+                HelpName = helpName,
+                // A boolean flag alone means true (--secrets-encryption), as in K3s; --flag=false still turns it off.
+                Arity = setting.Kind == SettingKind.Boolean ? ArgumentArity.ZeroOrOne : ArgumentArity.ExactlyOne,
+            };
     }
 }

@@ -210,6 +210,8 @@ internal static class ConfigLoader
             ServerUrl = Get<string>(Settings.Server),
             CertLifetime = Get<TimeSpan>(Settings.CertLifetime),
             CaCertLifetime = Get<TimeSpan>(Settings.CaCertLifetime),
+            SecretsEncryption = Get<bool>(Settings.SecretsEncryption),
+            SecretsEncryptionProvider = Get<string>(Settings.SecretsEncryptionProvider),
             KubeApiserverArgs = List(Settings.KubeApiserverArg),
             KubeControllerManagerArgs = List(Settings.KubeControllerManagerArg),
             KubeSchedulerArgs = List(Settings.KubeSchedulerArg),

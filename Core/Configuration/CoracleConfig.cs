@@ -29,6 +29,8 @@ internal sealed record CoracleConfig
     public string ServerUrl { get; init; } = "";
     public TimeSpan CertLifetime { get; init; } = TimeSpan.FromDays(365);
     public TimeSpan CaCertLifetime { get; init; } = TimeSpan.FromDays(3650);
+    public bool SecretsEncryption { get; init; }
+    public string SecretsEncryptionProvider { get; init; } = "aescbc";
     public IReadOnlyList<string> KubeApiserverArgs { get; init; } = [];
     public IReadOnlyList<string> KubeControllerManagerArgs { get; init; } = [];
     public IReadOnlyList<string> KubeSchedulerArgs { get; init; } = [];

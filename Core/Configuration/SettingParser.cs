@@ -12,6 +12,9 @@ internal static class SettingParser
         error = null;
         switch (setting.Kind)
         {
+            case SettingKind.Boolean when values.Count == 0:
+                // A bare boolean flag (--secrets-encryption) means true, as in K3s.
+                return true;
             case SettingKind.ArgList:
                 return values.Select(v => v.Trim()).Where(v => v.Length > 0).ToArray();
             case SettingKind.StringList:

@@ -48,6 +48,10 @@ internal static class Settings
         "Lifetime of issued leaf certificates; they are renewed, at start and while running, within 120 days of expiry (a third of a shorter lifetime)") { ServerOnly = true };
     public static readonly Setting CaCertLifetime = new("server", "ca-cert-lifetime", SettingKind.Duration, "87600h",
         "Lifetime of the certificate authorities Coracle creates") { ServerOnly = true };
+    public static readonly Setting SecretsEncryption = new("server", "secrets-encryption", SettingKind.Boolean, "false",
+        "Encrypt Secrets at rest: kube-apiserver gets an encryption configuration (DATA/server/cred/encryption-config.json, 0600); 'coracle secrets-encrypt status|rotate-keys' manage its keys (docs/secrets-encryption.md)") { ServerOnly = true };
+    public static readonly Setting SecretsEncryptionProvider = new("server", "secrets-encryption-provider", SettingKind.String, "aescbc",
+        "Cipher of new encryption keys, as in K3s: aescbc is AES-CBC with PKCS#7 padding, secretbox is XSalsa20-Poly1305") { ServerOnly = true, Choices = ["aescbc", "secretbox"] };
     public static readonly Setting KubeApiserverArg = new("server", "kube-apiserver-arg", SettingKind.ArgList, Array.Empty<string>(),
         "Extra kube-apiserver flag NAME=VALUE, one per occurrence (values may hold commas); they override Coracle's defaults") { ServerOnly = true };
     public static readonly Setting KubeControllerManagerArg = new("server", "kube-controller-manager-arg", SettingKind.ArgList, Array.Empty<string>(),
@@ -101,6 +105,7 @@ internal static class Settings
         DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, LogFormat, LogLevel,
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
+        SecretsEncryption, SecretsEncryptionProvider,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
         Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,

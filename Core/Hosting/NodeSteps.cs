@@ -103,13 +103,19 @@ internal sealed class NodeSteps
         ex is not (ConfigException or CompositionException or StepFailedException or OperationCanceledException or OutOfMemoryException
             or Join.JoinException or Identity.TokenFormatException);
 
+    /// <summary>The host's own pid record (<c>DATA/run/pids/coracle.pid</c>).</summary>
+    public const string HostPidName = "coracle";
+
     /// <summary>The supervisor, the status socket and the run record (step <c>status</c>).</summary>
     public NodeRun OpenRun(DateTimeOffset startedAt)
     {
-        var supervisor = new Supervisor(_loggers, logDir: Path.Combine(_config.DataDir, "logs"));
+        // Every process the node starts is recorded (DATA/run/pids), the host too, so killall stops exactly these.
+        var pids = PidRecords.DirFor(_config.RunDir);
+        var supervisor = new Supervisor(_loggers, logDir: Path.Combine(_config.DataDir, "logs"), pidDir: pids);
+        PidRecords.Record(pids, HostPidName, Environment.ProcessId);
         var status = new StatusServer(_config.StatusSocket, () => Snapshot(supervisor, Selection, startedAt, VersionInfo.Version), _log);
         var record = RunRecord.Claim(RunRecord.PathForThisProcess(), _config.DataDir, _log);
-        return new NodeRun(supervisor, status, record);
+        return new NodeRun(supervisor, status, record, pids);
     }
 
     /// <summary>Starts the supervisor, waits for SIGTERM or SIGINT, then stops every component in reverse order.</summary>
@@ -324,7 +330,8 @@ internal sealed class NodeSteps
     }
 
     /// <summary>The Kubernetes components of the role (step <c>kubernetes components</c>); true when kube-apiserver is among them.</summary>
-    public KubernetesPaths? RegisterKubernetesComponents(Supervisor supervisor, ConfiguredPlugins plugins, string? egressSocket, KubeletHost kubeletHost)
+    public KubernetesPaths? RegisterKubernetesComponents(
+        Supervisor supervisor, ConfiguredPlugins plugins, string? egressSocket, KubeletHost kubeletHost, string? encryptionConfig = null)
     {
         var (datastore, runtime, runtimeComponents) = plugins;
         var server = _config.Role == "server";
@@ -342,6 +349,7 @@ internal sealed class NodeSteps
                     Path.Combine(ClusterCertificates.TlsDir(_config.DataDir), "datastore-ca.crt"))
                 : null),
             EgressSelectorConfigFile = server && egressSocket is not null ? Kubernetes.KubernetesComponents.WriteEgressSelectorConfiguration(_config.DataDir, egressSocket) : null,
+            EncryptionProviderConfigFile = server ? encryptionConfig : null,
             CriSocket = runtime?.CriSocket ?? "",
             AdvertiseAddress = nodeIps.Count > 0 ? nodeIps[0].ToString() : "",
             NodeIp = string.Join(",", nodeIps.Take(2).Select(a => a.ToString())),
@@ -427,7 +435,7 @@ internal sealed class NodeSteps
 internal sealed record ConfiguredPlugins(DatastoreEndpoint? Datastore, RuntimeEndpoint? Runtime, IReadOnlyList<string> RuntimeComponents);
 
 /// <summary>The supervisor with the status socket and the run record, released together when the node stops.</summary>
-internal sealed class NodeRun(Supervisor supervisor, StatusServer status, RunRecord? record) : IAsyncDisposable
+internal sealed class NodeRun(Supervisor supervisor, StatusServer status, RunRecord? record, string pidDir) : IAsyncDisposable
 {
     public Supervisor Supervisor => supervisor;
 
@@ -435,5 +443,6 @@ internal sealed class NodeRun(Supervisor supervisor, StatusServer status, RunRec
     {
         await status.DisposeAsync();
         record?.Dispose();
+        PidRecords.Remove(pidDir, NodeSteps.HostPidName, Environment.ProcessId);
     }
 }

@@ -4,6 +4,7 @@ using Coracle.Core.Identity;
 using Coracle.Core.Join;
 using Coracle.Core.Kubernetes;
 using Coracle.Core.Logging;
+using Coracle.Core.Secrets;
 using Coracle.Core.Supervision;
 using Coracle.Core.Tunnel;
 using Coracle.Plugins;
@@ -13,7 +14,7 @@ namespace Coracle.Core.Hosting;
 
 /// <summary>
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; certificates, token
-/// and kubeconfigs; status; configure plugins; host settings; join api and egress proxy; kubernetes components; cluster
+/// and kubeconfigs; secrets encryption; status; configure plugins; host settings; join api and egress proxy; kubernetes components; cluster
 /// rbac; manifests; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
@@ -29,6 +30,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         // second node on a live data dir changes nothing.
         using var dataDirLock = node.Step("data dir", () => DataDirLock.Acquire(config.DataDir, config.RunDir));
         var identity = node.Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(config, node.Log));
+        var encryptionConfig = node.Step("secrets encryption", () => SecretsEncryption.Prepare(config, node.Log));
         await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
         var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
         var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
@@ -36,7 +38,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         // (the closure is read once the supervisor runs, after every step); without one, its local file is the store.
         KubernetesPaths? apiserver = null;
         var egressSocket = node.Step("join api and egress proxy", () => RegisterJoinApi(node, run.Supervisor, identity, new TunnelRegistry(), () => apiserver is not null));
-        apiserver = node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket, kubeletHost));
+        apiserver = node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket, kubeletHost, encryptionConfig));
         if (apiserver is not null)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));

@@ -11,6 +11,9 @@ internal sealed record KubernetesPaths
     public required IReadOnlyList<string> DatastoreServers { get; init; }
     public Plugins.TlsFiles? DatastoreTls { get; init; }
     public string? EgressSelectorConfigFile { get; init; }
+
+    /// <summary>kube-apiserver's EncryptionConfiguration (<c>--secrets-encryption</c>, Core/Secrets); null: Secrets stored as written.</summary>
+    public string? EncryptionProviderConfigFile { get; init; }
     /// <summary>The CRI socket the container runtime plugin reported (<c>RuntimeEndpoint.CriSocket</c>); empty until it did.</summary>
     public string CriSocket { get; init; } = "";
     public string AdvertiseAddress { get; init; } = "";
@@ -92,6 +95,13 @@ internal static class ComponentArgs
         if (p.EgressSelectorConfigFile is not null)
         {
             args["egress-selector-config-file"] = p.EgressSelectorConfigFile;
+        }
+
+        if (p.EncryptionProviderConfigFile is not null)
+        {
+            // Reloaded when the file changes, so 'coracle secrets-encrypt rotate-keys' needs no restart.
+            args["encryption-provider-config"] = p.EncryptionProviderConfigFile;
+            args["encryption-provider-config-automatic-reload"] = "true";
         }
 
         if (p.DatastoreTls is { } tls)

@@ -12,7 +12,9 @@ namespace Coracle.Core.Node;
 /// <summary>
 /// <c>coracle killall</c>, K3s's <c>k3s-killall.sh</c> for one data dir: stops the node, runs the cleanup of the
 /// installed container runtime plugins (which kill this node's containers and remove their pods' network namespaces),
-/// kills any process still naming the data dir, unmounts what lies below the data dir and the kubelet's pod folders,
+/// kills what the node started and left behind (its recorded pids with their descendants, and its cgroup root's
+/// processes; never a process merely because its arguments name the data dir: <see cref="NodeProcesses"/>), unmounts
+/// what lies below the data dir and the kubelet's pod folders,
 /// deletes the KUBE-/CNI- iptables rules, runs the cleanup of every other installed plugin that has one (the CNI's
 /// devices, pod veths and chains, selected this run or not), restores the sysctls the node changed and removes the
 /// kubelet's cgroup root. Core knows no plugin by name: what a plugin left is its own cleanup's business
@@ -25,15 +27,20 @@ internal static partial class Killall
         var dataDir = Path.GetFullPath(config.DataDir);
         var state = NodeState.Load(config.RunDir);
 
-        // 1. the node itself: an ordered stop first (containers keep running, as with K3s), then a kill.
-        if (await StatusClient.ReadAsync(config.StatusSocket, cancellationToken) is { } running && running.Pid != Environment.ProcessId)
+        // 1. the node itself: an ordered stop first (containers keep running, as with K3s), then a kill. The status socket
+        // names it; a node that no longer answers is found by its pid record (same pid and start time).
+        var pidDir = PidRecords.DirFor(config.RunDir);
+        var host = await StatusClient.ReadAsync(config.StatusSocket, cancellationToken) is { } running
+            ? running.Pid
+            : PidRecords.ReadAll(pidDir).FirstOrDefault(r => r.Name == Hosting.NodeSteps.HostPidName && PidRecords.IsAlive(r))?.Pid;
+        if (host is { } hostPid && hostPid != Environment.ProcessId)
         {
-            say($"stopping coracle (pid {running.Pid})");
-            Native.Kill(running.Pid, Native.SigTerm);
-            if (!await WaitGoneAsync([running.Pid], TimeSpan.FromSeconds(60), cancellationToken))
+            say($"stopping coracle (pid {hostPid})");
+            Native.Kill(hostPid, Native.SigTerm);
+            if (!await WaitGoneAsync([hostPid], TimeSpan.FromSeconds(60), cancellationToken))
             {
-                Native.Kill(running.Pid, Native.SigKill);
-                await WaitGoneAsync([running.Pid], TimeSpan.FromSeconds(10), cancellationToken);
+                Native.Kill(hostPid, Native.SigKill);
+                await WaitGoneAsync([hostPid], TimeSpan.FromSeconds(10), cancellationToken);
             }
         }
 
@@ -41,23 +48,10 @@ internal static partial class Killall
         var cleanups = LoadCleanups(config, say);
         await RunCleanupsAsync(config, cleanups.Where(e => e.Point == Plugins.ExtensionPoints.ContainerRuntime), say, cancellationToken);
 
-        // 3. components left behind (and anything else naming the data dir), never this process or its ancestors.
-        var processes = ProcessTable.Read();
-        var spared = ProcessTable.Ancestors(processes, Environment.ProcessId).Append(Environment.ProcessId).ToHashSet();
-        var named = processes.Values.Where(p => !spared.Contains(p.Pid)
-            && p.Arguments.Any(a => a == dataDir || a.StartsWith(dataDir + "/", StringComparison.Ordinal) || a.Contains("=" + dataDir + "/", StringComparison.Ordinal)
-                || a.EndsWith("=" + dataDir, StringComparison.Ordinal)))
-            .Select(p => p.Pid).ToList();
-        if (named.Count > 0)
-        {
-            say($"killing {named.Count} processes using {dataDir}");
-            foreach (var pid in named)
-            {
-                Native.Kill(pid, Native.SigKill);
-            }
-
-            await WaitGoneAsync(named, TimeSpan.FromSeconds(20), cancellationToken);
-        }
+        // 3. what this node started and left behind: its recorded processes (same pid and start time) with their
+        // descendants, and whatever runs in its cgroup root; never a process only because its arguments name the data dir,
+        // never this process or its ancestors.
+        await KillNodeProcessesAsync(pidDir, state?.CgroupRoot, say, cancellationToken);
 
         // 4. mounts: below the data dir and the kubelet's pod folders.
         var kubeletPods = Path.Combine(state?.KubeletRootDir ?? "/var/lib/kubelet", "pods");
@@ -115,6 +109,34 @@ internal static partial class Killall
         say("done");
         return ExitCodes.Ok;
     }
+
+    /// <summary>Step 3: kills <see cref="NodeProcesses.Find"/>'s processes and removes the pid records.</summary>
+    internal static async Task<IReadOnlyList<int>> KillNodeProcessesAsync(string pidDir, string? cgroupRoot, Action<string> say, CancellationToken cancellationToken)
+    {
+        var processes = ProcessTable.Read();
+        var spared = ProcessTable.Ancestors(processes, Environment.ProcessId).Append(Environment.ProcessId).ToHashSet();
+        var ours = NodeProcesses.Find(processes, PidRecords.ReadAll(pidDir), cgroupRoot, spared);
+        if (ours.Count > 0)
+        {
+            say($"killing {ours.Count} processes this node started: {string.Join(", ", ours.Select(p => $"{p} ({Name(processes[p])})"))}");
+            foreach (var pid in ours)
+            {
+                Native.Kill(pid, Native.SigKill);
+            }
+
+            await WaitGoneAsync(ours, TimeSpan.FromSeconds(20), cancellationToken);
+        }
+
+        // Records of processes that are gone go too; one that survived the kill stays for the next run.
+        foreach (var record in PidRecords.ReadAll(pidDir).Where(r => !PidRecords.IsAlive(r)))
+        {
+            PidRecords.Remove(pidDir, record.Name, record.Pid);
+        }
+
+        return ours;
+    }
+
+    private static string Name(ProcessInfo process) => process.Arguments.Count > 0 ? Path.GetFileName(process.Arguments[0]) : "?";
 
     private static async Task<bool> WaitGoneAsync(IReadOnlyList<int> pids, TimeSpan timeout, CancellationToken cancellationToken)
     {

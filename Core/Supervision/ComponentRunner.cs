@@ -18,6 +18,7 @@ internal sealed class ComponentRunner : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
     private readonly ComponentOutput? _output;
+    private readonly string? _pidDir;
     private Task? _loop;
     private volatile bool _shuttingDown;
     private bool _outputAnnounced;
@@ -33,8 +34,10 @@ internal sealed class ComponentRunner : IDisposable
     /// Folder for a process component's output file (<c>NAME.log</c>); null sends every output line to the log at
     /// information level (tests, in-process uses).
     /// </param>
-    public ComponentRunner(ComponentSpec spec, ILoggerFactory loggers, TimeProvider time, ProcessSpawner spawner, string? logDir = null)
+    /// <param name="pidDir">Folder for the process's pid record (<see cref="PidRecords"/>, read by <c>coracle killall</c>); null keeps none.</param>
+    public ComponentRunner(ComponentSpec spec, ILoggerFactory loggers, TimeProvider time, ProcessSpawner spawner, string? logDir = null, string? pidDir = null)
     {
+        _pidDir = pidDir;
         _spec = spec;
         _log = loggers.CreateLogger(spec.Name);
         _time = time;
@@ -301,6 +304,7 @@ internal sealed class ComponentRunner : IDisposable
 
         var pid = running.ProcessId;
         _log.ProcessStarted(pid);
+        RecordPid(pid, running.Task);
         SetState(ComponentState.Starting, "probing readiness", pid);
 
         var exited = running.Task;
@@ -400,6 +404,37 @@ internal sealed class ComponentRunner : IDisposable
         {
             return $"failed: {ex.Message}";
         }
+    }
+
+    /// <summary>Records the child's pid for <c>coracle killall</c> while it runs; the record goes when it exits.</summary>
+    private void RecordPid(int pid, Task exited)
+    {
+        if (_pidDir is null)
+        {
+            return;
+        }
+
+        try
+        {
+            PidRecords.Record(_pidDir, _spec.Name, pid);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Without the record killall still finds the process by its cgroup or after the node; nothing else depends on it.
+        }
+
+        exited.ContinueWith(
+            _ =>
+            {
+                try
+                {
+                    PidRecords.Remove(_pidDir, _spec.Name, pid);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private async Task ProbeUntilReadyAsync(Task exited, int? pid, CancellationToken stop)

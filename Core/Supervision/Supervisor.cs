@@ -14,6 +14,7 @@ internal sealed class Supervisor : ISupervisor
     private readonly TimeProvider _time;
     private readonly ProcessSpawner _spawner;
     private readonly string? _logDir;
+    private readonly string? _pidDir;
     private readonly ILogger _log;
     private readonly List<ComponentRunner> _runners = [];
     private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
@@ -28,8 +29,10 @@ internal sealed class Supervisor : ISupervisor
     /// Folder for the child processes' output, one <c>NAME.log</c> each (0600, folder 0700, rotated at 10 MiB); only
     /// error lines and unexpected exits reach the log. Null logs every output line instead.
     /// </param>
-    public Supervisor(ILoggerFactory loggers, TimeProvider? time = null, ProcessSpawner? spawner = null, string? logDir = null)
+    /// <param name="pidDir">Folder for each child's pid record (<see cref="PidRecords"/>), which <c>coracle killall</c> reads; null keeps none.</param>
+    public Supervisor(ILoggerFactory loggers, TimeProvider? time = null, ProcessSpawner? spawner = null, string? logDir = null, string? pidDir = null)
     {
+        _pidDir = pidDir;
         _loggers = loggers;
         _time = time ?? TimeProvider.System;
         _spawner = spawner ?? ProcessSpawner.Shared;
@@ -63,7 +66,7 @@ internal sealed class Supervisor : ISupervisor
                 throw new InvalidOperationException($"component {component.Name} is registered twice");
             }
 
-            _runners.Add(new ComponentRunner(component, _loggers, _time, _spawner, _logDir));
+            _runners.Add(new ComponentRunner(component, _loggers, _time, _spawner, _logDir, _pidDir));
         }
     }
 

@@ -306,4 +306,51 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, code);
         Assert.StartsWith("coracle version 0.1.0 (.NET 10.", stdout, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Killall_RunningServer_StopsWhatTheNodeStartedButNotAStrangerNamingTheDataDir()
+    {
+        using var server = CoracleProcess.Start(_coracle, ["server", "--data-dir", _dataDir, "--write-kubeconfig", Kubeconfig, "--disable", "traefik"]);
+        var sleeper = PidOf(await WaitForStatusAsync("runtime", "ready"), "runtime");
+        var records = PidRecords.ReadAll(PidRecords.DirFor(Path.Combine(_dataDir, "run")));
+        Assert.Contains(records, r => r.Name == "coracle" && r.Pid == server.Pid);
+        Assert.Contains(records, r => r.Name == "runtime" && r.Pid == sleeper);
+
+        // A stranger whose command line names the data dir (argv[0] = DATA/server/stranger).
+        using var stranger = System.Diagnostics.Process.Start("bash", ["-c", "exec -a \"$0\" sleep 1000", Path.Combine(_dataDir, "server", "stranger")]);
+        var netns = "cor-kill-" + Guid.NewGuid().ToString("N")[..6];
+        Assert.Equal(0, (await CoracleProcess.RunAsync("ip", "netns", "add", netns)).ExitCode);
+        try
+        {
+            // In a network namespace of its own, so the host's iptables rules are never touched.
+            var (code, stdout, stderr) = await CoracleProcess.RunAsync("nsenter", $"--net=/run/netns/{netns}", _coracle, "killall", "--data-dir", _dataDir);
+
+            Assert.True(code == 0, stdout + stderr);
+            Assert.Contains($"killall: stopping coracle (pid {server.Pid})", stdout, StringComparison.Ordinal);
+            Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.False(Native.IsAlive(sleeper));
+            Assert.False(stranger.HasExited, "killall killed a stranger whose arguments name the data dir");
+            Assert.Empty(PidRecords.ReadAll(PidRecords.DirFor(Path.Combine(_dataDir, "run"))));
+        }
+        finally
+        {
+            stranger.Kill();
+            await CoracleProcess.RunAsync("ip", "netns", "delete", netns);
+        }
+    }
+
+    [Fact]
+    public async Task SecretsEncrypt_UnknownProviderAndStatusOff_OneErrorLineExitTwoThenDisabled()
+    {
+        var (code, stdout, stderr) = await Run("secrets-encrypt", "rotate-keys", "--data-dir", _dataDir, "--secrets-encryption-provider", "aesgcm");
+
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Equal("coracle: error: --secrets-encryption-provider: 'aesgcm' is not one of aescbc, secretbox\n", stderr);
+
+        (code, stdout, _) = await Run("secrets-encrypt", "status", "--data-dir", _dataDir, "--secrets-encryption");
+
+        Assert.Equal(0, code);
+        Assert.StartsWith("Encryption Status: Disabled\n--secrets-encryption is on, but ", stdout, StringComparison.Ordinal);
+    }
 }
