@@ -5,3 +5,4 @@ using System.Runtime.Versioning;
 [assembly: InternalsVisibleTo("Coracle.Core.Tests")]
 [assembly: InternalsVisibleTo("Coracle.Integration.Tests")]
 [assembly: InternalsVisibleTo("Coracle.Node.Tests")]
+[assembly: InternalsVisibleTo("Coracle.Bench.Tunnel")]

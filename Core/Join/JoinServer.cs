@@ -302,8 +302,17 @@ internal sealed partial class JoinServer
             addresses.Add((remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString());
         }
 
-        var socket = await http.WebSockets.AcceptWebSocketAsync();
-        await using var mux = new TunnelMux(socket);
+        if (!http.WebSockets.WebSocketRequestedProtocols.Contains(TunnelMux.SubProtocol, StringComparer.Ordinal))
+        {
+            // An agent older than this server speaks tunnel protocol version 1 (no flow control): refuse it clearly
+            // instead of letting its frames fail later.
+            var reason = $"the agent does not speak {TunnelMux.SubProtocol} (a Coracle agent older than this server?); upgrade the agent";
+            _log.TunnelVersionRefused(node, reason);
+            return Error(StatusCodes.Status400BadRequest, reason);
+        }
+
+        var socket = await http.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = TunnelMux.SubProtocol });
+        await using var mux = new TunnelMux(socket, $"node {node}", _log);
         var session = new TunnelSession(node, addresses.Distinct().ToList(), mux);
         _tunnels.Add(session);
         _log.TunnelConnected(node, string.Join(",", session.Addresses));

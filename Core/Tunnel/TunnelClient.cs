@@ -11,7 +11,7 @@ namespace Coracle.Core.Tunnel;
 
 /// <summary>
 /// The agent's side of the tunnel: keeps a websocket to the server's <c>/v1/tunnel</c> open (reconnecting with
-/// backoff) and connects the streams the server opens, strictly: to <c>127.0.0.1:PORT</c> when PORT is allowed (the
+/// <see cref="TunnelBackoff"/>: exponential with a cap and jitter, reset after a good connection) and connects the streams the server opens, strictly: to <c>127.0.0.1:PORT</c> when PORT is allowed (the
 /// target names loopback, this node's name or one of its addresses), or to an address inside this node's own pod
 /// network (its podCIDRs, any port). Every other target is refused.
 /// </summary>
@@ -27,10 +27,15 @@ internal sealed class TunnelClient
     private readonly Func<IPAddress, bool> _isHostAddress;
     private readonly RefusalLimiter _refusals = new();
     private readonly ILogger _log;
+    private readonly TunnelBackoff _backoff;
+    private readonly TimeProvider _time;
     private volatile bool _connected;
+    private int _connections;
 
-    public TunnelClient(Uri server, byte[] ca, ClusterToken token, string nodeName, IReadOnlyList<string> addresses, IEnumerable<int> allowedPorts, NodePodNetwork podNetwork, ILogger log, Func<IPAddress, bool>? isHostAddress = null)
+    public TunnelClient(Uri server, byte[] ca, ClusterToken token, string nodeName, IReadOnlyList<string> addresses, IEnumerable<int> allowedPorts, NodePodNetwork podNetwork, ILogger log, Func<IPAddress, bool>? isHostAddress = null, TunnelBackoff? backoff = null, TimeProvider? time = null)
     {
+        _backoff = backoff ?? TunnelBackoff.Default();
+        _time = time ?? TimeProvider.System;
         _server = server;
         _ca = ca;
         _token = token;
@@ -43,6 +48,9 @@ internal sealed class TunnelClient
     }
 
     public bool Connected => _connected;
+
+    /// <summary>Connections that completed the handshake since the client started.</summary>
+    public int Connections => Volatile.Read(ref _connections);
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -62,13 +70,16 @@ internal sealed class TunnelClient
     private async Task RunTunnelAsync(CancellationToken ct)
     {
         var url = new UriBuilder(new Uri(_server, "v1/tunnel")) { Scheme = "wss" }.Uri;
-        for (var attempt = 0; !ct.IsCancellationRequested;)
+        while (!ct.IsCancellationRequested)
         {
             string reason;
+            var handshake = false;
+            var connectedAt = 0L;
             try
             {
                 using var socket = new ClientWebSocket();
                 socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(15);
+                socket.Options.AddSubProtocol(TunnelMux.SubProtocol);
                 socket.Options.SetRequestHeader("Authorization", "Bearer " + _token.Password);
                 socket.Options.SetRequestHeader("X-Coracle-Node", _nodeName);
                 socket.Options.SetRequestHeader("X-Coracle-Addresses", string.Join(",", _addresses));
@@ -87,14 +98,27 @@ internal sealed class TunnelClient
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(TimeSpan.FromSeconds(10));
                 await socket.ConnectAsync(url, connect.Token);
-                await using var mux = new TunnelMux(socket) { OnOpen = OpenAsync };
-                _connected = true;
-                attempt = 0;
-                _log.AgentTunnelConnected(url.ToString());
-                await mux.RunAsync(ct);
-                reason = "connection closed";
+                if (socket.SubProtocol != TunnelMux.SubProtocol)
+                {
+                    // An older server accepts the upgrade without the subprotocol and would send version 1 frames.
+                    throw new TunnelProtocolException($"the server does not speak {TunnelMux.SubProtocol} (a Coracle server older than this agent?); upgrade the server");
+                }
+
+                await using var mux = new TunnelMux(socket, $"server {url}", _log) { OnOpen = OpenAsync };
+                var running = mux.RunAsync(ct);
+                if (await mux.Handshake)
+                {
+                    handshake = true;
+                    connectedAt = _time.GetTimestamp();
+                    _log.AgentTunnelConnected(url.ToString());
+                    _connected = true;
+                    Interlocked.Increment(ref _connections);
+                }
+
+                await running;
+                reason = mux.EndReason ?? "connection closed";
             }
-            catch (Exception ex) when (ex is WebSocketException or IOException or SocketException or OperationCanceledException or HttpRequestException)
+            catch (Exception ex) when (ex is WebSocketException or IOException or SocketException or OperationCanceledException or HttpRequestException or TunnelProtocolException)
             {
                 if (ct.IsCancellationRequested)
                 {
@@ -113,11 +137,12 @@ internal sealed class TunnelClient
                 break;
             }
 
-            var delay = AgentJoin.Backoff(attempt++, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(15));
+            _backoff.ConnectionEnded(handshake, handshake ? _time.GetElapsedTime(connectedAt) : TimeSpan.Zero);
+            var delay = _backoff.Next();
             _log.AgentTunnelLost(url.ToString(), reason, (long)delay.TotalMilliseconds);
             try
             {
-                await Task.Delay(delay, ct);
+                await Task.Delay(delay, _time, ct);
             }
             catch (OperationCanceledException)
             {

@@ -395,6 +395,80 @@ public sealed class TunnelMuxTests : IAsyncDisposable
         Assert.True(ex is TunnelOpenException or WebSocketException or ObjectDisposedException, $"unexpected {ex}");
     }
 
+    /// <summary>
+    /// Issue 16: a paused <c>kubectl logs -f</c> (a stream whose reader does not read) must not block the tunnel. The
+    /// stalled stream's writer sends until the reader's window is full and then waits; meanwhile another stream
+    /// carries forty windows' worth, every byte; the reader's side holds exactly one window for the stalled stream (the
+    /// mux's counter, never more than two windows at any moment). Then the stalled reader reads and everything arrives.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task WriteAsync_OneStreamsReaderStalls_TheOtherStreamCarriesAllItsBytesAndTheStalledOneHoldsOneWindow(bool agentWrites)
+    {
+        var server = await ConnectAsync();
+        var (stalledServer, stalledAgent) = await OpenPairAsync(server);
+        var (busyServer, busyAgent) = await OpenPairAsync(server);
+        var (stalledWriter, stalledReader, readerMux) = agentWrites ? (stalledAgent, stalledServer, server) : (stalledServer, stalledAgent, _agent!);
+        var (busyWriter, busyReader) = agentWrites ? (busyAgent, busyServer) : (busyServer, busyAgent);
+
+        var stalledPayload = RandomNumberGenerator.GetBytes(TunnelMux.StreamWindow * 4);
+        var stalledWrite = stalledWriter.WriteAsync(stalledPayload, _stop.Token).AsTask();
+        await WaitUntilAsync(() => stalledReader.Buffered == TunnelMux.StreamWindow, "the stalled stream to fill its window");
+
+        var busyPayload = RandomNumberGenerator.GetBytes(TunnelMux.StreamWindow * 40);
+        var busyRead = ReadExactlyAsync(busyReader, busyPayload.Length);
+        await busyWriter.WriteAsync(busyPayload, Guard());
+        Assert.Equal(busyPayload, await busyRead);
+
+        Assert.False(stalledWrite.IsCompleted, "the stalled stream's writer went past the reader's window");
+        Assert.Equal(0, stalledWriter.SendCredit);
+        Assert.Equal(TunnelMux.StreamWindow, stalledReader.Buffered);
+        Assert.Equal(TunnelMux.StreamWindow, readerMux.BufferedBytes);
+        Assert.InRange(readerMux.PeakBufferedBytes, TunnelMux.StreamWindow, 2 * TunnelMux.StreamWindow);
+
+        Assert.Equal(stalledPayload, await ReadExactlyAsync(stalledReader, stalledPayload.Length));
+        await stalledWrite.WaitAsync(HangGuard);
+        Assert.Equal(0, readerMux.BufferedBytes);
+        Assert.True(readerMux.PeakBufferedBytes <= TunnelMux.MaxBufferedPerTunnel);
+    }
+
+    [Fact]
+    public async Task Dispose_StreamWithUnreadBytes_FreesItsShareOfTheTunnelsBuffer()
+    {
+        var server = await ConnectAsync();
+        var (serverEnd, agentEnd) = await OpenPairAsync(server);
+        await agentEnd.WriteAsync(new byte[1000], Guard());
+        await WaitUntilAsync(() => server.BufferedBytes == 1000, "the bytes to be queued on the server's end");
+
+        await serverEnd.DisposeAsync();
+
+        Assert.Equal(0, server.BufferedBytes);
+        Assert.Equal(0, server.LiveStreams);
+    }
+
+    [Fact]
+    public async Task OpenAsync_MaxStreamsLive_TheNextIsRefusedUntilOneCloses()
+    {
+        var server = await ConnectAsync();
+        var pairs = new List<(TunnelStream Server, TunnelStream Agent)>();
+        for (var i = 0; i < TunnelMux.MaxStreams; i++)
+        {
+            pairs.Add(await OpenPairAsync(server));
+        }
+
+        var refused = await Assert.ThrowsAsync<TunnelOpenException>(() => server.OpenAsync("127.0.0.1:10250", Guard()));
+        Assert.Equal($"the tunnel to peer has {TunnelMux.MaxStreams} streams open, the most it carries", refused.Message);
+
+        // A slot is free on a side once its end is disposed (it may hold unread bytes until then): close both ends, as
+        // the copy loops do.
+        await pairs[0].Server.DisposeAsync();
+        await pairs[0].Agent.DisposeAsync();
+        await WaitUntilAsync(() => _agent!.LiveStreams == TunnelMux.MaxStreams - 1, "the agent to free the slot");
+        var (nextServer, nextAgent) = await OpenPairAsync(server);
+        await AssertRoundTripAsync(nextServer, nextAgent, "a slot was freed");
+    }
+
     /// <summary>A pass-through stream whose next write can be held until the test releases it.</summary>
     private sealed class GatedStream(Stream inner) : Stream
     {
