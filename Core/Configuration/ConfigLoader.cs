@@ -220,6 +220,7 @@ internal static class ConfigLoader
             NodeLabels = List(Settings.NodeLabel),
             NodeTaints = List(Settings.NodeTaint),
             ProtectKernelDefaults = Get<bool>(Settings.ProtectKernelDefaults),
+            PodLogsDir = Get<string>(Settings.PodLogsDir),
             TunnelAllowedPorts = List(Settings.TunnelAllowedPorts)
                 .Select(p => int.TryParse(p, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1)
                 .ToArray(),
@@ -248,6 +249,11 @@ internal static class ConfigLoader
         if (!Path.IsPathRooted(c.DataDir))
         {
             yield return new ConfigError(From(Settings.DataDir), $"'{c.DataDir}' is not an absolute path; use a path like /var/lib/coracle");
+        }
+
+        if (!Path.IsPathRooted(c.PodLogsDir) || c.PodLogsDir.Contains('"', StringComparison.Ordinal))
+        {
+            yield return new ConfigError(From(Settings.PodLogsDir), $"'{c.PodLogsDir}' is not an absolute path; use a path like /var/log/pods");
         }
 
         var cluster = c.ClusterCidr;

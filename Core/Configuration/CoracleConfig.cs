@@ -39,6 +39,9 @@ internal sealed record CoracleConfig
     public IReadOnlyList<string> NodeLabels { get; init; } = [];
     public IReadOnlyList<string> NodeTaints { get; init; } = [];
     public bool ProtectKernelDefaults { get; init; }
+
+    /// <summary>The kubelet's podLogsDir (<c>pod-logs-dir</c>).</summary>
+    public string PodLogsDir { get; init; } = "/var/log/pods";
     public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
     public required string PauseImage { get; init; }
     public IReadOnlyList<string> PluginDirs { get; init; } = [];

@@ -73,6 +73,8 @@ internal static class Settings
         "Taint KEY=VALUE:EFFECT (or KEY:EFFECT) the node registers with, one per occurrence; EFFECT is NoSchedule, PreferNoSchedule or NoExecute");
     public static readonly Setting ProtectKernelDefaults = new("agent", "protect-kernel-defaults", SettingKind.Boolean, "false",
         "The kubelet refuses to start when kernel tunables differ from its defaults instead of changing them (CIS hardening)");
+    public static readonly Setting PodLogsDir = new("agent", "pod-logs-dir", SettingKind.String, "/var/log/pods",
+        "Folder of the pods' log files (the kubelet's podLogsDir; log shippers read /var/log/pods, as on K3s); several nodes on one machine need one each, or each kubelet deletes the others' logs");
     public static readonly Setting TunnelAllowedPorts = new("agent", "tunnel-allowed-ports", SettingKind.StringList, new[] { "10250" },
         "Local ports the server may reach through the agent's tunnel (the kubelet's by default)");
 
@@ -107,7 +109,7 @@ internal static class Settings
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         SecretsEncryption, SecretsEncryptionProvider,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
-        Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, TunnelAllowedPorts,
+        Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, PodLogsDir, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
     ];

@@ -105,7 +105,8 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         var tunnelLog = loggers.CreateLogger("tunnel");
         var podNetwork = new NodePodNetwork(new Uri(agent.Cluster.ServerUrl), Path.Combine(agent.Directory, "server-ca.crt"),
             Path.Combine(agent.Directory, "client-coracle-controller.crt"), Path.Combine(agent.Directory, "client-coracle-controller.key"), config.NodeName, tunnelLog);
-        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, config.NodeName, addresses, config.TunnelAllowedPorts, podNetwork, tunnelLog);
+        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, config.NodeName, addresses, config.TunnelAllowedPorts, podNetwork, tunnelLog,
+            nodePassword: AgentJoin.EnsureNodePassword(config.DataDir, config.NodeName, tunnelLog));
         supervisor.Add(new InProcessComponent
         {
             Name = "tunnel",

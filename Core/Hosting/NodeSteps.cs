@@ -181,6 +181,7 @@ internal sealed class NodeSteps
         {
             Taints = _config.NodeTaints.Select(NodeRegistration.ParseTaint).OfType<NodeTaint>().ToList(),
             ProtectKernelDefaults = _config.ProtectKernelDefaults,
+            PodLogsDir = _config.PodLogsDir,
         };
         new NodeState
         {

@@ -311,6 +311,22 @@ internal sealed partial class JoinServer
             return Error(StatusCodes.Status400BadRequest, reason);
         }
 
+        // The node's password (the one its join stored): a holder of the token cannot take over another node's tunnel.
+        var nodePassword = http.Request.Headers["X-Coracle-Node-Password"].ToString();
+        if (nodePassword.Length is 0 or > MaxPasswordLength)
+        {
+            return Error(StatusCodes.Status400BadRequest, "the X-Coracle-Node-Password header must carry the agent's node password (DATA_DIR/agent/node-password)");
+        }
+
+        var verdict = await _nodePasswords.CheckAsync(node, nodePassword, http.RequestAborted);
+        switch (verdict.Verdict)
+        {
+            case NodePasswordVerdict.Conflict:
+                return Error(StatusCodes.Status403Forbidden, verdict.Message);
+            case NodePasswordVerdict.Unavailable:
+                return Error(StatusCodes.Status503ServiceUnavailable, verdict.Message);
+        }
+
         var socket = await http.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = TunnelMux.SubProtocol });
         await using var mux = new TunnelMux(socket, $"node {node}", _log);
         var session = new TunnelSession(node, addresses.Distinct().ToList(), mux);

@@ -15,6 +15,9 @@ internal sealed record KubeletHost(string CgroupDriver, string CgroupRoot, strin
 
     /// <summary>The kubelet refuses kernel tunables other than its defaults (<c>--protect-kernel-defaults</c>).</summary>
     public bool ProtectKernelDefaults { get; init; }
+
+    /// <summary>Where the pods' log files go (<c>pod-logs-dir</c>).</summary>
+    public string PodLogsDir { get; init; } = "/var/log/pods";
 }
 
 /// <summary>
@@ -108,6 +111,7 @@ internal static class KubeletConfig
         yaml.Append("healthzBindAddress: 127.0.0.1\n");
         yaml.Append("healthzPort: 10248\n");
         yaml.Append("serializeImagePulls: false\n");
+        yaml.Append($"podLogsDir: \"{host.PodLogsDir}\"\n");
         if (host.ProtectKernelDefaults)
         {
             yaml.Append("protectKernelDefaults: true\n");

@@ -28,12 +28,14 @@ internal sealed class TunnelClient
     private readonly RefusalLimiter _refusals = new();
     private readonly ILogger _log;
     private readonly TunnelBackoff _backoff;
+    private readonly string? _nodePassword;
     private readonly TimeProvider _time;
     private volatile bool _connected;
     private int _connections;
 
-    public TunnelClient(Uri server, byte[] ca, ClusterToken token, string nodeName, IReadOnlyList<string> addresses, IEnumerable<int> allowedPorts, NodePodNetwork podNetwork, ILogger log, Func<IPAddress, bool>? isHostAddress = null, TunnelBackoff? backoff = null, TimeProvider? time = null)
+    public TunnelClient(Uri server, byte[] ca, ClusterToken token, string nodeName, IReadOnlyList<string> addresses, IEnumerable<int> allowedPorts, NodePodNetwork podNetwork, ILogger log, Func<IPAddress, bool>? isHostAddress = null, TunnelBackoff? backoff = null, TimeProvider? time = null, string? nodePassword = null)
     {
+        _nodePassword = nodePassword;
         _backoff = backoff ?? TunnelBackoff.Default();
         _time = time ?? TimeProvider.System;
         _server = server;
@@ -82,6 +84,12 @@ internal sealed class TunnelClient
                 socket.Options.AddSubProtocol(TunnelMux.SubProtocol);
                 socket.Options.SetRequestHeader("Authorization", "Bearer " + _token.Password);
                 socket.Options.SetRequestHeader("X-Coracle-Node", _nodeName);
+                if (_nodePassword is not null)
+                {
+                    // The server opens a node's tunnel only for the machine that holds the node's password.
+                    socket.Options.SetRequestHeader("X-Coracle-Node-Password", _nodePassword);
+                }
+
                 socket.Options.SetRequestHeader("X-Coracle-Addresses", string.Join(",", _addresses));
                 var trust = AgentJoin.TrustOnly(_ca);
                 socket.Options.RemoteCertificateValidationCallback = (_, cert, _, errors) =>

@@ -51,6 +51,21 @@ public sealed class ArgumentsAndDropInsTests : IDisposable
     }
 
     [Fact]
+    public void PodLogsDir_DefaultIsK3sPlaceAFolderReachesTheKubeletARelativeOneIsAnError()
+    {
+        var (defaults, _) = Load(null, env: new(Env) { ["CORACLE_CONFIG_FILE"] = "" });
+        var (moved, errors) = Load(null, new() { [Settings.PodLogsDir] = ["/srv/node-a/pod-logs"] }, new(Env) { ["CORACLE_CONFIG_FILE"] = "" });
+        var (_, bad) = Load(null, new() { [Settings.PodLogsDir] = ["pod-logs"] }, new(Env) { ["CORACLE_CONFIG_FILE"] = "" });
+
+        Assert.Equal("/var/log/pods", defaults.PodLogsDir);
+        Assert.Empty(errors);
+        var yaml = KubeletConfig.Render(new KubeletHost("systemd", "/coracle", "/v") { PodLogsDir = moved.PodLogsDir },
+            new KubeletServing("0.0.0.0", "/ca", "/crt", "/key", "10.43.0.10", "cluster.local", "unix:///s", "/etc/resolv.conf"));
+        Assert.Contains("podLogsDir: \"/srv/node-a/pod-logs\"\n", yaml, StringComparison.Ordinal);
+        Assert.Equal(["--pod-logs-dir: 'pod-logs' is not an absolute path; use a path like /var/log/pods"], bad);
+    }
+
+    [Fact]
     public void KubeletConfig_TaintsAndProtectKernelDefaults_AreRendered()
     {
         var host = new KubeletHost("systemd", "/coracle", "/v") { Taints = [new NodeTaint("dedicated", "edge", "NoSchedule"), new NodeTaint("gpu", "", "NoExecute")], ProtectKernelDefaults = true };

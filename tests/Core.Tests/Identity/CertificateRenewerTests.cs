@@ -123,3 +123,55 @@ public sealed class CertificateRenewerTests : IDisposable
         }
     }
 }
+
+/// <summary>An agent's certificates (issued by the server through the join API): what <c>certificate check</c> shows and what is due.</summary>
+public sealed class AgentCertificatesTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    /// <summary>Writes NAME.crt valid from <paramref name="issuedDaysAgo"/> days ago for <paramref name="lifetimeDays"/> days.</summary>
+    private void Issue(string name, int issuedDaysAgo, int lifetimeDays, bool ca = false)
+    {
+        var now = DateTimeOffset.UtcNow.AddDays(-issuedDaysAgo);
+        using var issuer = CertificateFactory.CreateCa("test-ca", now, TimeSpan.FromDays(3650));
+        using var cert = ca
+            ? CertificateFactory.CreateCa(name, now, TimeSpan.FromDays(lifetimeDays))
+            : CertificateFactory.CreateLeaf(issuer, CertSubject.Named(name), CertUsage.Client, now, TimeSpan.FromDays(lifetimeDays));
+        File.WriteAllText(_dir.Combine(name + ".crt"), cert.CertificatePem);
+    }
+
+    [Fact]
+    public void Check_LeafWithinAThirdOfItsLifetime_IsDueAndTheCasAreNot()
+    {
+        Issue("server-ca", 0, 30, ca: true);     // a CA close to expiry is reported, never renewed by the agent
+        Issue("client-kubelet", 355, 365);       // 10 days left of 365: inside the 120-day window
+        Issue("serving-kubelet", 0, 365);        // fresh
+        Issue("client-kube-proxy", 15, 30);      // 15 days left of 30: outside a third of its lifetime
+
+        var rows = AgentCertificates.Check(_dir.Path, DateTimeOffset.UtcNow);
+
+        Assert.Equal(["agent/client-kube-proxy", "agent/client-kubelet", "agent/server-ca", "agent/serving-kubelet"], rows.Select(r => r.Name));
+        Assert.Equal("ok", rows[0].Status);
+        Assert.Equal(("client-ca", "due for renewal"), (rows[1].Issuer, rows[1].Status));
+        Assert.Equal(("server", "ok"), (rows[2].Issuer, rows[2].Status));
+        Assert.Equal(("server-ca", "ok"), (rows[3].Issuer, rows[3].Status));
+        Assert.Equal(["agent/client-kubelet"], AgentCertificates.Due(_dir.Path, DateTimeOffset.UtcNow));
+        Assert.Equal("expired", AgentCertificates.Check(_dir.Path, DateTimeOffset.UtcNow.AddDays(11)).Single(r => r.Name == "agent/client-kubelet").Status);
+    }
+
+    [Fact]
+    public void Check_UnreadableFile_IsReportedAndDue()
+    {
+        File.WriteAllText(_dir.Combine("client-kube-proxy.crt"), "not a certificate");
+
+        var row = Assert.Single(AgentCertificates.Check(_dir.Path, DateTimeOffset.UtcNow));
+
+        Assert.StartsWith("unreadable: ", row.Status, StringComparison.Ordinal);
+        Assert.Equal(["agent/client-kube-proxy"], AgentCertificates.Due(_dir.Path, DateTimeOffset.UtcNow));
+    }
+
+    [Fact]
+    public void Check_NoAgentFolder_IsEmpty() => Assert.Empty(AgentCertificates.Check(_dir.Combine("absent"), DateTimeOffset.UtcNow));
+}

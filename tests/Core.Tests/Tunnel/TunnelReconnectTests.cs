@@ -89,7 +89,8 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
     {
         var tunnels = new TunnelRegistry();
         var stop = new CancellationTokenSource();
-        var server = new JoinServer(_config, _certs, _token, _joinTokens, tunnels, _logs.CreateLogger("join"));
+        var server = new JoinServer(_config, _certs, _token, _joinTokens, tunnels,
+            new NodePasswords(() => null, NodePasswords.CacheFileFor(_config.DataDir), _logs.CreateLogger("join")), _logs.CreateLogger("join"));
         var run = server.RunAsync(stop.Token);
         return (tunnels, async () =>
         {
@@ -102,7 +103,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
     private TunnelClient Client() =>
         new(new Uri($"https://127.0.0.1:{_config.SupervisorPort}"), File.ReadAllBytes(_certs.CertFile(ClusterCertificates.ServerCa)), _token, "agt", ["127.0.0.1"],
             [EchoPort], new NodePodNetwork([], NullLogger.Instance), _logs.CreateLogger("tunnel"), _ => false,
-            new TunnelBackoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200), TimeSpan.Zero));
+            new TunnelBackoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200), TimeSpan.Zero), nodePassword: "agt-password");
 
     /// <summary>Opens a stream to the agent's echo port through the node's tunnel and checks the echo.</summary>
     private async Task AssertEchoAsync(TunnelSession session, string text)
@@ -166,6 +167,50 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
 
         Assert.Equal(HttpStatusCode.BadRequest, socket.HttpStatusCode);
         Assert.Contains("[join] tunnel from node old refused: the agent does not speak coracle-tunnel.v2 (a Coracle agent older than this server?); upgrade the agent", _logs.Lines);
+        await stop();
+    }
+
+    /// <summary>
+    /// A holder of the token who names an existing node without its password (missing, or another machine's) gets no
+    /// tunnel for it: 400 and 403, and the node's own tunnel is not replaced.
+    /// </summary>
+    [Theory]
+    [InlineData(null, HttpStatusCode.BadRequest)]
+    [InlineData("another-machine", HttpStatusCode.Forbidden)]
+    public async Task Upgrade_NodeNameWithoutItsPassword_IsRefused(string? password, HttpStatusCode expected)
+    {
+        var (tunnels, stop) = StartServer();
+        using var guard = new CancellationTokenSource(HangGuard);
+        using var agentStop = new CancellationTokenSource();
+        var client = Client();
+        var run = client.RunAsync(agentStop.Token);
+        await WaitUntilAsync(() => client.Connected, "the real agent's tunnel", guard.Token);
+        var session = Assert.Single(tunnels.Sessions);
+
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.AddSubProtocol(TunnelMux.SubProtocol);
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + _token.Password);
+        socket.Options.SetRequestHeader("X-Coracle-Node", "agt");
+        if (password is not null)
+        {
+            socket.Options.SetRequestHeader("X-Coracle-Node-Password", password);
+        }
+
+        var trust = AgentJoin.TrustOnly(File.ReadAllBytes(_certs.CertFile(ClusterCertificates.ServerCa)));
+        socket.Options.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            using var chain = new X509Chain { ChainPolicy = trust.CertificateChainPolicy!.Clone() };
+            using var leaf = cert is null ? null : X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
+            return leaf is not null && chain.Build(leaf);
+        };
+
+        await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"wss://127.0.0.1:{_config.SupervisorPort}/v1/tunnel"), guard.Token));
+
+        Assert.Equal(expected, socket.HttpStatusCode);
+        Assert.Same(session, Assert.Single(tunnels.Sessions));
+        await agentStop.CancelAsync();
+        await run.WaitAsync(HangGuard);
         await stop();
     }
 

@@ -173,17 +173,20 @@ public sealed class AgentNodeTests : IDisposable
             () => $"agent-web's name from the agent's pod ({lookup})");
 
         // 7c. An agent certificate near expiry is renewed while the agent runs: its kubelet client certificate is
-        //     re-signed (by the server's client CA) to expire in 10 days; within a poll the agent joins again for new
+        //     re-signed (by the server's client CA) as a year-long one with 10 days left; within a poll the agent joins again for new
         //     certificates, restarts its kubelet, and `coracle certificate check` on the agent shows them valid.
         var kubeletCert = Path.Combine(agentDir, "client-kubelet.crt");
         var serverTls = Path.Combine(server.DataDir, "server", "tls");
         var kubeletPid = agent.Component("kubelet").Pid;
-        Run.Ok("openssl", "x509", "-x509toreq", "-in", kubeletCert, "-key", Path.Combine(agentDir, "client-kubelet.key"), "-copy_extensions", "copy", "-out", kubeletCert + ".csr");
-        Run.Ok("openssl", "x509", "-req", "-in", kubeletCert + ".csr", "-CA", Path.Combine(serverTls, "client-ca.crt"), "-CAkey", Path.Combine(serverTls, "client-ca.key"),
-            "-days", "10", "-copy_extensions", "copy", "-out", kubeletCert + ".short");
-        File.Delete(kubeletCert + ".csr");
-        File.Move(kubeletCert + ".short", kubeletCert, overwrite: true);
-        Assert.Contains("due for renewal", agent.Coracle("certificate", "check", "--data-dir", agent.DataDir).Stdout, StringComparison.Ordinal);
+        using (var clientCa = Coracle.Core.Identity.CertificateWithKey.Load(Path.Combine(serverTls, "client-ca.crt"), Path.Combine(serverTls, "client-ca.key")))
+        using (var current = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(kubeletCert)))
+        using (var aged = Coracle.Core.Identity.CertificateFactory.Sign(clientCa, Coracle.Core.Identity.CertSubject.Named($"system:node:{agent.Name}", "system:nodes"),
+            current.PublicKey, Coracle.Core.Identity.CertUsage.Client, DateTimeOffset.UtcNow.AddDays(-355), TimeSpan.FromDays(365)))
+        {
+            File.WriteAllText(kubeletCert + ".aged", aged.ExportCertificatePem());
+        }
+
+        File.Move(kubeletCert + ".aged", kubeletCert, overwrite: true);
         await agent.WaitForAsync(() => agent.Log.Contains("[certificates] new certificates (", StringComparison.Ordinal), "the agent's renewal while running", TimeSpan.FromMinutes(2));
         Assert.Contains("certificates due for renewal (agent/client-kubelet): joining the server again for new ones", agent.Log, StringComparison.Ordinal);
         await agent.WaitForAsync(() => agent.Component("kubelet") is ("ready", { } pid, _) && pid != kubeletPid, "the agent's kubelet restarted");
@@ -192,7 +195,10 @@ public sealed class AgentNodeTests : IDisposable
         Assert.Contains("agent/client-kubelet", check.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("due for renewal", check.Stdout, StringComparison.Ordinal);
         await server.WaitForAsync(() => server.NodeReady(agent.Name), "the agent Ready after its certificate restart");
-        await WaitAsync(() => server.TryKubectl("logs", "on-agent").Output.Contains("hello-from-agent", StringComparison.Ordinal), "the agent pod's logs through the reconnected tunnel");
+        var logs = (ExitCode: -1, Output: "");
+        await WaitAsync(() => (logs = server.TryKubectl("logs", "on-agent")).Output.Contains("hello-from-agent", StringComparison.Ordinal),
+            () => $"the agent pod's logs through the reconnected tunnel ({logs})\n{server.TryKubectl("describe", "pod", "on-agent").Output}\n{server.TryKubectl("logs", "on-agent", "-v=8").Output}\n"
+                + string.Join('\n', File.ReadLines(Path.Combine(agent.DataDir, "logs", "kubelet.log")).Where(l => l.Contains("on-agent", StringComparison.Ordinal) || l.Contains("log", StringComparison.OrdinalIgnoreCase)).TakeLast(40)));
 
         // 8. killall in both namespaces leaves no process, mount, link or rule behind.
         foreach (var node in new[] { agent, server })

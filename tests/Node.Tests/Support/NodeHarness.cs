@@ -148,14 +148,14 @@ internal sealed class NodeHarness : IDisposable
     public void StartServerDisabling(string disable, params string[] extra) => Start(
     [
         "server", "--node-name", Name, "--node-ip", NodeIp, "--write-kubeconfig", Path.Combine(DataDir, "admin.yaml"),
-        "--disable", disable, "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
+        "--disable", disable, "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", "--pod-logs-dir", $"{DataDir}/pod-logs", .. extra,
     ]);
 
     /// <summary>Starts <c>coracle agent</c> joining <paramref name="serverUrl"/> (the server's supervisor port) with <paramref name="token"/>.</summary>
     public void StartAgent(string serverUrl, string token, params string[] extra) => Start(
     [
         "agent", "--server", serverUrl, "--token", token, "--node-name", Name, "--node-ip", NodeIp,
-        "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", .. extra,
+        "--kubelet-arg", $"root-dir={DataDir}/agent/kubelet", "--pod-logs-dir", $"{DataDir}/pod-logs", .. extra,
     ]);
 
     public void Start(IEnumerable<string> args)
