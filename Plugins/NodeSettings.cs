@@ -39,8 +39,18 @@ public sealed record NodeSettings
     /// <summary>The datastore endpoint as the user gave it (<c>--datastore-endpoint</c>); empty for the default.</summary>
     public string DatastoreEndpoint { get; init; } = "";
 
-    /// <summary>The pod sandbox image (<c>--pause-image</c>).</summary>
+    /// <summary>
+    /// The pod sandbox image (<c>--pause-image</c>); already taken from <see cref="SystemDefaultRegistry"/> when the
+    /// operator did not set it.
+    /// </summary>
     public required string PauseImage { get; init; }
+
+    /// <summary>
+    /// The registry every system image comes from (<c>--system-default-registry</c>, K3s's flag): <c>HOST[:PORT][/PATH]</c>,
+    /// for example <c>registry.local:5000</c>; empty for the images' own registries. Plugins apply it with
+    /// <see cref="SystemImage"/> to the images they name themselves, not to one the operator set.
+    /// </summary>
+    public string SystemDefaultRegistry { get; init; } = "";
 
     /// <summary>The server URL an agent joins (<c>--server</c>); empty on a server.</summary>
     public string ServerUrl { get; init; } = "";
@@ -59,4 +69,40 @@ public sealed record NodeSettings
     /// kubelet, or pods fail.
     /// </summary>
     public string CgroupDriver { get; init; } = "cgroupfs";
+
+    /// <summary>
+    /// <paramref name="image"/> taken from <see cref="SystemDefaultRegistry"/>: its registry host replaced, or the registry
+    /// put in front when it names none (K3s's rule: a first path component is a registry host when it contains <c>.</c> or
+    /// <c>:</c> or is <c>localhost</c>). With <c>registry.local:5000</c>,
+    /// <c>docker.io/rancher/mirrored-coredns-coredns:1.12.0</c> becomes <c>registry.local:5000/rancher/mirrored-coredns-coredns:1.12.0</c>
+    /// and <c>rancher/mirrored-pause:3.6</c> becomes <c>registry.local:5000/rancher/mirrored-pause:3.6</c>. Unchanged when
+    /// no system default registry is set. Use it for the images a plugin names by default; an image the operator chose wins.
+    /// </summary>
+    /// <param name="image">An image reference, <c>[HOST[:PORT]/]PATH[:TAG][@DIGEST]</c>.</param>
+    public string SystemImage(string image) => WithRegistry(SystemDefaultRegistry, image);
+
+    /// <summary>
+    /// <paramref name="image"/> with its registry host replaced by <paramref name="registry"/> (or <paramref name="registry"/>
+    /// put in front when the image names no host); unchanged when <paramref name="registry"/> is empty. See <see cref="SystemImage"/>.
+    /// </summary>
+    /// <param name="registry">A registry, <c>HOST[:PORT][/PATH]</c>, or empty.</param>
+    /// <param name="image">An image reference.</param>
+    public static string WithRegistry(string registry, string image)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(image);
+        registry = registry.TrimEnd('/');
+        if (registry.Length == 0 || image.Length == 0)
+        {
+            return image;
+        }
+
+        var slash = image.IndexOf('/', StringComparison.Ordinal);
+        var path = slash > 0 && IsRegistryHost(image[..slash]) ? image[(slash + 1)..] : image;
+        return registry + "/" + path;
+    }
+
+    /// <summary>True when <paramref name="component"/>, an image reference's first path component, is a registry host.</summary>
+    private static bool IsRegistryHost(string component) =>
+        component.Contains('.', StringComparison.Ordinal) || component.Contains(':', StringComparison.Ordinal) || component == "localhost";
 }

@@ -136,6 +136,14 @@ internal static class ConfigLoader
             options[setting.Key] = Setting.PlainText(values[setting].Value);
         }
 
+        // K3s: the pause image comes from the system default registry unless the operator named one.
+        var registry = values[Settings.SystemDefaultRegistry];
+        if (registry.Value is string registryName && registryName.Length > 0 && SystemRegistry.Problem(registryName) is null
+            && values[Settings.PauseImage] is { Source: "default", Value: string defaultPause })
+        {
+            values[Settings.PauseImage] = new SourcedValue(NodeSettings.WithRegistry(registryName, defaultPause), $"default with {registry.Source}");
+        }
+
         var config = Build(role, usedFile, values, pluginOptions, environment);
         errors.AddRange(Validate(config));
         return (config, errors);
@@ -225,6 +233,7 @@ internal static class ConfigLoader
                 .Select(p => int.TryParse(p, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1)
                 .ToArray(),
             PauseImage = Get<string>(Settings.PauseImage),
+            SystemDefaultRegistry = Get<string>(Settings.SystemDefaultRegistry),
             PluginDirs = List(Settings.PluginDirs),
             Cni = cni.ToLowerInvariant(),
             Ingress = Get<string>(Settings.Ingress).ToLowerInvariant(),
@@ -254,6 +263,11 @@ internal static class ConfigLoader
         if (!Path.IsPathRooted(c.PodLogsDir) || c.PodLogsDir.Contains('"', StringComparison.Ordinal))
         {
             yield return new ConfigError(From(Settings.PodLogsDir), $"'{c.PodLogsDir}' is not an absolute path; use a path like /var/log/pods");
+        }
+
+        if (SystemRegistry.Problem(c.SystemDefaultRegistry) is { } registryProblem)
+        {
+            yield return new ConfigError(From(Settings.SystemDefaultRegistry), registryProblem);
         }
 
         var cluster = c.ClusterCidr;

@@ -44,6 +44,9 @@ internal sealed record CoracleConfig
     public string PodLogsDir { get; init; } = "/var/log/pods";
     public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
     public required string PauseImage { get; init; }
+
+    /// <summary>The registry system images come from (<c>--system-default-registry</c>); empty for their own.</summary>
+    public string SystemDefaultRegistry { get; init; } = "";
     public IReadOnlyList<string> PluginDirs { get; init; } = [];
     public string Cni { get; init; } = "";
     public string Ingress { get; init; } = "";
@@ -86,6 +89,7 @@ internal sealed record CoracleConfig
         ClusterDomain = ClusterDomain,
         DatastoreEndpoint = DatastoreEndpoint,
         PauseImage = PauseImage,
+        SystemDefaultRegistry = SystemDefaultRegistry,
         ServerUrl = ServerUrl,
         ControllerKubeconfig = Role == "server"
             ? Path.Combine(Identity.ServerIdentity.CredDir(DataDir), Identity.ServerIdentity.ControllerKubeconfigFile)

@@ -17,6 +17,8 @@ internal static class Settings
         "Plugins not to run, by name (repeat or comma-separate); coracle plugins list shows them");
     public static readonly Setting ComponentsDir = new("", "components-dir", SettingKind.String, "/usr/lib/coracle/bin",
         "Folder holding the Kubernetes binaries and other components (CORACLE_K8S_BIN also overrides it)");
+    public static readonly Setting SystemDefaultRegistry = new("", "system-default-registry", SettingKind.String, "",
+        "Registry all system images come from (pause, coredns, local-path-provisioner, metrics-server), HOST[:PORT][/PATH] like registry.local:5000; an image set explicitly wins; airgap tarballs must carry the prefixed names");
     public static readonly Setting LogFormat = new("", "log-format", SettingKind.String, "text",
         "Log format") { Choices = ["text", "json"] };
     public static readonly Setting LogLevel = new("", "log-level", SettingKind.String, "info",
@@ -62,7 +64,7 @@ internal static class Settings
     public static readonly Setting Server = new("agent", "server", SettingKind.String, "",
         "Server to join, https://HOST:9345 (agent only)");
     public static readonly Setting PauseImage = new("agent", "pause-image", SettingKind.String, "docker.io/rancher/mirrored-pause:3.6",
-        "Pod sandbox image (import it as an airgap tarball)");
+        "Pod sandbox image (import it as an airgap tarball); the default comes from system-default-registry when that is set");
     public static readonly Setting KubeletArg = new("agent", "kubelet-arg", SettingKind.ArgList, Array.Empty<string>(),
         "Extra kubelet flag NAME=VALUE, one per occurrence (feature-gates=A=true,B=false works); they override Coracle's defaults");
     public static readonly Setting KubeProxyArg = new("agent", "kube-proxy-arg", SettingKind.ArgList, Array.Empty<string>(),
@@ -104,7 +106,7 @@ internal static class Settings
 
     public static IReadOnlyList<Setting> All { get; } =
     [
-        DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, LogFormat, LogLevel,
+        DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, SystemDefaultRegistry, LogFormat, LogLevel,
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         SecretsEncryption, SecretsEncryptionProvider,

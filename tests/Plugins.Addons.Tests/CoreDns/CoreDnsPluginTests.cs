@@ -19,9 +19,9 @@ public sealed class CoreDnsPluginTests : IDisposable
         NodeName = "node-a",
     };
 
-    private string Render(Dictionary<string, string>? options = null)
+    private string Render(Dictionary<string, string>? options = null, string registry = "")
     {
-        var context = new FakePluginContext(Node, options, plugin: typeof(CoreDnsPlugin));
+        var context = new FakePluginContext(Node with { SystemDefaultRegistry = registry }, options, plugin: typeof(CoreDnsPlugin));
         new CoreDnsPlugin().Configure(context);
         return Assert.Single(context.Manifests.Written, w => w.Key == "coredns.yaml").Value;
     }
@@ -109,6 +109,24 @@ public sealed class CoreDnsPluginTests : IDisposable
         var deployment = Parse(Render(new() { ["image"] = "registry.local:5000/coredns/coredns:1.11.1" })).Get("Deployment", "coredns");
 
         Assert.Equal("registry.local:5000/coredns/coredns:1.11.1", Scalar(deployment, "spec", "template", "spec", "containers", 0, "image"));
+    }
+
+    [Fact]
+    public void Configure_SystemDefaultRegistry_TakesTheDefaultImageFromIt()
+    {
+        var fromDefault = Parse(Render(registry: "registry.local:5000")).Get("Deployment", "coredns");
+        var fromHostOptions = Parse(Render(new() { ["image"] = CoreDnsPlugin.DefaultImage }, "registry.local:5000")).Get("Deployment", "coredns");
+
+        Assert.Equal("registry.local:5000/rancher/mirrored-coredns-coredns:1.10.1", Scalar(fromDefault, "spec", "template", "spec", "containers", 0, "image"));
+        Assert.Equal("registry.local:5000/rancher/mirrored-coredns-coredns:1.10.1", Scalar(fromHostOptions, "spec", "template", "spec", "containers", 0, "image"));
+    }
+
+    [Fact]
+    public void Configure_ImageOptionAndSystemDefaultRegistry_TheImageOptionWins()
+    {
+        var deployment = Parse(Render(new() { ["image"] = "other.local/coredns:1.11.1" }, "registry.local:5000")).Get("Deployment", "coredns");
+
+        Assert.Equal("other.local/coredns:1.11.1", Scalar(deployment, "spec", "template", "spec", "containers", 0, "image"));
     }
 
     [Fact]

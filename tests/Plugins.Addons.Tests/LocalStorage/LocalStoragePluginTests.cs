@@ -14,9 +14,9 @@ public sealed class LocalStoragePluginTests : IDisposable
 
     private NodeSettings Node => FakePluginContext.Settings(_temp.Path);
 
-    private string Render(Dictionary<string, string>? options = null)
+    private string Render(Dictionary<string, string>? options = null, string registry = "")
     {
-        var context = new FakePluginContext(Node, options, plugin: typeof(LocalStoragePlugin));
+        var context = new FakePluginContext(Node with { SystemDefaultRegistry = registry }, options, plugin: typeof(LocalStoragePlugin));
         new LocalStoragePlugin().Configure(context);
         return Assert.Single(context.Manifests.Written, w => w.Key == "local-storage.yaml").Value;
     }
@@ -110,6 +110,28 @@ public sealed class LocalStoragePluginTests : IDisposable
         var manifest = Parse(Render(new() { ["image"] = "mirror.local/lpp:v1", ["helper-image"] = "mirror.local/busybox:1" }));
 
         Assert.Equal("mirror.local/lpp:v1", Scalar(manifest.Get("Deployment", "local-path-provisioner"), "spec", "template", "spec", "containers", 0, "image"));
+        var helper = Parse(Scalar(manifest.Get("ConfigMap", "local-path-config"), "data", "helperPod.yaml")).Documents[0];
+        Assert.Equal("mirror.local/busybox:1", Scalar(helper, "spec", "containers", 0, "image"));
+    }
+
+    [Fact]
+    public void Configure_SystemDefaultRegistry_TakesBothDefaultImagesFromIt()
+    {
+        var manifest = Parse(Render(registry: "registry.local:5000"));
+
+        Assert.Equal("registry.local:5000/rancher/local-path-provisioner:v0.0.24",
+            Scalar(manifest.Get("Deployment", "local-path-provisioner"), "spec", "template", "spec", "containers", 0, "image"));
+        var helper = Parse(Scalar(manifest.Get("ConfigMap", "local-path-config"), "data", "helperPod.yaml")).Documents[0];
+        Assert.Equal("registry.local:5000/rancher/mirrored-library-busybox:1.36.1", Scalar(helper, "spec", "containers", 0, "image"));
+    }
+
+    [Fact]
+    public void Configure_HelperImageOptionAndSystemDefaultRegistry_TheOptionWinsTheOtherDefaultMoves()
+    {
+        var manifest = Parse(Render(new() { ["image"] = LocalStoragePlugin.DefaultImage, ["helper-image"] = "mirror.local/busybox:1" }, "registry.local:5000"));
+
+        Assert.Equal("registry.local:5000/rancher/local-path-provisioner:v0.0.24",
+            Scalar(manifest.Get("Deployment", "local-path-provisioner"), "spec", "template", "spec", "containers", 0, "image"));
         var helper = Parse(Scalar(manifest.Get("ConfigMap", "local-path-config"), "data", "helperPod.yaml")).Documents[0];
         Assert.Equal("mirror.local/busybox:1", Scalar(helper, "spec", "containers", 0, "image"));
     }

@@ -10,9 +10,9 @@ public sealed class MetricsServerPluginTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private string Render(Dictionary<string, string>? options = null)
+    private string Render(Dictionary<string, string>? options = null, string registry = "")
     {
-        var context = new FakePluginContext(FakePluginContext.Settings(_temp.Path), options, plugin: typeof(MetricsServerPlugin));
+        var context = new FakePluginContext(FakePluginContext.Settings(_temp.Path) with { SystemDefaultRegistry = registry }, options, plugin: typeof(MetricsServerPlugin));
         new MetricsServerPlugin().Configure(context);
         return Assert.Single(context.Manifests.Written, w => w.Key == "metrics-server.yaml").Value;
     }
@@ -90,6 +90,24 @@ public sealed class MetricsServerPluginTests : IDisposable
 
         Assert.Equal("mirror.local/metrics-server:v0.7.0", Scalar(container, "image"));
         Assert.Equal("--kubelet-insecure-tls", Scalars(container, "args")[^1]);
+    }
+
+    [Fact]
+    public void Configure_SystemDefaultRegistry_TakesTheDefaultImageFromIt()
+    {
+        var container = At(Parse(Render(new() { ["image"] = MetricsServerPlugin.DefaultImage }, "mirror.corp/k3s")).Get("Deployment", "metrics-server"),
+            "spec", "template", "spec", "containers", 0);
+
+        Assert.Equal("mirror.corp/k3s/rancher/mirrored-metrics-server:v0.6.4", Scalar(container, "image"));
+    }
+
+    [Fact]
+    public void Configure_ImageOptionAndSystemDefaultRegistry_TheImageOptionWins()
+    {
+        var container = At(Parse(Render(new() { ["image"] = "mirror.local/metrics-server:v0.7.0" }, "registry.local:5000")).Get("Deployment", "metrics-server"),
+            "spec", "template", "spec", "containers", 0);
+
+        Assert.Equal("mirror.local/metrics-server:v0.7.0", Scalar(container, "image"));
     }
 
     [Fact]
