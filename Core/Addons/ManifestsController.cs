@@ -25,6 +25,7 @@ internal sealed class ManifestsController
     private readonly Action<string>? _report;
     private readonly ApiDiscovery _discovery;
     private readonly AddonStore _store;
+    private readonly AddonBoard? _board;
 
     /// <summary>Coracle's Addons as last read or written, by name.</summary>
     private readonly Dictionary<string, AddonState> _addons = new(StringComparer.Ordinal);
@@ -37,9 +38,15 @@ internal sealed class ManifestsController
     private bool _watchFailing;
     private volatile TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _passes;
+    private Dictionary<string, AddonHealth> _health = new(StringComparer.Ordinal);
+    private DateTimeOffset _healthAt = DateTimeOffset.MinValue;
+    private bool _healthFailing;
+    private readonly HashSet<string> _missingLogged = new(StringComparer.Ordinal);
 
-    public ManifestsController(KubeApi api, ManifestsOptions options, ILogger log, TimeProvider? time = null, Action<string>? report = null)
+    public ManifestsController(KubeApi api, ManifestsOptions options, ILogger log, TimeProvider? time = null, Action<string>? report = null,
+        AddonBoard? board = null)
     {
+        _board = board;
         _api = api;
         _options = options;
         _log = log;
@@ -186,6 +193,7 @@ internal sealed class ManifestsController
         }
 
         Summarize(files);
+        await PublishAsync(files, outcomes.Count > 0, cancellationToken);
         Interlocked.Increment(ref _passes);
         var now = _time.GetUtcNow();
         var next = _retries.Values.Select(r => r.Due - now).Where(d => d > TimeSpan.Zero).DefaultIfEmpty(_options.Rescan).Min();
@@ -477,6 +485,70 @@ internal sealed class ManifestsController
             Summary = summary;
             _report?.Invoke(summary);
         }
+    }
+
+    /// <summary>
+    /// Publishes one <see cref="AddonRow"/> per file for <c>coracle status</c>; the add-ons' workloads and pods are read
+    /// again every <see cref="ManifestsOptions.StatusInterval"/>, and after a file was applied.
+    /// </summary>
+    private async Task PublishAsync(IReadOnlyList<ManifestFile> files, bool applied, CancellationToken cancellationToken)
+    {
+        if (_board is null)
+        {
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        if (applied || now - _healthAt >= _options.StatusInterval)
+        {
+            _healthAt = now;
+            try
+            {
+                var health = new Dictionary<string, AddonHealth>(StringComparer.Ordinal);
+                foreach (var addon in _addons.Values)
+                {
+                    if (await AddonHealthReader.ReadAsync(_api, addon.Objects, cancellationToken) is { } read)
+                    {
+                        health[addon.Name] = read;
+                    }
+                }
+
+                _health = health;
+                _healthFailing = false;
+                LogMissingImages(health);
+            }
+            catch (KubeApiUnavailableException ex)
+            {
+                // The rows keep the last health read; the apply loop finds out about kube-apiserver by itself.
+                if (!_healthFailing)
+                {
+                    _healthFailing = true;
+                    _log.AddonHealthUnavailable(ex.Message);
+                }
+            }
+        }
+
+        _board.Publish(AddonRows.Build(files, _addons, _options.Off, _health));
+    }
+
+    /// <summary>Logs each add-on image that goes missing once, until it is there again.</summary>
+    private void LogMissingImages(Dictionary<string, AddonHealth> health)
+    {
+        var now = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, read) in health)
+        {
+            foreach (var image in read.MissingImages)
+            {
+                now.Add($"{name}|{image}");
+                if (!_missingLogged.Contains($"{name}|{image}"))
+                {
+                    _log.AddonImageMissing(name, image);
+                }
+            }
+        }
+
+        _missingLogged.Clear();
+        _missingLogged.UnionWith(now);
     }
 
     private FileSystemWatcher? Watch()

@@ -37,6 +37,12 @@ internal sealed record ManifestsOptions
     /// <summary>How long after a file notification the pass starts, so a writer can finish.</summary>
     public TimeSpan Settle { get; init; } = TimeSpan.FromMilliseconds(300);
 
+    /// <summary>How often the add-ons' workloads and pods are read for <c>coracle status</c> (also after a file is applied).</summary>
+    public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Add-on plugins that are off, name → why (<c>disabled by --disable</c>): <c>coracle status</c> lists them as disabled.</summary>
+    public IReadOnlyDictionary<string, string> Off { get; init; } = new Dictionary<string, string>();
+
     /// <summary>How long a CustomResourceDefinition (Coracle's own, or one in a file) may take to become Established.</summary>
     public TimeSpan EstablishTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -16,11 +16,13 @@ internal sealed class ManifestsService
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly Action<string>? _report;
+    private readonly AddonBoard? _board;
     private volatile ManifestsController? _controller;
     private volatile bool _standby;
 
-    public ManifestsService(ManifestsOptions options, ILogger log, TimeProvider? time = null, Action<string>? report = null)
+    public ManifestsService(ManifestsOptions options, ILogger log, TimeProvider? time = null, Action<string>? report = null, AddonBoard? board = null)
     {
+        _board = board;
         _options = options;
         _log = log;
         _time = time ?? TimeProvider.System;
@@ -39,6 +41,7 @@ internal sealed class ManifestsService
         var lease = new LeaderLease(api, _options.Namespace, _options.LeaseName, _options.Identity, _options.LeaseDuration, _time);
         var held = false;
         string? standingBy = null;
+        PublishPending();
         try
         {
             while (true)
@@ -67,6 +70,7 @@ internal sealed class ManifestsService
                     }
 
                     _standby = true;
+                    _board?.Publish([]);
                     await Task.Delay(_options.LeaseRetry, _time, cancellationToken);
                     continue;
                 }
@@ -89,11 +93,35 @@ internal sealed class ManifestsService
         }
     }
 
+    /// <summary>
+    /// Before the first pass of a node's start: the folder's files as pending (skipped ones as skipped) and the add-ons
+    /// that are off. A restart of the component keeps the rows it had until its controller publishes new ones.
+    /// </summary>
+    private void PublishPending()
+    {
+        if (_board is null || _board.Rows.Count > 0)
+        {
+            return;
+        }
+
+        IReadOnlyList<ManifestFile> files = [];
+        try
+        {
+            files = Directory.Exists(_options.Folder) ? ManifestFolder.Scan(_options.Folder) : [];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The controller reports the folder when it runs.
+        }
+
+        _board.Publish(AddonRows.Build(files, new Dictionary<string, AddonState>(), _options.Off, new Dictionary<string, AddonHealth>()));
+    }
+
     /// <summary>Runs the controller while the Lease is renewed; returns why leading ended (the Lease was lost).</summary>
     private async Task<string> LeadAsync(KubeApi api, LeaderLease lease, CancellationToken cancellationToken)
     {
         using var leading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var controller = new ManifestsController(api, _options, _log, _time, _report);
+        var controller = new ManifestsController(api, _options, _log, _time, _report, _board);
         _controller = controller;
         _standby = false;
         var work = controller.RunAsync(leading.Token);

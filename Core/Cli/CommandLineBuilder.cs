@@ -15,6 +15,12 @@ internal static class CommandLineBuilder
         HelpName = "FILE",
     };
 
+    /// <summary><c>coracle status --json</c>: the node's status document as the status socket sends it.</summary>
+    public static readonly Option<bool> JsonOption = new("--json")
+    {
+        Description = "Print the status as one JSON document (components, plugins, add-ons) instead of tables",
+    };
+
     /// <summary>The command tree; <paramref name="pluginSettings"/> (the installed plugins' settings) become flags like Coracle's own.</summary>
     public static RootCommand Build(IReadOnlyList<Setting>? pluginSettings = null)
     {
@@ -41,7 +47,9 @@ internal static class CommandLineBuilder
         IdentityCommands.AddTo(root);
         SecretsEncryptCommands.AddTo(root);
 
-        root.Subcommands.Add(DataDirCommand("status", "Show the components of the node running on this machine and their state", Commands.StatusAsync));
+        var status = DataDirCommand("status", "Show the components and add-ons of the node running on this machine and their state", Commands.StatusAsync);
+        status.Options.Add(JsonOption);
+        root.Subcommands.Add(status);
         root.Subcommands.Add(DataDirCommand("killall", "Stop the node on this data dir with all its containers and remove its network state, mounts, sysctls and cgroups (like k3s-killall.sh)", Commands.KillallAsync));
 
         // Handled before parsing (Program.cs) so that every argument reaches the tool; listed here for --help.

@@ -180,6 +180,12 @@ internal static class Commands
             return ExitCodes.RuntimeFailure;
         }
 
+        if (result.GetValue(CommandLineBuilder.JsonOption))
+        {
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(status, StatusJson.Default.NodeStatus));
+            return ExitCodes.Ok;
+        }
+
         var uptime = DateTimeOffset.UtcNow - status.StartedAt;
         Console.WriteLine($"{status.Role} {status.NodeName}  coracle {status.Version}  pid {status.Pid}  up {SettingParser.FormatDuration(TimeSpan.FromSeconds(Math.Floor(uptime.TotalSeconds)))}");
         Console.WriteLine();
@@ -188,8 +194,25 @@ internal static class Commands
             c.Name, c.State, c.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-", c.Restarts.ToString(CultureInfo.InvariantCulture), c.Detail,
         }).ToList();
         Console.Write(Table(["COMPONENT", "STATE", "PID", "RESTARTS", "DETAIL"], rows));
+        if (status.Addons is { Count: > 0 } addons)
+        {
+            Console.WriteLine();
+            Console.Write(AddonTable(addons));
+        }
+
         return ExitCodes.Ok;
     }
+
+    /// <summary><c>coracle status</c>'s add-ons: name, state, objects owned, pods ready of wanted, one line of detail.</summary>
+    internal static string AddonTable(IReadOnlyList<AddonView> addons) =>
+        Table(["ADDON", "STATE", "OBJECTS", "PODS", "DETAIL"], addons.Select(a => new[]
+        {
+            a.Name,
+            a.State,
+            a.State is "disabled" or "pending" && a.Objects == 0 ? "-" : a.Objects.ToString(CultureInfo.InvariantCulture),
+            a.PodsWanted is { } wanted ? $"{a.PodsReady ?? 0}/{wanted}" : "-",
+            a.Detail,
+        }).ToList());
 
     public static async Task<int> KillallAsync(ParseResult result, Command command, CancellationToken ct)
     {

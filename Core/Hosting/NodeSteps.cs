@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Coracle.Core.Addons;
 using Coracle.Core.Composition;
 using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
@@ -29,6 +30,7 @@ internal sealed class NodeSteps
 
     /// <summary>The one host model (cgroup version and driver, systemd, swap), decided once and handed to every plugin.</summary>
     private readonly HostFacts _host;
+    private readonly Dictionary<string, string> _addonsOff = new(StringComparer.Ordinal);
 
     /// <summary>Steps over <paramref name="config"/> (the plan's, or an agent's after it joined), for a plan without errors.</summary>
     public NodeSteps(StartPlan plan, CoracleConfig config, ILoggerFactory loggers, HostFacts? host = null)
@@ -52,6 +54,15 @@ internal sealed class NodeSteps
     public HostFacts Host => _host;
 
     public PluginSelection Selection => _plan.Selection!;
+
+    /// <summary>What the manifests controller publishes about each add-on for <c>coracle status</c> (empty on an agent).</summary>
+    public AddonBoard Addons { get; } = new();
+
+    /// <summary>
+    /// The add-on plugins that are off on this server (their <c>NAME.yaml</c> was removed in step <c>configure plugins</c>),
+    /// name → why: <c>coracle status</c> lists them as disabled.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> AddonsOff => _addonsOff;
 
     /// <summary>The same steps over another configuration (an agent's, once the server told it the cluster's).</summary>
     public NodeSteps With(CoracleConfig config) => new(_plan, config, _loggers, _host);
@@ -324,7 +335,9 @@ internal sealed class NodeSteps
 
             var file = entry.Name + ".yaml";
             manifests.Remove(file);
-            _log.AddonOff(entry.Name, decision.Selected ? "not implemented in this build" : decision.Why, file);
+            var why = decision.Selected ? "not implemented in this build" : decision.Why;
+            _addonsOff[entry.Name] = why;
+            _log.AddonOff(entry.Name, why, file);
         }
 
         return new ConfiguredPlugins(datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);
@@ -419,7 +432,8 @@ internal sealed class NodeSteps
         Environment.ProcessId,
         startedAt,
         supervisor.Snapshot().Select(c => new ComponentView(c.Name, c.Kind, c.State.ToString().ToLowerInvariant(), c.Pid, c.Restarts, c.Since, c.Detail)).ToList(),
-        PluginViews(selection));
+        PluginViews(selection),
+        Addons.Rows.Select(a => new AddonView(a.Name, a.Source, a.State, a.Objects, a.PodsReady, a.PodsWanted, a.MissingImages, a.Detail)).ToList());
 
     public static List<PluginView> PluginViews(PluginSelection selection) =>
         selection.Decisions.Select(d => new PluginView(

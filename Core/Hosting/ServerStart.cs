@@ -42,7 +42,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         if (apiserver is not null)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
-            node.Step("manifests", () => RegisterManifests(node.Config, run.Supervisor, apiserver));
+            node.Step("manifests", () => RegisterManifests(node, run.Supervisor, apiserver));
         }
 
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(RenewDue(config, node.Log))));
@@ -75,13 +75,15 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
     /// The manifests controller (K3s's deploy controller): applies <c>DATA/server/manifests</c> as Addons while this
     /// server holds the Lease <c>kube-system/coracle-manifests</c> (docs/addons.md).
     /// </summary>
-    private void RegisterManifests(Configuration.CoracleConfig config, Supervisor supervisor, KubernetesPaths paths)
+    private void RegisterManifests(NodeSteps node, Supervisor supervisor, KubernetesPaths paths)
     {
         const string Name = "manifests";
+        var config = node.Config;
         var service = new ManifestsService(
-            new ManifestsOptions { Folder = ManifestSink.FolderFor(config.DataDir), Identity = config.NodeName },
+            new ManifestsOptions { Folder = ManifestSink.FolderFor(config.DataDir), Identity = config.NodeName, Off = node.AddonsOff },
             loggers.CreateLogger(Name),
-            report: detail => supervisor.ReportDetail(Name, detail));
+            report: detail => supervisor.ReportDetail(Name, detail),
+            board: node.Addons);
         supervisor.Add(new InProcessComponent
         {
             Name = Name,

@@ -10,9 +10,18 @@ internal sealed record NodeStatus(
     int Pid,
     DateTimeOffset StartedAt,
     IReadOnlyList<ComponentView> Components,
-    IReadOnlyList<PluginView> Plugins);
+    IReadOnlyList<PluginView> Plugins,
+    IReadOnlyList<AddonView>? Addons = null);
 
 internal sealed record ComponentView(string Name, string Kind, string State, int? Pid, int Restarts, DateTimeOffset Since, string Detail);
+
+/// <summary>
+/// One add-on (a file of <c>DATA/server/manifests</c>, or an add-on plugin that is off) as the manifests controller last
+/// saw it: state <c>applied</c>, <c>failed</c>, <c>skipped</c>, <c>disabled</c> or <c>pending</c>; the objects its Addon owns;
+/// pods ready of pods wanted for its workloads (null without any); the images its pods cannot get; one line of detail.
+/// </summary>
+internal sealed record AddonView(
+    string Name, string Source, string State, int Objects, int? PodsReady, int? PodsWanted, IReadOnlyList<string> MissingImages, string Detail);
 
 internal sealed record PluginView(string Name, string Point, string Version, string Architectures, bool Selected, string Why, string Folder);
 

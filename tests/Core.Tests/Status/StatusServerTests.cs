@@ -56,6 +56,20 @@ public sealed class StatusServerTests : IDisposable
     }
 
     [Fact]
+    public async Task ReadAsync_NodeWithAddons_CarriesTheAddonRows()
+    {
+        var addon = new AddonView("coredns", "coredns.yaml", "applied", 8, 0, 1, ["docker.io/rancher/mirrored-coredns-coredns:1.10.1"],
+            "image missing: docker.io/rancher/mirrored-coredns-coredns:1.10.1 (put it in DATA/agent/images or a registry)");
+        await using var server = new StatusServer(SocketPath, () => Snapshot() with { Addons = [addon] }, NullLogger.Instance);
+
+        var status = await ReadAsync(SocketPath);
+
+        var read = Assert.Single(status!.Addons!);
+        Assert.Equal(addon with { MissingImages = [] }, read with { MissingImages = [] });
+        Assert.Equal(addon.MissingImages, read.MissingImages);
+    }
+
+    [Fact]
     public async Task ReadAsync_EachRequest_TakesAFreshSnapshot()
     {
         var calls = 0;
