@@ -13,7 +13,7 @@ namespace Coracle.Core.Hosting;
 
 /// <summary>
 /// <c>coracle agent</c>, applied from a checked plan as a flat list of named steps: data dir lock; join server; status;
-/// configure plugins; host settings; tunnel; kubernetes components; start supervisor. The join's answer (the cluster's
+/// configure plugins; host settings; tunnel; kubernetes components; certificate renewal; start supervisor. The join's answer (the cluster's
 /// networks, DNS and cluster-wide plugin settings) makes a new configuration for every later step; nothing is mutated.
 /// </summary>
 internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)

@@ -15,7 +15,7 @@ namespace Coracle.Core.Hosting;
 /// <summary>
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; certificates, token
 /// and kubeconfigs; secrets encryption; status; configure plugins; host settings; join api and egress proxy; kubernetes components; cluster
-/// rbac; manifests; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
+/// rbac; manifests; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 {
