@@ -24,7 +24,7 @@ public sealed class AddonTests : IDisposable
     }
 
     [K8sFact(NeedsRoot = true)]
-    public async Task CoreDns_AppliedAsAnAddon_PodsResolveServicesByFullAndShortName()
+    public async Task CoreDns_AppliedAsAnAddon_PodsResolveServicesByFullAndShortNameAndOutsideNames()
     {
         var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
         var nodeIp = $"10.204.{subnet}.2";
@@ -33,7 +33,13 @@ public sealed class AddonTests : IDisposable
         ImageBuilder.WriteArchive(Path.Combine(node.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
         AddonImages.WriteCoreDns(node.ImagesDir);
 
-        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server");
+        // The node's upstream resolver is a test resolver on the host side of its link (the kubelet's resolv-conf names
+        // it), so an outside name resolves through CoreDNS's forward without a real network.
+        using var upstream = new TestResolver(System.Net.IPAddress.Parse($"10.204.{subnet}.1"),
+            new Dictionary<string, System.Net.IPAddress> { ["outside.coracle.test"] = System.Net.IPAddress.Parse("192.0.2.7") });
+        var resolvConf = Path.Combine(_root, "resolv.conf");
+        File.WriteAllText(resolvConf, $"nameserver 10.204.{subnet}.1\n");
+        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server", "--kubelet-arg", "resolv-conf=" + resolvConf);
         await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
 
         // The add-on's file was applied and is tracked; CoreDNS runs from the airgap image.
@@ -59,6 +65,13 @@ public sealed class AddonTests : IDisposable
         }, "full names resolved through CoreDNS", TimeSpan.FromMinutes(2));
         await node.WaitForAsync(() => node.TryKubectl("logs", "dns-short", "-n", "shop").Output.Contains("Address: " + webIp, StringComparison.Ordinal),
             "a short name resolved through the search path", TimeSpan.FromMinutes(2));
+
+        // An outside name: CoreDNS forwards it to the node's resolv.conf, here the test resolver.
+        node.Kubectl("run", "dns-outside", "--image=" + Busybox, "--image-pull-policy=Never", "--restart=Never", "--",
+            "sh", "-c", "nslookup outside.coracle.test; sleep 3600");
+        await node.WaitForAsync(() => node.TryKubectl("logs", "dns-outside").Output.Contains("Address: 192.0.2.7", StringComparison.Ordinal),
+            "an outside name resolved through CoreDNS's forward to the node's resolver", TimeSpan.FromMinutes(2));
+        Assert.True(upstream.Answered > 0);
 
         // --disable coredns on a restart removes CoreDNS's objects from the running cluster; re-enabling brings them back.
         node.Signal(15);

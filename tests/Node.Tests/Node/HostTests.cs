@@ -143,6 +143,7 @@ public sealed class HostTests : IDisposable
             healthzBindAddress: 127.0.0.1
             healthzPort: 10248
             serializeImagePulls: false
+            podLogsDir: "/var/log/pods"
 
             """, yaml);
     }
