@@ -5,7 +5,7 @@ namespace Coracle.Core.Addons;
 /// </summary>
 /// <param name="Name">The Addon's name (an add-on plugin's name for its <c>NAME.yaml</c>).</param>
 /// <param name="Source">The file below the manifests folder; empty for a plugin that is off.</param>
-/// <param name="State"><c>applied</c>, <c>failed</c>, <c>skipped</c>, <c>disabled</c> or <c>pending</c>.</param>
+/// <param name="State"><c>applied</c>, <c>progressing</c> (applied, not every pod Ready), <c>failed</c>, <c>skipped</c>, <c>disabled</c> or <c>pending</c>.</param>
 /// <param name="Objects">The objects its Addon owns.</param>
 /// <param name="PodsReady">Pods of its Deployments/DaemonSets/StatefulSets that are Ready; null when it has none.</param>
 /// <param name="PodsWanted">Pods those workloads want.</param>
@@ -50,7 +50,7 @@ internal static class AddonRows
                     ? new AddonRow(file.AddonName, file.RelativePath, "pending", objects, null, null, [], "not applied yet")
                     : addon.LastError is { } error
                         ? Row(file.AddonName, file.RelativePath, "failed", objects, h, OneLine(error))
-                        : Row(file.AddonName, file.RelativePath, "applied", objects, h, "");
+                        : Row(file.AddonName, file.RelativePath, h is not null && h.Ready < h.Wanted ? "progressing" : "applied", objects, h, "");
         }
 
         // An Addon whose file is gone but whose objects could not all be deleted.

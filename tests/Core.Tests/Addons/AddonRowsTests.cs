@@ -32,7 +32,7 @@ public sealed class AddonRowsTests
             new Dictionary<string, AddonHealth> { ["metrics-server"] = new(0, 1, ["docker.io/rancher/mirrored-metrics-server:v0.6.4"], "CrashLoopBackOff") });
 
         var row = Assert.Single(rows);
-        Assert.Equal("applied", row.State);
+        Assert.Equal("progressing", row.State); // applied, its pods not all ready yet
         Assert.Equal((0, 1), (row.PodsReady, row.PodsWanted));
         Assert.Equal("image missing: docker.io/rancher/mirrored-metrics-server:v0.6.4 (put it in DATA/agent/images or a registry)", row.Detail);
     }

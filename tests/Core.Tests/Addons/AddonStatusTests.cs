@@ -86,7 +86,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
         Start(ns);
 
         // No kube-controller-manager here: the Deployment wants one pod and has none yet.
-        var row = await RowAsync("web", r => r.State == "applied" && r.PodsWanted == 1);
+        var row = await RowAsync("web", r => r.State == "progressing" && r.PodsWanted == 1);
         Assert.Equal(2, row.Objects);
         Assert.Equal(0, row.PodsReady);
         Assert.Equal("web.yaml", row.Source);
@@ -111,7 +111,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
         }, Image);
 
         row = await RowAsync("web", r => r.MissingImages.Count > 0);
-        Assert.Equal("applied", row.State);
+        Assert.Equal("progressing", row.State);
         Assert.Equal([Image], row.MissingImages);
         Assert.Equal($"image missing: {Image} (put it in DATA/agent/images or a registry)", row.Detail);
         Assert.Equal((0, 1), (row.PodsReady, row.PodsWanted));
@@ -120,6 +120,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
         // The image arrives and the container runs: the row is clean again.
         await PodStatusAsync("web-6d4cf56db6-x7k2p", ready: true, new JsonObject { ["running"] = new JsonObject { ["startedAt"] = "2026-12-06T22:00:00Z" } }, Image);
         row = await RowAsync("web", r => r.PodsReady == 1);
+        Assert.Equal("applied", row.State);
         Assert.Empty(row.MissingImages);
         Assert.Equal("", row.Detail);
     }
