@@ -45,30 +45,9 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             node.Step("manifests", () => RegisterManifests(node, run.Supervisor, apiserver));
         }
 
-        node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(RenewDue(config, node.Log))));
+        node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(ServerIdentity.RenewDue(config, node.Log))));
 
         return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
-    }
-
-    /// <summary>
-    /// Renews the server's leaves that are due (and rewrites the kubeconfigs, which embed or name them); returns their
-    /// names. The CAs are never renewed here (<c>coracle certificate rotate-ca</c>).
-    /// </summary>
-    private static IReadOnlyList<string> RenewDue(Configuration.CoracleConfig config, ILogger log)
-    {
-        var certs = ClusterCertificates.ForServer(config);
-        var renewed = certs.Ensure().Where(o => o.Action != "reused").ToList();
-        foreach (var outcome in renewed)
-        {
-            log.CertificateAction(outcome.Name, outcome.Action, outcome.NotAfter);
-        }
-
-        if (renewed.Count > 0)
-        {
-            ServerIdentity.WriteKubeconfigs(config, certs, log);
-        }
-
-        return renewed.Select(o => o.Name).ToList();
     }
 
     /// <summary>

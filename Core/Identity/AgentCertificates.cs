@@ -27,9 +27,7 @@ internal static class AgentCertificates
                 using var cert = CertificateFactory.LoadCertificate(file);
                 var notBefore = new DateTimeOffset(cert.NotBefore.ToUniversalTime());
                 var notAfter = new DateTimeOffset(cert.NotAfter.ToUniversalTime());
-                var status = notAfter <= now ? "expired"
-                    : !isCa && notAfter - now <= ClusterCertificates.RenewWindowFor(notAfter - notBefore) ? "due for renewal"
-                    : "ok";
+                var status = ClusterCertificates.ExpiryStatus(notAfter, now, isCa, ClusterCertificates.RenewWindowFor(notAfter - notBefore));
                 var issuer = isCa ? "server" : name.StartsWith("serving-", StringComparison.Ordinal) ? "server-ca" : "client-ca";
                 rows.Add(new CertCheck("agent/" + name, issuer, cert.Subject, notAfter, status));
             }

@@ -60,13 +60,15 @@ internal sealed class CertificateRenewer
             }
 
             lastCheck = _time.GetTimestamp();
-            await PassAsync(loaded, changedOutside, cancellationToken);
-            loaded = Fingerprint(_directories);
+            loaded = await PassAsync(loaded, changedOutside, cancellationToken);
         }
     }
 
-    /// <summary>One check: renew what is due, then restart the components when any certificate file changed.</summary>
-    internal async Task PassAsync(IReadOnlyDictionary<string, string> loaded, IReadOnlyList<string> changedOutside, CancellationToken cancellationToken)
+    /// <summary>
+    /// One check: renew what is due, then restart the components when any certificate file changed. Returns the
+    /// fingerprint the components now have loaded.
+    /// </summary>
+    internal async Task<Dictionary<string, string>> PassAsync(IReadOnlyDictionary<string, string> loaded, IReadOnlyList<string> changedOutside, CancellationToken cancellationToken)
     {
         try
         {
@@ -78,10 +80,11 @@ internal sealed class CertificateRenewer
             _log.CertificateRenewalFailed(ex.Message, CheckInterval.TotalMinutes);
         }
 
-        var changed = Changed(loaded, Fingerprint(_directories));
+        var onDisk = Fingerprint(_directories);
+        var changed = Changed(loaded, onDisk);
         if (changed.Count == 0)
         {
-            return;
+            return onDisk;
         }
 
         var reason = changedOutside.Count > 0 && changedOutside.Count == changed.Count
@@ -89,6 +92,7 @@ internal sealed class CertificateRenewer
             : "certificates renewed: " + string.Join(", ", changed);
         var restarted = await _restart(reason, cancellationToken);
         _log.CertificatesReloaded(string.Join(", ", changed), restarted.Count == 0 ? "none" : string.Join(", ", restarted));
+        return onDisk;
     }
 
     /// <summary>The SHA-256 of every <c>*.crt</c> file in the folders, by path.</summary>

@@ -41,6 +41,12 @@ internal sealed class ClusterCertificates
     /// <summary>The renewal window of this node's leaves.</summary>
     public TimeSpan RenewWindow => RenewWindowFor(LeafLifetime);
 
+    /// <summary><c>expired</c>, <c>due for renewal</c> (a leaf inside <paramref name="renewWindow"/>) or <c>ok</c>.</summary>
+    public static string ExpiryStatus(DateTimeOffset notAfter, DateTimeOffset now, bool isCa, TimeSpan renewWindow) =>
+        notAfter <= now ? "expired"
+        : !isCa && notAfter - now <= renewWindow ? "due for renewal"
+        : "ok";
+
     public const string ServerCa = "server-ca";
     public const string ClientCa = "client-ca";
     public const string RequestHeaderCa = "request-header-ca";
@@ -267,9 +273,7 @@ internal sealed class ClusterCertificates
             {
                 using var cert = CertificateFactory.LoadCertificate(file);
                 var notAfter = new DateTimeOffset(cert.NotAfter.ToUniversalTime());
-                var status = notAfter <= now ? "expired"
-                    : !spec.IsCa && notAfter - now <= RenewWindow ? "due for renewal"
-                    : "ok";
+                var status = ExpiryStatus(notAfter, now, spec.IsCa, RenewWindow);
                 if (!spec.IsCa && File.Exists(CertFile(spec.Issuer)))
                 {
                     using var issuer = CertificateFactory.LoadCertificate(CertFile(spec.Issuer));

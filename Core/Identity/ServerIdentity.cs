@@ -27,13 +27,7 @@ internal sealed record ServerIdentity(ClusterCertificates Certificates, ClusterT
     /// <summary>Certificates (create, reuse, renew), the server token, then the admin and component kubeconfigs.</summary>
     public static ServerIdentity Prepare(CoracleConfig config, ILogger log, TimeProvider? time = null)
     {
-        var certs = ClusterCertificates.ForServer(config, time);
-        var outcomes = certs.Ensure();
-        foreach (var outcome in outcomes.Where(o => o.Action != "reused"))
-        {
-            log.CertificateAction(outcome.Name, outcome.Action, outcome.NotAfter);
-        }
-
+        var (certs, outcomes) = EnsureCertificates(config, log, time);
         log.CertificatesReady(certs.Directory, outcomes.Count(o => o.Action == "created"), outcomes.Count(o => o.Action.StartsWith("renewed", StringComparison.Ordinal)), outcomes.Count(o => o.Action == "reused"));
 
         var token = ServerToken.Ensure(config.DataDir, certs.CertFile(ClusterCertificates.ServerCa), config.Token);
@@ -41,6 +35,36 @@ internal sealed record ServerIdentity(ClusterCertificates Certificates, ClusterT
 
         WriteKubeconfigs(config, certs, log);
         return new ServerIdentity(certs, token);
+    }
+
+    /// <summary>
+    /// While the server runs: renews the leaves that are due (the same rule as at start) and, when any was renewed,
+    /// rewrites the kubeconfigs, which name or embed them; returns the names renewed. The CAs are never renewed here
+    /// (<c>coracle certificate rotate-ca</c>).
+    /// </summary>
+    public static IReadOnlyList<string> RenewDue(CoracleConfig config, ILogger log, TimeProvider? time = null)
+    {
+        var (certs, outcomes) = EnsureCertificates(config, log, time);
+        var renewed = outcomes.Where(o => o.Action != "reused").Select(o => o.Name).ToList();
+        if (renewed.Count > 0)
+        {
+            WriteKubeconfigs(config, certs, log);
+        }
+
+        return renewed;
+    }
+
+    /// <summary>Creates, reuses or renews the server's certificates and logs each one that was not reused.</summary>
+    private static (ClusterCertificates Certificates, IReadOnlyList<CertOutcome> Outcomes) EnsureCertificates(CoracleConfig config, ILogger log, TimeProvider? time)
+    {
+        var certs = ClusterCertificates.ForServer(config, time);
+        var outcomes = certs.Ensure();
+        foreach (var outcome in outcomes.Where(o => o.Action != "reused"))
+        {
+            log.CertificateAction(outcome.Name, outcome.Action, outcome.NotAfter);
+        }
+
+        return (certs, outcomes);
     }
 
     public static void WriteKubeconfigs(CoracleConfig config, ClusterCertificates certs, ILogger? log)

@@ -251,13 +251,9 @@ internal sealed partial class JoinServer
             return Error(StatusCodes.Status403Forbidden, $"node name {name} is this server's own node; give the agent another --node-name");
         }
 
-        var password = await _nodePasswords.CheckAsync(name, request.NodePassword, http.RequestAborted);
-        switch (password.Verdict)
+        if (await NodePasswordRefusalAsync(name, request.NodePassword, http) is { } refused)
         {
-            case NodePasswordVerdict.Conflict:
-                return Error(StatusCodes.Status403Forbidden, password.Message);
-            case NodePasswordVerdict.Unavailable:
-                return Error(StatusCodes.Status503ServiceUnavailable, password.Message);
+            return refused;
         }
 
         var now = _time.GetUtcNow();
@@ -278,6 +274,21 @@ internal sealed partial class JoinServer
             ServerCa = serverCa.CertificatePem,
             ClientCa = clientCa.CertificatePem,
         }, Json);
+    }
+
+    /// <summary>
+    /// Checks (at a first join, stores) the node's password, for a join and for a tunnel alike: null when accepted,
+    /// else the answer — 403 when the name holds another machine's password, 503 while it cannot be decided.
+    /// </summary>
+    private async Task<IResult?> NodePasswordRefusalAsync(string node, string password, HttpContext http)
+    {
+        var check = await _nodePasswords.CheckAsync(node, password, http.RequestAborted);
+        return check.Verdict switch
+        {
+            NodePasswordVerdict.Conflict => Error(StatusCodes.Status403Forbidden, check.Message),
+            NodePasswordVerdict.Unavailable => Error(StatusCodes.Status503ServiceUnavailable, check.Message),
+            _ => null,
+        };
     }
 
     private async Task<IResult> TunnelAsync(HttpContext http, CancellationToken stopping)
@@ -318,13 +329,9 @@ internal sealed partial class JoinServer
             return Error(StatusCodes.Status400BadRequest, "the X-Coracle-Node-Password header must carry the agent's node password (DATA_DIR/agent/node-password)");
         }
 
-        var verdict = await _nodePasswords.CheckAsync(node, nodePassword, http.RequestAborted);
-        switch (verdict.Verdict)
+        if (await NodePasswordRefusalAsync(node, nodePassword, http) is { } refused)
         {
-            case NodePasswordVerdict.Conflict:
-                return Error(StatusCodes.Status403Forbidden, verdict.Message);
-            case NodePasswordVerdict.Unavailable:
-                return Error(StatusCodes.Status503ServiceUnavailable, verdict.Message);
+            return refused;
         }
 
         var socket = await http.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = TunnelMux.SubProtocol });

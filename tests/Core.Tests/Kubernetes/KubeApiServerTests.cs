@@ -17,12 +17,7 @@ public sealed class KubeApiServerTests : IDisposable
     private readonly TempDir _dir = new();
     private readonly List<Process> _processes = [];
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ChildProcesses.FreePort();
 
     private (Process, StringBuilder) Start(string file, IEnumerable<string> args)
     {

@@ -20,7 +20,7 @@ public sealed class ApiServerFixture : IAsyncLifetime, IDisposable
 {
     private readonly TempDir _dir = new("kas");
     private readonly List<Process> _processes = [];
-    private readonly StringBuilder _output = new();
+    private readonly ChildProcesses _children = new();
 
     public string? WhyNot { get; } = KubernetesBinaries.WhyNot(["kube-apiserver"]);
 
@@ -36,16 +36,7 @@ public sealed class ApiServerFixture : IAsyncLifetime, IDisposable
     internal string Kubeconfig { get; private set; } = "";
 
     /// <summary>etcd's and kube-apiserver's output so far.</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _children.Output;
 
     internal KubeApi Api() => new(Server, CaFile, CertFile, KeyFile, TimeSpan.FromSeconds(15));
 
@@ -76,30 +67,9 @@ public sealed class ApiServerFixture : IAsyncLifetime, IDisposable
         KeyFile = identity.Certificates.KeyFile("client-admin");
         Kubeconfig = config.WriteKubeconfig;
 
+        // Ready, and the namespaces kube-apiserver creates itself (default, kube-system) exist.
         using var api = Api();
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (true)
-        {
-            try
-            {
-                // Ready, and the namespaces kube-apiserver creates itself (default, kube-system) exist.
-                if ((await api.GetAsync("/readyz", CancellationToken.None)).IsSuccess
-                    && (await api.GetAsync("/api/v1/namespaces/kube-system", CancellationToken.None)).IsSuccess)
-                {
-                    return;
-                }
-            }
-            catch (KubeApiUnavailableException)
-            {
-            }
-
-            if (DateTime.UtcNow > deadline || apiserver.HasExited)
-            {
-                throw new InvalidOperationException($"kube-apiserver did not become ready:\n{Output}");
-            }
-
-            await Task.Delay(500);
-        }
+        await _children.WaitForApiServerAsync(api, apiserver, "/api/v1/namespaces/kube-system");
     }
 
     public Task DisposeAsync() => Task.CompletedTask;
@@ -120,36 +90,12 @@ public sealed class ApiServerFixture : IAsyncLifetime, IDisposable
         _dir.Dispose();
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ChildProcesses.FreePort();
 
     private Process Start(string file, IEnumerable<string> args)
     {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = _children.Start(file, args);
         _processes.Add(process);
         return process;
-    }
-
-    private void Append(string? line)
-    {
-        lock (_output)
-        {
-            _output.AppendLine(line);
-        }
     }
 }

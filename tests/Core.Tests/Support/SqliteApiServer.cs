@@ -19,7 +19,7 @@ namespace Coracle.Core.Tests.Support;
 internal sealed class SqliteApiServer : IAsyncDisposable
 {
     private readonly string _dir;
-    private readonly StringBuilder _output = new();
+    private readonly ChildProcesses _children = new();
     private Process? _datastore;
     private Process? _apiserver;
     private readonly int _port = FreePort();
@@ -39,16 +39,7 @@ internal sealed class SqliteApiServer : IAsyncDisposable
     public CoracleConfig Config(params (Setting Setting, string Value)[] flags) =>
         TestConfig.Server(_dir, [(Settings.HttpsListenPort, _port.ToString(CultureInfo.InvariantCulture)), (Settings.NodeIp, "127.0.0.1"), .. flags]);
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _children.Output;
 
     public KubeApi Api() => new(new Uri($"https://127.0.0.1:{_port}"), Tls("server-ca.crt"), Tls("client-admin.crt"), Tls("client-admin.key"), TimeSpan.FromSeconds(30));
 
@@ -84,28 +75,7 @@ internal sealed class SqliteApiServer : IAsyncDisposable
         _apiserver = Start(Path.Combine(KubernetesBinaries.Folder!, "kube-apiserver"),
             ComponentArgs.Merge(ComponentArgs.ApiServerDefaults(config, paths), config.KubeApiserverArgs));
         using var api = Api();
-        var until = DateTime.UtcNow.AddSeconds(120);
-        while (true)
-        {
-            try
-            {
-                if ((await api.GetAsync("/readyz", CancellationToken.None)).IsSuccess
-                    && (await api.GetAsync("/api/v1/namespaces/default", CancellationToken.None)).IsSuccess)
-                {
-                    return;
-                }
-            }
-            catch (KubeApiUnavailableException)
-            {
-            }
-
-            if (DateTime.UtcNow > until || _apiserver.HasExited)
-            {
-                throw new InvalidOperationException($"kube-apiserver did not become ready:\n{Output}");
-            }
-
-            await Task.Delay(500);
-        }
+        await _children.WaitForApiServerAsync(api, _apiserver, "/api/v1/namespaces/default");
     }
 
     /// <summary>Stops kube-apiserver (the datastore keeps running).</summary>
@@ -186,35 +156,7 @@ internal sealed class SqliteApiServer : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ChildProcesses.FreePort();
 
-    private Process Start(string file, IEnumerable<string> args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private void Append(string? line)
-    {
-        lock (_output)
-        {
-            _output.AppendLine(line);
-        }
-    }
+    private Process Start(string file, IEnumerable<string> args) => _children.Start(file, args);
 }
