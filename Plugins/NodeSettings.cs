@@ -57,8 +57,9 @@ public sealed record NodeSettings
 
     /// <summary>
     /// A kubeconfig for the node's in-process controllers (a CNI's subnet leases, a service load balancer): user
-    /// <c>system:coracle-controller</c>, which may list, watch and patch Nodes and read Services, Endpoints, EndpointSlices
-    /// and Pods cluster-wide. A kubelet's own credentials read only its own Node (Kubernetes 1.32's node authorizer).
+    /// <c>system:coracle-controller</c>, which may list, watch and patch Nodes; read Services, Endpoints, EndpointSlices,
+    /// Pods, Secrets, Ingresses and IngressClasses cluster-wide; publish Service and Ingress status; create IngressClasses
+    /// and Events. A kubelet's own credentials read only its own Node (Kubernetes 1.32's node authorizer).
     /// Empty when the host provides none.
     /// </summary>
     public string ControllerKubeconfig { get; init; } = "";

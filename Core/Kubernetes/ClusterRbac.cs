@@ -31,6 +31,14 @@ internal static class ClusterRbac
                 new Dictionary<string, object> { ["apiGroups"] = new[] { "" }, ["resources"] = new[] { "services", "endpoints", "pods" }, ["verbs"] = new[] { "get", "list", "watch" } },
                 new Dictionary<string, object> { ["apiGroups"] = new[] { "discovery.k8s.io" }, ["resources"] = new[] { "endpointslices" }, ["verbs"] = new[] { "get", "list", "watch" } },
                 new Dictionary<string, object> { ["apiGroups"] = new[] { "" }, ["resources"] = new[] { "events" }, ["verbs"] = new[] { "create", "patch" } },
+
+                // The service load balancer publishes status.loadBalancer; the in-process ingress reads its Ingresses, their
+                // TLS Secrets and IngressClasses, creates its own class and publishes Ingress status.
+                new Dictionary<string, object> { ["apiGroups"] = new[] { "" }, ["resources"] = new[] { "services/status" }, ["verbs"] = new[] { "patch", "update" } },
+                new Dictionary<string, object> { ["apiGroups"] = new[] { "" }, ["resources"] = new[] { "secrets" }, ["verbs"] = new[] { "get", "list", "watch" } },
+                new Dictionary<string, object> { ["apiGroups"] = new[] { "networking.k8s.io" }, ["resources"] = new[] { "ingresses", "ingressclasses" }, ["verbs"] = new[] { "get", "list", "watch" } },
+                new Dictionary<string, object> { ["apiGroups"] = new[] { "networking.k8s.io" }, ["resources"] = new[] { "ingresses/status" }, ["verbs"] = new[] { "patch", "update" } },
+                new Dictionary<string, object> { ["apiGroups"] = new[] { "networking.k8s.io" }, ["resources"] = new[] { "ingressclasses" }, ["verbs"] = new[] { "create", "patch", "update" } },
             },
         }),
         ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "ClusterRoleBinding", ControllerUser, new Dictionary<string, object>

@@ -92,6 +92,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         var server = new JoinServer(_config, _certs, _token, _joinTokens, tunnels,
             new NodePasswords(() => null, NodePasswords.CacheFileFor(_config.DataDir), _logs.CreateLogger("join")), _logs.CreateLogger("join"));
         var run = server.RunAsync(stop.Token);
+        _ = run.ContinueWith(t => _logs.Lines.Enqueue($"[test] join server ended: {t.Exception?.GetBaseException().Message ?? t.Status.ToString()}"), TaskScheduler.Default);
         return (tunnels, async () =>
         {
             await stop.CancelAsync();
@@ -214,12 +215,15 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         await stop();
     }
 
-    /// <summary>Waits for a condition the client sets on its own task (a hang guard, not a timing assertion).</summary>
-    private static async Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken ct)
+    /// <summary>
+    /// Waits for a condition the client sets on its own task (a hang guard, not a timing assertion); when it fires, the
+    /// failure carries what the server and client logged, so a hang explains itself.
+    /// </summary>
+    private async Task WaitUntilAsync(Func<bool> condition, string what, CancellationToken ct)
     {
         while (!condition())
         {
-            Assert.False(ct.IsCancellationRequested, $"timed out waiting for {what}");
+            Assert.False(ct.IsCancellationRequested, $"timed out waiting for {what}; logged:\n{string.Join("\n", _logs.Lines.TakeLast(40))}");
             await Task.Delay(10, CancellationToken.None);
         }
     }
