@@ -321,6 +321,8 @@ internal sealed class NodeSteps
             Guard(lbEntry, () => lb.Configure(ContextFor(lbEntry)));
         }
 
+        TakeBackWhatIsOff(selection, manifests, node);
+
         // Add-ons, server only. An active one writes its NAME.yaml; one that is off (--disable NAME, a TurnsOff value, not
         // implemented) has that file removed, so the manifests controller deletes its objects from the cluster.
         var addons = selection.Decisions.Where(d => d.Entry.Point == ExtensionPoints.Addon && _config.Role == "server");
@@ -341,6 +343,40 @@ internal sealed class NodeSteps
         }
 
         return new ConfiguredPlugins(datastoreEndpoint, runtimeEndpoint, runtimeSupervisor.Added);
+    }
+
+    /// <summary>
+    /// An ingress or service load balancer that is off this run (<c>--disable traefik</c>, another one chosen) takes back
+    /// what an earlier run put in place: on a server its <c>NAME.yaml</c> manifest is removed, so the manifests controller
+    /// deletes its objects, and its cleanup (<see cref="IPluginCleanup"/>) removes its host state, such as forwarding rules.
+    /// Only these two points: a runtime's or CNI's cleanup would also hit a runtime or network the operator runs themselves.
+    /// </summary>
+    private void TakeBackWhatIsOff(PluginSelection selection, ManifestSink manifests, NodeSettings node)
+    {
+        var off = selection.Decisions.Where(d => d.Entry.Point is ExtensionPoints.Ingress or ExtensionPoints.LoadBalancer
+            && (!d.Selected || PluginSelector.TurnedOffBy(d.Entry, _config) is not null));
+        foreach (var decision in off.OrderBy(d => d.Entry.Name, StringComparer.Ordinal))
+        {
+            var entry = decision.Entry;
+            if (_config.Role == "server")
+            {
+                manifests.Remove(entry.Name + ".yaml");
+            }
+
+            if (entry.Metadata.HasCleanup && entry.Metadata.Implemented && entry.Create() is IPluginCleanup cleanup)
+            {
+                var log = _loggers.CreateLogger(entry.Name);
+                _log.PluginOffCleanup(entry.Point, entry.Name, decision.Selected ? "turned off by the server's settings" : decision.Why);
+                try
+                {
+                    cleanup.CleanupAsync(node, _config.OptionsOf(entry.Name), log, CancellationToken.None).GetAwaiter().GetResult();
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    throw new InvalidOperationException($"{entry.Point} plugin {entry.Name} is off, and removing what an earlier run set up failed: {ex.Message}; run coracle killall, then start again", ex);
+                }
+            }
+        }
     }
 
     /// <summary>The Kubernetes components of the role (step <c>kubernetes components</c>); true when kube-apiserver is among them.</summary>

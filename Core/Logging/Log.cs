@@ -21,6 +21,9 @@ internal static partial class Log
     [LoggerMessage(110, LogLevel.Information, "addon {Name} is off ({Why}); its manifest {File} is removed")]
     public static partial void AddonOff(this ILogger logger, string name, string why, string file);
 
+    [LoggerMessage(111, LogLevel.Information, "{Point}: plugin {Name} is off ({Why}); removing what an earlier run set up")]
+    public static partial void PluginOffCleanup(this ILogger logger, string point, string name, string why);
+
     [LoggerMessage(103, LogLevel.Information, "{Point}: none active")]
     public static partial void PointEmpty(this ILogger logger, string point);
 
