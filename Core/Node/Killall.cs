@@ -324,9 +324,9 @@ internal static class ProcessTable
                 var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
                 table[pid] = new ProcessInfo(pid, parent, args);
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or FormatException or ArgumentOutOfRangeException or IndexOutOfRangeException)
             {
-                // Gone meanwhile.
+                // Gone meanwhile (a process that exits while it is read can leave an empty or cut stat line).
             }
             catch (UnauthorizedAccessException)
             {
@@ -343,7 +343,8 @@ internal static class ProcessTable
         try
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+            var state = stat.LastIndexOf(')') + 2;
+            return state < stat.Length && stat[state] != 'Z';
         }
         catch (IOException)
         {

@@ -80,10 +80,12 @@ public sealed class KillallTests : IDisposable
         var lines = new List<string>();
         var killed = await Killall.KillNodeProcessesAsync(PidDir, null, lines.Add, CancellationToken.None);
 
-        Assert.Equal(new[] { component.Id, parent.Id, child }.Order(), killed);
-        Assert.False(ProcessTable.Exists(component.Id));
-        Assert.False(ProcessTable.Exists(parent.Id));
-        Assert.False(ProcessTable.Exists(child));
+        var said = string.Join(" | ", lines);
+        Assert.True(new[] { component.Id, parent.Id, child }.Order().SequenceEqual(killed),
+            $"killed {string.Join(",", killed)}, expected {component.Id},{parent.Id},{child}; killall said: {said}");
+        Assert.False(ProcessTable.Exists(component.Id), $"the recorded component survived; killall said: {said}");
+        Assert.False(ProcessTable.Exists(parent.Id), $"the recorded shell survived; killall said: {said}");
+        Assert.False(ProcessTable.Exists(child), $"the recorded shell's child survived; killall said: {said}");
         Assert.True(ProcessTable.Exists(stranger.Id), "the stranger naming the data dir was killed");
         Assert.True(ProcessTable.Exists(reused.Id), "the process holding a stale recorded pid was killed");
         Assert.Contains(lines, l => l.StartsWith("killing 3 processes this node started: ", StringComparison.Ordinal));

@@ -35,18 +35,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
 
     public Task InitializeAsync()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        _config = ConfigLoader.Load("server", null, new Dictionary<string, string> { ["CORACLE_CONFIG_FILE"] = "", ["HOME"] = _temp.Path }, new Dictionary<Setting, IReadOnlyList<string>>
-        {
-            [Settings.DataDir] = [_temp.Path],
-            [Settings.NodeName] = ["srv"],
-            [Settings.NodeIp] = ["127.0.0.1"],
-            [Settings.SupervisorPort] = [port.ToString(CultureInfo.InvariantCulture)],
-            [Settings.WriteKubeconfig] = [_temp.Combine("admin.yaml")],
-        });
+        _config = ConfigFor(FreePort());
         _certs = ClusterCertificates.ForServer(_config);
         _certs.Ensure();
         _token = ServerToken.Ensure(_temp.Path, _certs.CertFile(ClusterCertificates.ServerCa), "");
@@ -54,6 +43,23 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         _echo.Start();
         _echoing = EchoAsync(_stop.Token);
         return Task.CompletedTask;
+    }
+
+    private CoracleConfig ConfigFor(int port) =>
+        ConfigLoader.Load("server", null, new Dictionary<string, string> { ["CORACLE_CONFIG_FILE"] = "", ["HOME"] = _temp.Path }, new Dictionary<Setting, IReadOnlyList<string>>
+        {
+            [Settings.DataDir] = [_temp.Path],
+            [Settings.NodeName] = ["srv"],
+            [Settings.NodeIp] = ["127.0.0.1"],
+            [Settings.SupervisorPort] = [port.ToString(CultureInfo.InvariantCulture)],
+            [Settings.WriteKubeconfig] = [_temp.Combine("admin.yaml")],
+        });
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Any, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     /// <summary>Echoes every connection back (the agent's "kubelet").</summary>
@@ -84,21 +90,67 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         }
     }
 
-    /// <summary>Starts a join server on the fixed port; returns its tunnel registry and a way to stop it.</summary>
-    private (TunnelRegistry Tunnels, Func<Task> Stop) StartServer()
+    /// <summary>
+    /// Starts a join server and waits until it listens; returns its tunnel registry and a way to stop it. The first server
+    /// takes a free port chosen just before it binds, and another one when a process of the parallel tests took that port
+    /// meanwhile (a free-port probe cannot hold it); <paramref name="samePort"/> restarts on the port of the one before.
+    /// </summary>
+    private async Task<(TunnelRegistry Tunnels, Func<Task> Stop)> StartServerAsync(bool samePort = false)
     {
-        var tunnels = new TunnelRegistry();
-        var stop = new CancellationTokenSource();
-        var server = new JoinServer(_config, _certs, _token, _joinTokens, tunnels,
-            new NodePasswords(() => null, NodePasswords.CacheFileFor(_config.DataDir), _logs.CreateLogger("join")), _logs.CreateLogger("join"));
-        var run = server.RunAsync(stop.Token);
-        _ = run.ContinueWith(t => _logs.Lines.Enqueue($"[test] join server ended: {t.Exception?.GetBaseException().Message ?? t.Status.ToString()}"), TaskScheduler.Default);
-        return (tunnels, async () =>
+        for (var attempt = 1; ; attempt++)
         {
-            await stop.CancelAsync();
-            await run.WaitAsync(HangGuard);
-            stop.Dispose();
-        });
+            if (!samePort)
+            {
+                _config = ConfigFor(FreePort());
+            }
+
+            var tunnels = new TunnelRegistry();
+            var stop = new CancellationTokenSource();
+            var logs = new ListLoggerFactory();
+            var server = new JoinServer(_config, _certs, _token, _joinTokens, tunnels,
+                new NodePasswords(() => null, NodePasswords.CacheFileFor(_config.DataDir), _logs.CreateLogger("join")), new TeeLogger(_logs.CreateLogger("join"), logs.CreateLogger("join")));
+            var run = server.RunAsync(stop.Token);
+            var listening = $"[join] join API listening on :{_config.SupervisorPort} (HTTPS)";
+            using var guard = new CancellationTokenSource(HangGuard);
+            while (!run.IsCompleted && !logs.Lines.Contains(listening))
+            {
+                await Task.Delay(10, guard.Token);
+            }
+
+            if (run.IsFaulted && run.Exception.GetBaseException() is IOException && attempt < 5 && !samePort)
+            {
+                _logs.Lines.Enqueue($"[test] port {_config.SupervisorPort} was taken meanwhile ({run.Exception.GetBaseException().Message}); another");
+                stop.Dispose();
+                continue;
+            }
+
+            if (run.IsCompleted)
+            {
+                await run; // throws why it ended
+            }
+
+            return (tunnels, async () =>
+            {
+                await stop.CancelAsync();
+                await run.WaitAsync(HangGuard);
+                stop.Dispose();
+            });
+        }
+    }
+
+    /// <summary>Logs to two loggers (the test's record, and the one a start-up waits on).</summary>
+    private sealed class TeeLogger(Microsoft.Extensions.Logging.ILogger first, Microsoft.Extensions.Logging.ILogger second) : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            first.Log(logLevel, eventId, state, exception, formatter);
+            second.Log(logLevel, eventId, state, exception, formatter);
+        }
     }
 
     private TunnelClient Client() =>
@@ -121,7 +173,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task RunAsync_ServerRestarts_ClientReconnectsAndStreamsFlowAgain()
     {
-        var (first, stopFirst) = StartServer();
+        var (first, stopFirst) = await StartServerAsync();
         var client = Client();
         var running = client.RunAsync(_stop.Token);
         using var guard = new CancellationTokenSource(HangGuard);
@@ -131,7 +183,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         await WaitUntilAsync(() => client.Connections == 1, "the client to count its first connection", guard.Token);
 
         await stopFirst();
-        var (second, stopSecond) = StartServer();
+        var (second, stopSecond) = await StartServerAsync(samePort: true);
         var again = await second.WaitAsync("agt", guard.Token);
         await AssertEchoAsync(again, "after the restart");
         await WaitUntilAsync(() => client.Connections == 2, "the client to count its second connection", guard.Token);
@@ -149,9 +201,8 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Upgrade_WithoutTheTunnelSubprotocol_IsRefusedWith400AndLogged()
     {
-        var (_, stop) = StartServer();
+        var (_, stop) = await StartServerAsync();
         using var guard = new CancellationTokenSource(HangGuard);
-        await WaitListeningAsync(guard.Token);
         using var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
         socket.Options.SetRequestHeader("Authorization", "Bearer " + _token.Password);
@@ -180,7 +231,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
     [InlineData("another-machine", HttpStatusCode.Forbidden)]
     public async Task Upgrade_NodeNameWithoutItsPassword_IsRefused(string? password, HttpStatusCode expected)
     {
-        var (tunnels, stop) = StartServer();
+        var (tunnels, stop) = await StartServerAsync();
         using var guard = new CancellationTokenSource(HangGuard);
         using var agentStop = new CancellationTokenSource();
         var client = Client();
@@ -225,23 +276,6 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         {
             Assert.False(ct.IsCancellationRequested, $"timed out waiting for {what}; logged:\n{string.Join("\n", _logs.Lines.TakeLast(40))}");
             await Task.Delay(10, CancellationToken.None);
-        }
-    }
-
-    private async Task WaitListeningAsync(CancellationToken ct)
-    {
-        while (true)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, _config.SupervisorPort, ct);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50, ct);
-            }
         }
     }
 
