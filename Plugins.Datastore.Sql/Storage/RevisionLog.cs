@@ -371,7 +371,7 @@ public sealed class RevisionLog : IAsyncDisposable
                     }
 
                     // Idle: give the WAL back.
-                    Checkpoint(connection, "TRUNCATE");
+                    Checkpoint(connection, "TRUNCATE", BriefWait);
                     dirty = false;
                     lastCheckpoint = Stopwatch.GetTimestamp();
                     continue;
@@ -415,7 +415,7 @@ public sealed class RevisionLog : IAsyncDisposable
                 var wal = new FileInfo(_dialect.Location + "-wal");
                 if (wal.Exists && wal.Length > _options.WalCheckpointBytes)
                 {
-                    Checkpoint(connection, "TRUNCATE");
+                    Checkpoint(connection, "TRUNCATE", BriefWait);
                 }
             }
         }
@@ -428,7 +428,15 @@ public sealed class RevisionLog : IAsyncDisposable
         connection.Dispose();
     }
 
-    private void Checkpoint(PooledConnection connection, string mode)
+    /// <summary>
+    /// How long a checkpoint while the store runs waits for readers (SQLite's busy handler). A TRUNCATE checkpoint waits
+    /// until no reader uses the WAL, and it runs on the writer thread: with the connection's 30 s busy timeout, steady
+    /// readers could hold every write for that long. One that finds readers gives up and the next pass tries again.
+    /// </summary>
+    private const int BriefWait = 200;
+
+    /// <summary>Checkpoints the WAL; <paramref name="waitMs"/> bounds the wait for readers (0: the connection's busy timeout).</summary>
+    private void Checkpoint(PooledConnection connection, string mode, int waitMs = 0)
     {
         if (!_dialect.CheckpointsWal)
         {
@@ -437,11 +445,31 @@ public sealed class RevisionLog : IAsyncDisposable
 
         try
         {
+            if (waitMs > 0)
+            {
+                connection.Command($"PRAGMA busy_timeout = {waitMs}").ExecuteNonQuery();
+            }
+
             connection.Command($"PRAGMA wal_checkpoint({mode})").ExecuteNonQuery();
         }
         catch (DbException e)
         {
             _logger.CheckpointFailed(e, _dialect.Location);
+        }
+        finally
+        {
+            if (waitMs > 0)
+            {
+                RestoreBusyTimeout(connection);
+            }
+        }
+    }
+
+    private void RestoreBusyTimeout(PooledConnection connection)
+    {
+        foreach (var statement in _dialect.OnOpen.Where(s => s.StartsWith("PRAGMA busy_timeout", StringComparison.Ordinal)))
+        {
+            connection.Command(statement).ExecuteNonQuery();
         }
     }
 
