@@ -1,4 +1,5 @@
 using Coracle.Node.Tests.Support;
+using Coracle.Plugins;
 using Coracle.Plugins.Runtime.Containerd;
 
 namespace Coracle.Node.Tests.Node;
@@ -81,10 +82,23 @@ public sealed class AddonTests : IDisposable
             && node.TryKubectl("get", "addons", "-n", "kube-system", "coredns").Output.Contains("NotFound", StringComparison.Ordinal),
             "CoreDNS's objects and Addon deleted after --disable coredns", TimeSpan.FromMinutes(3));
         Assert.Contains("addon coredns is off", node.Log, StringComparison.Ordinal);
+        // Re-enabled, this time with K3s's --system-default-registry: the add-on's image (and the sandbox image) come from
+        // that registry, here through the airgap folder under the rewritten name.
+        const string Registry = "registry.coracle.test:5000";
+        var rewritten = NodeSettings.WithRegistry(Registry, AddonImages.CoreDns);
+        Assert.StartsWith(Registry + "/rancher/", rewritten, StringComparison.Ordinal);
+        AddonImages.WriteCoreDns(node.ImagesDir, rewritten);
         node.Signal(15);
-        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server");
-        await node.WaitForAsync(() => node.TryKubectl("get", "deployment", "-n", "kube-system", "coredns", "-o", "jsonpath={.status.availableReplicas}").Output.Trim() == "1",
-            "CoreDNS back after re-enabling", TimeSpan.FromMinutes(3));
+        node.StartServerDisabling("traefik,servicelb,local-storage,metrics-server", "--system-default-registry", Registry, "--kubelet-arg", "resolv-conf=" + resolvConf);
+        // Rolled out: the Deployment names the rewritten image, and its one pod (the old one gone) runs it and is Ready.
+        var seen = "";
+        await node.WaitForAsync(() =>
+        {
+            seen = node.TryKubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o",
+                "jsonpath={range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready}{\"\\n\"}{end}").Output.Trim();
+            return seen == rewritten + " true"
+                && node.TryKubectl("get", "deployment", "-n", "kube-system", "coredns", "-o", "jsonpath={.spec.template.spec.containers[0].image}").Output.Trim() == rewritten;
+        }, () => $"CoreDNS back after re-enabling, one Ready pod on the system default registry's image (pods: {seen})", TimeSpan.FromMinutes(3));
     }
 
     [K8sFact(NeedsRoot = true)]

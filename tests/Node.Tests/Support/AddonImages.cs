@@ -12,7 +12,7 @@ namespace Coracle.Node.Tests.Support;
 /// tests/Node.Tests/Webhook/main.go with Debian's golang-go (cached in the test's bin folder). The add-on images carry the
 /// add-on plugins' default references, so an airgap import is all their manifests need.
 /// </summary>
-internal static class AddonImages
+internal static partial class AddonImages
 {
     public const string MetricsServer = "docker.io/coracle/metrics-server:test";
     public const string Webhook = "docker.io/coracle/egress-webhook:test";
@@ -42,11 +42,14 @@ internal static class AddonImages
             Busybox = null,
         });
 
-    /// <summary>Writes the CoreDNS image (<c>/coredns</c>, its entrypoint) tagged <see cref="CoreDns"/> into <paramref name="imagesDir"/>.</summary>
-    public static void WriteCoreDns(string imagesDir) =>
-        ImageBuilder.WriteArchive(Path.Combine(imagesDir, "coredns.tar"), new ImageLayout
+    /// <summary>
+    /// Writes the CoreDNS image (<c>/coredns</c>, its entrypoint) tagged <paramref name="repoTag"/> (the add-on's default,
+    /// <see cref="CoreDns"/>, unless given) into <paramref name="imagesDir"/>.
+    /// </summary>
+    public static void WriteCoreDns(string imagesDir, string repoTag = CoreDns) =>
+        ImageBuilder.WriteArchive(Path.Combine(imagesDir, repoTag == CoreDns ? "coredns.tar" : "coredns-" + repoTag.Split('/')[0].Replace(':', '-') + ".tar"), new ImageLayout
         {
-            RepoTag = CoreDns,
+            RepoTag = repoTag,
             Files = new Dictionary<string, string> { ["coredns"] = AddonBinary("coredns") },
             Entrypoint = ["/coredns"],
             Busybox = null,
@@ -85,53 +88,8 @@ internal static class AddonImages
             ? dir
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "coracle-components", "addons");
         var binary = Path.Combine(folder, name);
-        Assert.True(File.Exists(binary), $"{binary} is missing: scripts/test.sh unpacks the add-on binaries of ../shared/components (or set CORACLE_ADDONS_BIN)");
-        return binary;
-    }
-
-    /// <summary>Writes the webhook image into <paramref name="imagesDir"/>, compiling the webhook first when needed.</summary>
-    public static void WriteWebhook(string imagesDir) =>
-        ImageBuilder.WriteArchive(Path.Combine(imagesDir, "webhook.tar"), new ImageLayout
-        {
-            RepoTag = Webhook,
-            Files = new Dictionary<string, string> { ["webhook"] = WebhookBinary() },
-            Entrypoint = ["/webhook"],
-            Busybox = null,
-        });
-
-    /// <summary>The static webhook binary, rebuilt when main.go is newer than the cached one.</summary>
-    private static string WebhookBinary()
-    {
-        var source = Path.Combine(RepoRoot(), "tests", "Node.Tests", "Webhook", "main.go");
-        var cache = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "webhook")).FullName;
-        var binary = Path.Combine(cache, "webhook");
-        if (File.Exists(binary) && File.GetLastWriteTimeUtc(binary) >= File.GetLastWriteTimeUtc(source))
-        {
-            return binary;
-        }
-
-        var go = new[] { "/usr/bin/go", "/usr/lib/go/bin/go" }.FirstOrDefault(File.Exists);
-        Assert.True(go is not null, "go is missing: apt-get install -y golang-go (scripts/prereqs.sh test installs it)");
-        var (code, stdout, stderr) = Run.Tool(go!, ["build", "-trimpath", "-ldflags=-s", "-o", binary + ".new", source], new Dictionary<string, string>
-        {
-            ["CGO_ENABLED"] = "0",
-            ["GOCACHE"] = Path.Combine(cache, "go-cache"),
-            ["GOPATH"] = Path.Combine(cache, "go-path"),
-        }, TimeSpan.FromMinutes(5));
-        Assert.True(code == 0, $"go build of {source} failed ({code}): {stdout}{stderr}");
-        Assert.True(ImageBuilder.IsStaticElf(binary + ".new"), $"{binary}.new is not a static executable");
-        File.Move(binary + ".new", binary, overwrite: true);
-        return binary;
-    }
-
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Directory.Packages.props")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir!.FullName;
+        return File.Exists(binary)
+            ? binary
+            : throw new FileNotFoundException($"{binary} is missing: scripts/test.sh unpacks the add-on binaries of ../shared/components (or set CORACLE_ADDONS_BIN)");
     }
 }

@@ -243,14 +243,17 @@ internal sealed class NodeHarness : IDisposable
 
     public string Tail(int lines = 80) => string.Join('\n', Log.Split('\n').TakeLast(lines));
 
-    public async Task WaitForAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
+    public Task WaitForAsync(Func<bool> condition, string what, TimeSpan? timeout = null) => WaitForAsync(condition, () => what, timeout);
+
+    /// <summary>Waits for <paramref name="condition"/>; <paramref name="what"/> is asked when it times out (it may say what was last seen).</summary>
+    public async Task WaitForAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(2));
         while (!condition())
         {
             if (DateTime.UtcNow > deadline)
             {
-                Assert.Fail($"timed out waiting for {what}; coracle log tail:\n{Tail()}");
+                Assert.Fail($"timed out waiting for {what()}; coracle log tail:\n{Tail()}");
             }
 
             await Task.Delay(500);
