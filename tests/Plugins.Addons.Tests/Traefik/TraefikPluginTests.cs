@@ -238,6 +238,54 @@ public sealed class TraefikPluginTests : IDisposable
     }
 
     [Fact]
+    public void Configure_OverrideFromTheDocs_ArgsReplacedAnnotationAddedIpFamilyPolicyRemoved()
+    {
+        // docs/traefik.md's example, as written there.
+        var file = _temp.Write("traefik-override.yaml", """
+            # /etc/coracle/traefik-override.yaml: access log and debug logging, a Service annotation, HTTP → HTTPS
+            kind: Deployment
+            metadata: {name: traefik}
+            spec:
+              template:
+                spec:
+                  containers:
+                    - name: traefik
+                      args:               # replaces the list: give all of them (the defaults are above)
+                        - --entryPoints.metrics.address=:9100/tcp
+                        - --entryPoints.traefik.address=:8080/tcp
+                        - --entryPoints.web.address=:8000/tcp
+                        - --entryPoints.websecure.address=:8443/tcp
+                        - --entryPoints.web.http.redirections.entryPoint.to=websecure
+                        - --entryPoints.websecure.http.tls=true
+                        - --ping=true
+                        - --providers.kubernetescrd
+                        - --providers.kubernetesingress
+                        - --providers.kubernetesingress.ingressendpoint.publishedservice=kube-system/traefik
+                        - --accesslog=true
+                        - --log.level=DEBUG
+            ---
+            kind: Service
+            metadata:
+              name: traefik
+              annotations: {example.com/pool: edge}
+            spec:
+              ipFamilyPolicy: null        # removed: the API server's default applies
+            """);
+
+        var manifest = Parse(Render(new() { ["override"] = file }));
+
+        var args = Scalars(Container(manifest), "args");
+        Assert.Equal(12, args.Count);
+        Assert.Contains("--entryPoints.web.http.redirections.entryPoint.to=websecure", args);
+        Assert.Equal("--log.level=DEBUG", args[^1]);
+        Assert.Equal("1", Scalar(manifest.Get("Deployment", "traefik"), "spec", "replicas"));
+        var service = manifest.Get("Service", "traefik");
+        Assert.Equal("edge", Scalar(service, "metadata", "annotations", "example.com/pool"));
+        Assert.False(((YamlMappingNode)At(service, "spec")).Children.ContainsKey(new YamlScalarNode("ipFamilyPolicy")));
+        Assert.Equal(16, manifest.Documents.Count);
+    }
+
+    [Fact]
     public void Configure_OverrideNamingAnotherNamespace_IsANewObject()
     {
         var file = _temp.Write("override.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: traefik, namespace: edge}\n");
