@@ -17,7 +17,7 @@ public sealed class TraefikPlugin : IIngressController, IValidatesOptions
     /// <summary>The plugin's name, and its manifest's (<c>traefik.yaml</c>).</summary>
     public const string Name = "traefik";
 
-    /// <summary>The image K3s ships for the 1.32 line (chart 34.2.1+up34.2.0); its entrypoint is <c>/entrypoint.sh traefik</c>.</summary>
+    /// <summary>The image K3s ships for the 1.32 line (chart 34.2.1+up34.2.0); the Deployment passes only arguments, so the image's own entrypoint runs Traefik.</summary>
     public const string DefaultImage = "docker.io/rancher/mirrored-library-traefik:3.3.6";
 
     /// <summary>The most pods the <c>replicas</c> setting accepts.</summary>
