@@ -130,6 +130,32 @@ public sealed class StartPlanTests : IDisposable
         Assert.Contains("https://127.0.0.1:6443", File.ReadAllText(Path.Combine(dataDir, "server", "cred", "admin.kubeconfig")), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// An ingress that an earlier run configured and that this run turns off (<c>--disable traefik</c>) takes back what it
+    /// put in place: its manifest is gone from the manifests folder (so the server's controller deletes its objects) and
+    /// its cleanup ran.
+    /// </summary>
+    [Fact]
+    public async Task Server_IngressOffOnARestart_ItsManifestRemovedAndItsCleanupRun()
+    {
+        var dataDir = _temp.Combine("off");
+        var manifest = Path.Combine(dataDir, "server", "manifests", "traefik.yaml");
+        var marker = Path.Combine(dataDir, "cleanup-traefik");
+        using (CoracleProcess.Start(_coracle, ["server", "--data-dir", dataDir, "--write-kubeconfig", _temp.Combine("on.yaml")]))
+        {
+            await Wait.UntilAsync(async () => (await CoracleProcess.RunAsync(_coracle, ["status", "--data-dir", dataDir])).Stdout.Contains("runtime ", StringComparison.Ordinal), "the node to run");
+            Assert.Equal("kind: Test\n", File.ReadAllText(manifest));
+        }
+
+        Assert.False(File.Exists(marker));
+        using var second = CoracleProcess.Start(_coracle, ["server", "--data-dir", dataDir, "--disable", "traefik", "--write-kubeconfig", _temp.Combine("off.yaml")]);
+        await Wait.UntilAsync(async () => (await CoracleProcess.RunAsync(_coracle, ["status", "--data-dir", dataDir])).Stdout.Contains("runtime ", StringComparison.Ordinal), "the node to run again");
+
+        Assert.False(File.Exists(manifest), "traefik.yaml is still in the manifests folder");
+        Assert.Equal("server", File.ReadAllText(marker));
+        Assert.Contains("ingress: plugin traefik is off", second.Stdout + second.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Killall_PluginsWithCleanup_EachRunsSelectedOrNot()
     {

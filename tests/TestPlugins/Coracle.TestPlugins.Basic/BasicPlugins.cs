@@ -97,12 +97,16 @@ public sealed class TestCni : ICniPlugin, IPluginCleanup
     public CniSettings Configure(IPluginContext context) => new("/opt/cni/bin", Path.Combine(context.PluginDataDir, "net.d"));
 }
 
-/// <summary>An ingress that writes a manifest.</summary>
-[CoraclePlugin("traefik", ExtensionPoints.Ingress, typeof(IIngressController), Description = "test ingress", IsDefault = true)]
-public sealed class TestIngress : IIngressController
+/// <summary>An ingress that writes a manifest; its cleanup leaves a marker in the data dir.</summary>
+[CoraclePlugin("traefik", ExtensionPoints.Ingress, typeof(IIngressController), Description = "test ingress", IsDefault = true, HasCleanup = true)]
+public sealed class TestIngress : IIngressController, IPluginCleanup
 {
     /// <inheritdoc />
     public void Configure(IPluginContext context) => context.Manifests.Write("traefik.yaml", "kind: Test\n");
+
+    /// <inheritdoc />
+    public Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken) =>
+        File.WriteAllTextAsync(Path.Combine(node.DataDir, "cleanup-traefik"), node.Role, cancellationToken);
 }
 
 /// <summary>A load balancer that is declared but not implemented.</summary>
