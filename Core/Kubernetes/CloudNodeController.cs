@@ -90,7 +90,7 @@ internal sealed class NodeDeclaration(
     }
 
     private string Describe() =>
-        string.Join(", ", annotations.Select(a => $"{a.Key}={a.Value ?? "(removed)"}").Concat(labels.Select(l => $"label {l.Key}={l.Value}")));
+        string.Join(", ", annotations.Select(a => $"{a.Key}={a.Value ?? "(none)"}").Concat(labels.Select(l => $"label {l.Key}={l.Value}")));
 }
 
 /// <summary>

@@ -20,7 +20,7 @@ internal static partial class Log
     [LoggerMessage(1104, LogLevel.Information, "cloud-node controller: node {Node} addresses updated: {Addresses}")]
     public static partial void CloudNodeAddresses(this ILogger logger, string node, string addresses);
 
-    [LoggerMessage(1105, LogLevel.Information, "cloud-node controller: node {Node} carries the uninitialized taint but no valid coracle.dev/internal-ip annotation yet; waiting for its node to declare its addresses")]
+    [LoggerMessage(1105, LogLevel.Information, "cloud-node controller: node {Node} carries the uninitialized taint but no valid coracle.dev/internal-ip (and coracle.dev/external-ip) annotation yet; waiting for its node to declare its addresses")]
     public static partial void CloudNodeWaiting(this ILogger logger, string node);
 
     [LoggerMessage(1106, LogLevel.Information, "cloud-node controller running: watching nodes")]
