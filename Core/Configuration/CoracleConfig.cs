@@ -11,6 +11,9 @@ internal sealed record CoracleConfig
     public required string DataDir { get; init; }
     public required string NodeName { get; init; }
     public IReadOnlyList<string> NodeIps { get; init; } = [];
+
+    /// <summary>The node's ExternalIP addresses (<c>--node-external-ip</c>).</summary>
+    public IReadOnlyList<string> NodeExternalIps { get; init; } = [];
     public string Token { get; init; } = "";
     public IReadOnlyList<string> Disable { get; init; } = [];
     public required string ComponentsDir { get; init; }
@@ -34,6 +37,9 @@ internal sealed record CoracleConfig
     public IReadOnlyList<string> KubeApiserverArgs { get; init; } = [];
     public IReadOnlyList<string> KubeControllerManagerArgs { get; init; } = [];
     public IReadOnlyList<string> KubeSchedulerArgs { get; init; } = [];
+
+    /// <summary>No cloud-node controller (<c>--disable-cloud-controller</c>); on an agent, the server's value.</summary>
+    public bool DisableCloudController { get; init; }
     public IReadOnlyList<string> KubeletArgs { get; init; } = [];
     public IReadOnlyList<string> KubeProxyArgs { get; init; } = [];
     public IReadOnlyList<string> NodeLabels { get; init; } = [];

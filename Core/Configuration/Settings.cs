@@ -11,6 +11,8 @@ internal static class Settings
         "Node name (default: the host name)");
     public static readonly Setting NodeIp = new("", "node-ip", SettingKind.IpList, Array.Empty<string>(),
         "IP addresses to advertise for the node (default: the default route's address)");
+    public static readonly Setting NodeExternalIp = new("", "node-external-ip", SettingKind.IpList, Array.Empty<string>(),
+        "External IP addresses of the node (its ExternalIP in status.addresses, set by the server's cloud-node controller)");
     public static readonly Setting Token = new("", "token", SettingKind.String, "",
         "Shared secret used to join nodes (generated on the first server start)") { Secret = true };
     public static readonly Setting Disable = new("", "disable", SettingKind.StringList, Array.Empty<string>(),
@@ -60,6 +62,8 @@ internal static class Settings
         "Extra kube-controller-manager flag NAME=VALUE, one per occurrence") { ServerOnly = true };
     public static readonly Setting KubeSchedulerArg = new("server", "kube-scheduler-arg", SettingKind.ArgList, Array.Empty<string>(),
         "Extra kube-scheduler flag NAME=VALUE, one per occurrence") { ServerOnly = true };
+    public static readonly Setting DisableCloudController = new("server", "disable-cloud-controller", SettingKind.Boolean, "false",
+        "Do not run the cloud-node controller (node addresses, providerID, the uninitialized taint); kubelets then run without --cloud-provider=external and set their own addresses (no ExternalIP)") { ServerOnly = true };
 
     public static readonly Setting Server = new("agent", "server", SettingKind.String, "",
         "Server to join, https://HOST:9345 (agent only)");
@@ -106,11 +110,11 @@ internal static class Settings
 
     public static IReadOnlyList<Setting> All { get; } =
     [
-        DataDir, NodeName, NodeIp, Token, Disable, ComponentsDir, SystemDefaultRegistry, LogFormat, LogLevel,
+        DataDir, NodeName, NodeIp, NodeExternalIp, Token, Disable, ComponentsDir, SystemDefaultRegistry, LogFormat, LogLevel,
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         SecretsEncryption, SecretsEncryptionProvider,
-        KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg,
+        KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg, DisableCloudController,
         Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, PodLogsDir, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,

@@ -14,6 +14,9 @@ internal sealed record ClusterConfigResponse
     [JsonPropertyName("serverUrl")] public required string ServerUrl { get; init; }
     [JsonPropertyName("serverNodeName")] public required string ServerNodeName { get; init; }
     [JsonPropertyName("podCidr")] public string? PodCidr { get; init; }
+
+    /// <summary>The server runs no cloud-node controller (<c>--disable-cloud-controller</c>): kubelets run without <c>--cloud-provider=external</c>.</summary>
+    [JsonPropertyName("disableCloudController")] public bool DisableCloudController { get; init; }
 }
 
 /// <summary>An agent's CSRs (<c>POST /v1/certificates</c>); its private keys stay on the agent.</summary>

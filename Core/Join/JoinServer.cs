@@ -103,6 +103,7 @@ internal sealed partial class JoinServer
             ServerUrl = $"https://{hostPart}:{_config.HttpsListenPort}",
             ServerNodeName = _config.NodeName,
             PodCidr = null,
+            DisableCloudController = _config.DisableCloudController,
         };
     }
 

@@ -172,7 +172,13 @@ internal static class ComponentArgs
     /// The kubelet's flags. Everything Kubernetes 1.32 wants in the configuration file (serving, authentication, cluster
     /// DNS, the CRI endpoint, cgroups) is in <see cref="KubeletConfig"/>; these are what remain flags.
     /// </summary>
-    public static SortedDictionary<string, string> KubeletDefaults(string nodeName, string pauseImage, KubernetesPaths p, IReadOnlyList<string>? nodeLabels = null)
+    /// <param name="externalCloudProvider">
+    /// <c>--cloud-provider=external</c>, as K3s runs it: the kubelet registers with the taint
+    /// <c>node.cloudprovider.kubernetes.io/uninitialized</c> and the annotation <c>alpha.kubernetes.io/provided-node-ip</c>,
+    /// and leaves status.addresses to the server's cloud-node controller once it has set them (<see cref="CloudNode"/>).
+    /// </param>
+    public static SortedDictionary<string, string> KubeletDefaults(
+        string nodeName, string pauseImage, KubernetesPaths p, IReadOnlyList<string>? nodeLabels = null, bool externalCloudProvider = false)
     {
         var args = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
@@ -190,6 +196,11 @@ internal static class ComponentArgs
         if (p.KubeletConfigFile is not null)
         {
             args["config"] = p.KubeletConfigFile;
+        }
+
+        if (externalCloudProvider)
+        {
+            args["cloud-provider"] = "external";
         }
 
         if (NodeRegistration.KubeletNodeLabels(nodeLabels ?? []) is { } labels)

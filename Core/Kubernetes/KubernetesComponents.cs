@@ -67,7 +67,7 @@ internal static class KubernetesComponents
                     dependsOn.Add("kube-apiserver");
                     break;
                 case "kubelet":
-                    args = ComponentArgs.Merge(ComponentArgs.KubeletDefaults(c.NodeName, c.PauseImage, p, c.NodeLabels), c.KubeletArgs);
+                    args = ComponentArgs.Merge(ComponentArgs.KubeletDefaults(c.NodeName, c.PauseImage, p, c.NodeLabels, !c.DisableCloudController), c.KubeletArgs);
                     probe = new HttpProbe(new Uri("http://127.0.0.1:10248/healthz"));
                     if (runtimeComponent is not null)
                     {

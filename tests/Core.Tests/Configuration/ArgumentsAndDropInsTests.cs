@@ -51,6 +51,30 @@ public sealed class ArgumentsAndDropInsTests : IDisposable
     }
 
     [Fact]
+    public void NodeExternalIp_FlagEnvironmentAndFile_BadAddressNamesTheSettingAndTheFix()
+    {
+        var noFile = new Dictionary<string, string>(Env) { ["CORACLE_CONFIG_FILE"] = "" };
+        var (fromFlags, errors) = Load(null, new() { [Settings.NodeExternalIp] = ["192.0.2.10,2001:db8::10"] }, noFile);
+        var (fromEnv, _) = Load(null, env: new(noFile) { ["CORACLE_NODE_EXTERNAL_IP"] = "198.51.100.7" });
+        var file = _dir.Combine("appliance.toml");
+        File.WriteAllText(file, "node-external-ip = [\"203.0.113.5\"]\n[server]\ndisable-cloud-controller = true\n");
+        var (fromFile, fileErrors) = Load(file);
+        var (_, badFlag) = Load(null, new() { [Settings.NodeExternalIp] = ["192.0.2.300"] }, noFile);
+        File.WriteAllText(file, "node-external-ip = [\"edge.example\"]\n");
+        var (_, badFile) = Load(file);
+
+        Assert.Empty(errors);
+        Assert.Equal(["192.0.2.10", "2001:db8::10"], fromFlags.NodeExternalIps);
+        Assert.Equal(["198.51.100.7"], fromEnv.NodeExternalIps);
+        Assert.Empty(fileErrors);
+        Assert.Equal(["203.0.113.5"], fromFile.NodeExternalIps);
+        Assert.True(fromFile.DisableCloudController);
+        Assert.False(fromFlags.DisableCloudController);
+        Assert.Equal(["--node-external-ip: '192.0.2.300' is not an IP address; give addresses like 192.168.1.10 or fd00::10"], badFlag);
+        Assert.Equal(["appliance.toml:1:20: node-external-ip: 'edge.example' is not an IP address; give addresses like 192.168.1.10 or fd00::10"], badFile);
+    }
+
+    [Fact]
     public void PodLogsDir_DefaultIsK3sPlaceAFolderReachesTheKubeletARelativeOneIsAnError()
     {
         var (defaults, _) = Load(null, env: new(Env) { ["CORACLE_CONFIG_FILE"] = "" });

@@ -52,12 +52,27 @@ public sealed class AgentNodeTests : IDisposable
         server.StartServerDisabling("traefik,servicelb,local-storage,metrics-server");
         await server.WaitForAsync(() => server.NodeReady(server.Name), $"node {server.Name} Ready", TimeSpan.FromMinutes(3));
         var token = File.ReadAllText(Path.Combine(server.DataDir, "server", "token")).Trim();
-        agent.StartAgent($"https://{serverIp}:9345", token);
+        agent.StartAgent($"https://{serverIp}:9345", token, "--node-external-ip", "192.0.2.10");
         await WaitAsync(() => server.NodeReady(agent.Name), $"node {agent.Name} Ready", TimeSpan.FromMinutes(3));
         foreach (var component in new[] { "tunnel", "flannel", "containerd", "airgap-images", "kubelet", "kube-proxy" })
         {
             await WaitAsync(() => agent.Component(component).State == "ready", $"agent component {component} ready");
         }
+
+        // 1b. --node-external-ip: the agent declared its addresses with its own credentials and the server's cloud-node
+        //     controller set them, as K3s does; `kubectl get nodes -o wide` shows the EXTERNAL-IP, the uninitialized taint
+        //     is gone from both nodes, and the server's node has the control-plane role.
+        var wide = "";
+        await WaitAsync(() => (wide = server.Kubectl("get", "nodes", "-o", "wide")).Split('\n').Any(l => l.StartsWith(agent.Name + " ", StringComparison.Ordinal)
+            && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[6] == "192.0.2.10"), () => $"EXTERNAL-IP 192.0.2.10 of {agent.Name} in\n{wide}");
+        Assert.Equal(["EXTERNAL-IP", "<none>"], wide.Split('\n').Where(l => l.StartsWith("NAME ", StringComparison.Ordinal) || l.StartsWith(server.Name + " ", StringComparison.Ordinal))
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[6]));
+        Assert.Equal($"coracle://{agent.Name}", server.Jsonpath("node", agent.Name, "{.spec.providerID}"));
+        await WaitAsync(() => !server.Jsonpath("node", server.Name, "{.spec.taints[*].key}").Contains("uninitialized", StringComparison.Ordinal), "the server's node initialized");
+        Assert.DoesNotContain("uninitialized", server.Jsonpath("node", agent.Name, "{.spec.taints[*].key}"), StringComparison.Ordinal);
+        Assert.Equal("true", server.Jsonpath("node", server.Name, "{.metadata.labels.node-role\\.kubernetes\\.io/control-plane}"));
+        Assert.Equal("", server.Jsonpath("node", agent.Name, "{.metadata.labels.node-role\\.kubernetes\\.io/control-plane}"));
+        Assert.Contains("--cloud-provider=external", agent.Log, StringComparison.Ordinal);
 
         // The agent's kubelet and kube-proxy use the certificates the join API issued.
         var agentDir = Path.Combine(agent.DataDir, "agent");

@@ -49,9 +49,15 @@ public sealed class ServerNodeTests : IDisposable
         var components = new[]
         {
             "datastore", "flannel", "containerd", "airgap-images", "join-api", "egress-proxy",
-            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "manifests", "certificates",
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "manifests", "node-declaration", "cloud-node", "certificates",
         };
         await node.WaitForAsync(() => components.All(c => node.Component(c).State == "ready"), "every component ready");
+
+        // The cloud-node controller initialized the node (K3s's embedded cloud provider): providerID, no uninitialized taint.
+        await node.WaitForAsync(() => node.Jsonpath("node", node.Name, "{.spec.providerID}") == $"coracle://{node.Name}", "the node's providerID");
+        Assert.DoesNotContain("uninitialized", node.Jsonpath("node", node.Name, "{.spec.taints[*].key}"), StringComparison.Ordinal);
+        Assert.Contains("coracle.dev/edge", node.Jsonpath("node", node.Name, "{.spec.taints[*].key}"), StringComparison.Ordinal);
+        Assert.Equal("true", node.Jsonpath("node", node.Name, "{.metadata.labels.node-role\\.kubernetes\\.io/control-plane}"));
         Assert.Contains(Busybox, node.Coracle("ctr", "images", "ls", "-q").Stdout, StringComparison.Ordinal);
 
         // No pause image was dropped in the airgap folder: the node built its own and imported it under the default name.
