@@ -246,12 +246,6 @@ internal sealed partial class JoinServer
         }
 
         var name = request.NodeName;
-        if (name == _config.NodeName)
-        {
-            _log.JoinRejected(http.Connection.RemoteIpAddress?.ToString() ?? "?", http.Request.Path, $"node name {name} is the server's own");
-            return Error(StatusCodes.Status403Forbidden, $"node name {name} is this server's own node; give the agent another --node-name");
-        }
-
         if (await NodePasswordRefusalAsync(name, request.NodePassword, http) is { } refused)
         {
             return refused;
@@ -279,10 +273,18 @@ internal sealed partial class JoinServer
 
     /// <summary>
     /// Checks (at a first join, stores) the node's password, for a join and for a tunnel alike: null when accepted,
-    /// else the answer — 403 when the name holds another machine's password, 503 while it cannot be decided.
+    /// else the answer — 403 when the name is the server's own or holds another machine's password, 503 while it cannot
+    /// be decided.
     /// </summary>
     private async Task<IResult?> NodePasswordRefusalAsync(string node, string password, HttpContext http)
     {
+        if (node == _config.NodeName)
+        {
+            // The server's own node has no agent password: no agent may join or tunnel under its name.
+            _log.JoinRejected(http.Connection.RemoteIpAddress?.ToString() ?? "?", http.Request.Path, $"node name {node} is the server's own");
+            return Error(StatusCodes.Status403Forbidden, $"node name {node} is this server's own node; give the agent another --node-name");
+        }
+
         var check = await _nodePasswords.CheckAsync(node, password, http.RequestAborted);
         return check.Verdict switch
         {

@@ -222,6 +222,45 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         await stop();
     }
 
+    /// <summary>A holder of the token who names the server's own node gets no tunnel for it (403), as a join under that name.</summary>
+    [Fact]
+    public async Task Upgrade_TheServersOwnNodeName_IsRefusedWith403()
+    {
+        var (tunnels, stop) = await StartServerAsync();
+        using var guard = new CancellationTokenSource(HangGuard);
+        using var socket = TunnelSocket("srv", "any-password");
+
+        await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"wss://127.0.0.1:{_config.SupervisorPort}/v1/tunnel"), guard.Token));
+
+        Assert.Equal(HttpStatusCode.Forbidden, socket.HttpStatusCode);
+        Assert.Empty(tunnels.Sessions);
+        Assert.Contains(_logs.Lines, l => l.Contains("node name srv is the server's own", StringComparison.Ordinal));
+        await stop();
+    }
+
+    /// <summary>A websocket for /v1/tunnel as an agent would open it, trusting the cluster's server CA.</summary>
+    private ClientWebSocket TunnelSocket(string node, string? password)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.AddSubProtocol(TunnelMux.SubProtocol);
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + _token.Password);
+        socket.Options.SetRequestHeader("X-Coracle-Node", node);
+        if (password is not null)
+        {
+            socket.Options.SetRequestHeader("X-Coracle-Node-Password", password);
+        }
+
+        var trust = AgentJoin.TrustOnly(File.ReadAllBytes(_certs.CertFile(ClusterCertificates.ServerCa)));
+        socket.Options.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            using var chain = new X509Chain { ChainPolicy = trust.CertificateChainPolicy!.Clone() };
+            using var leaf = cert is null ? null : X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
+            return leaf is not null && chain.Build(leaf);
+        };
+        return socket;
+    }
+
     /// <summary>
     /// A holder of the token who names an existing node without its password (missing, or another machine's) gets no
     /// tunnel for it: 400 and 403, and the node's own tunnel is not replaced.
@@ -239,23 +278,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         await WaitUntilAsync(() => client.Connected, "the real agent's tunnel", guard.Token);
         var session = Assert.Single(tunnels.Sessions);
 
-        using var socket = new ClientWebSocket();
-        socket.Options.CollectHttpResponseDetails = true;
-        socket.Options.AddSubProtocol(TunnelMux.SubProtocol);
-        socket.Options.SetRequestHeader("Authorization", "Bearer " + _token.Password);
-        socket.Options.SetRequestHeader("X-Coracle-Node", "agt");
-        if (password is not null)
-        {
-            socket.Options.SetRequestHeader("X-Coracle-Node-Password", password);
-        }
-
-        var trust = AgentJoin.TrustOnly(File.ReadAllBytes(_certs.CertFile(ClusterCertificates.ServerCa)));
-        socket.Options.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            using var chain = new X509Chain { ChainPolicy = trust.CertificateChainPolicy!.Clone() };
-            using var leaf = cert is null ? null : X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
-            return leaf is not null && chain.Build(leaf);
-        };
+        using var socket = TunnelSocket("agt", password);
 
         await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"wss://127.0.0.1:{_config.SupervisorPort}/v1/tunnel"), guard.Token));
 
