@@ -89,7 +89,8 @@ internal sealed class IngressProxy : IAsyncDisposable
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = null;
-            k.Listen(_options.Address, _options.HttpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+            // HTTP/2 needs ALPN, so the plain port speaks HTTP/1.1 (Kestrel would warn about Http1AndHttp2 without TLS).
+            k.Listen(_options.Address, _options.HttpPort, l => l.Protocols = HttpProtocols.Http1);
             k.Listen(_options.Address, _options.HttpsPort, l =>
             {
                 l.Protocols = HttpProtocols.Http1AndHttp2;
