@@ -80,6 +80,8 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
             ClusterDomain = cluster.ClusterDomain,
             PluginOptions = options,
             Sources = sources,
+            // The agent runs the service load balancer the server runs, or none (PluginSelector.AgentFollowsServer).
+            LoadBalancer = cluster.LoadBalancer.Length == 0 ? "none" : cluster.LoadBalancer,
         };
     }
 

@@ -14,6 +14,8 @@ internal sealed record ClusterConfigResponse
     [JsonPropertyName("serverUrl")] public required string ServerUrl { get; init; }
     [JsonPropertyName("serverNodeName")] public required string ServerNodeName { get; init; }
     [JsonPropertyName("podCidr")] public string? PodCidr { get; init; }
+    /// <summary>The service load balancer plugin the server runs (its agents run the same one); empty for none.</summary>
+    [JsonPropertyName("loadBalancer")] public string LoadBalancer { get; init; } = "";
 }
 
 /// <summary>An agent's CSRs (<c>POST /v1/certificates</c>); its private keys stay on the agent.</summary>

@@ -45,6 +45,9 @@ internal sealed partial class JoinServer
         _time = time ?? TimeProvider.System;
     }
 
+    /// <summary>The service load balancer plugin this server runs, told to joining agents; empty for none.</summary>
+    public string LoadBalancer { get; init; } = "";
+
     /// <summary>The largest body <c>POST /v1/certificates</c> reads; four CSRs (even RSA 4096) are a few kilobytes.</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
@@ -103,6 +106,7 @@ internal sealed partial class JoinServer
             ServerUrl = $"https://{hostPart}:{_config.HttpsListenPort}",
             ServerNodeName = _config.NodeName,
             PodCidr = null,
+            LoadBalancer = LoadBalancer,
         };
     }
 
