@@ -17,8 +17,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 4403, Level = LogLevel.Information, Message = "servicelb: {Detail}")]
     public static partial void Synced(ILogger logger, string detail);
 
-    [LoggerMessage(EventId = 4404, Level = LogLevel.Warning, Message = "servicelb: service {Service} not served on node {Node}: port {Port} is held by {Holder}")]
-    public static partial void Conflict(ILogger logger, string service, string node, string port, string holder);
+    [LoggerMessage(EventId = 4404, Level = LogLevel.Warning, Message = "servicelb: service {Service} on {Node}: {Message}")]
+    public static partial void Conflict(ILogger logger, string service, string node, string message);
 
     [LoggerMessage(EventId = 4405, Level = LogLevel.Warning, Message = "servicelb: sync failed, retrying: {Error}")]
     public static partial void SyncFailed(ILogger logger, string error);

@@ -3,11 +3,21 @@ using System.Text.Json.Serialization;
 
 namespace Coracle.Plugins.LoadBalancer.ServiceLb;
 
-/// <summary>A port this node refuses for a Service, and what holds it.</summary>
+/// <summary>
+/// A port this node refuses for a Service: what holds it (reason <see cref="Planner.PortConflictReason"/>), or a protocol
+/// ServiceLB cannot forward (<see cref="Planner.UnsupportedProtocol"/>, no holder).
+/// </summary>
 internal sealed record PortConflict(
     [property: JsonPropertyName("service")] string Service,
     [property: JsonPropertyName("port")] string Port,
-    [property: JsonPropertyName("holder")] string Holder);
+    [property: JsonPropertyName("holder")] string Holder,
+    [property: JsonPropertyName("reason")] string Reason = Planner.PortConflictReason)
+{
+    /// <summary>The Event message, naming the node, the port and the holder (or the protocol), and the fix.</summary>
+    public string Message(string node) => Reason == Planner.UnsupportedProtocol
+        ? $"node {node} does not serve this Service: port {Port}: ServiceLB forwards TCP and UDP only; use TCP or UDP, or set spec.loadBalancerClass for another load balancer"
+        : $"node {node} does not serve this Service: port {Port} is held by {Holder}; free the port there, or keep the Service off the node (label svccontroller.k3s.cattle.io/lbpool)";
+}
 
 /// <summary>
 /// What a node's controller serves and refuses, kept on its own Node as the annotation <see cref="Annotation"/>: the

@@ -29,6 +29,12 @@ internal static class Planner
     /// <summary>On a Service: served only by nodes with the same label and value (K3s's pools); on a node: its pool.</summary>
     public const string PoolLabel = "svccontroller.k3s.cattle.io/lbpool";
 
+    /// <summary>The Event reason of a port that something on the node (or an older Service) holds.</summary>
+    public const string PortConflictReason = "PortConflict";
+
+    /// <summary>The Event reason of a port whose protocol ServiceLB cannot forward (SCTP).</summary>
+    public const string UnsupportedProtocol = "UnsupportedProtocol";
+
     /// <summary>
     /// True when <paramref name="node"/> may serve <paramref name="service"/> before ports are looked at: the Service is
     /// ours (type LoadBalancer, no other loadBalancerClass); the node is Ready; it is labelled enablelb=true when any node
@@ -84,7 +90,11 @@ internal static class Planner
             var refused = new List<PortConflict>();
             foreach (var port in service.Ports.Distinct())
             {
-                if (held.TryGetValue((port.Protocol, port.Port), out var other))
+                if (port.Protocol is not ("TCP" or "UDP"))
+                {
+                    refused.Add(new PortConflict(service.Key, port.ToString(), "", UnsupportedProtocol));
+                }
+                else if (held.TryGetValue((port.Protocol, port.Port), out var other))
                 {
                     refused.Add(new PortConflict(service.Key, port.ToString(), $"service {other}"));
                 }

@@ -106,19 +106,17 @@ internal sealed class ServiceLbController(
         var current = new HashSet<string>(StringComparer.Ordinal);
         foreach (var conflict in conflicts)
         {
-            var key = $"{conflict.Service}|{conflict.Port}|{conflict.Holder}";
+            var key = $"{conflict.Service}|{conflict.Port}|{conflict.Holder}|{conflict.Reason}";
             current.Add(key);
             if (_announced.Contains(key) || services.FirstOrDefault(s => s.Key == conflict.Service) is not { } service)
             {
                 continue;
             }
 
-            Log.Conflict(logger, conflict.Service, nodeName, conflict.Port, conflict.Holder);
+            Log.Conflict(logger, conflict.Service, nodeName, conflict.Message(nodeName));
             try
             {
-                await kube.EventAsync(service, nodeName, "PortConflict",
-                    $"node {nodeName} does not serve this Service: port {conflict.Port} is held by {conflict.Holder}; free the port there or keep the Service off the node (svccontroller.k3s.cattle.io/lbpool)",
-                    cancellationToken);
+                await kube.EventAsync(service, nodeName, conflict.Reason, conflict.Message(nodeName), cancellationToken);
                 _announced.Add(key);
             }
             catch (Exception e) when (e is not OperationCanceledException)

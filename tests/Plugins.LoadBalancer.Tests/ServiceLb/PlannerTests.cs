@@ -179,6 +179,29 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void For_SctpPort_ServiceRefusedNamingTheProtocolAndTheFix()
+    {
+        var a = Node("a", "192.168.1.1");
+
+        var plan = Planner.For(a, [a], [Web(protocol: "SCTP")], Backends, []);
+
+        Assert.Empty(plan.Forwards);
+        var refusal = Assert.Single(plan.Report.Conflicts);
+        Assert.Equal(Planner.UnsupportedProtocol, refusal.Reason);
+        Assert.Equal(
+            "node a does not serve this Service: port 8080/SCTP: ServiceLB forwards TCP and UDP only; use TCP or UDP, or set spec.loadBalancerClass for another load balancer",
+            refusal.Message("a"));
+    }
+
+    [Fact]
+    public void PortConflict_Message_NamesNodePortHolderAndFix()
+    {
+        Assert.Equal(
+            "node b does not serve this Service: port 8080/TCP is held by service default/old; free the port there, or keep the Service off the node (label svccontroller.k3s.cattle.io/lbpool)",
+            new PortConflict("default/new", "8080/TCP", "service default/old").Message("b"));
+    }
+
+    [Fact]
     public void StatusAddresses_NodesReportingServing_ExternalFirstSortedNumerically()
     {
         var serving = new NodeReport(["default/web"], []);
