@@ -21,10 +21,13 @@ internal sealed class Iptables(ILogger logger, IReadOnlyList<string>? prefix = n
         return found.Count > 0 ? found : ["iptables"];
     }
 
-    /// <summary>Replaces the chains' rules with <paramref name="forwards"/>' and makes sure the jumps are there.</summary>
-    public async Task ApplyAsync(IReadOnlyList<Forward> forwards, CancellationToken cancellationToken)
+    /// <summary>
+    /// Replaces the chains' rules with <paramref name="forwards"/>' and makes sure the jumps are there. <paramref name="quiet"/>
+    /// skips logging the restore (a periodic repair that changes nothing); an inserted jump is always logged.
+    /// </summary>
+    public async Task ApplyAsync(IReadOnlyList<Forward> forwards, CancellationToken cancellationToken, bool quiet = false)
     {
-        await RunAsync(variant + "-restore", ["--noflush"], IptablesRules.RestoreInput(forwards), change: true, cancellationToken);
+        await RunAsync(variant + "-restore", ["--noflush"], IptablesRules.RestoreInput(forwards), change: true, cancellationToken, quiet: quiet);
         foreach (var (parent, target) in IptablesRules.Jumps)
         {
             string[] jump = [parent, "-m", "comment", "--comment", IptablesRules.JumpComment, "-j", target];

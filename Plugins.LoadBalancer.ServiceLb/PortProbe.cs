@@ -20,6 +20,9 @@ internal sealed record Listener(string Protocol, IPAddress Address, int Port, lo
 /// </summary>
 internal sealed class PortProbe(string procRoot = "/proc")
 {
+    // Owners found by socket inode: a conflict that lasts is looked up once, not on every pass.
+    private readonly Dictionary<long, string> _owners = [];
+
     private const string TcpListen = "0A";
     private const string UdpUnconnected = "07";
 
@@ -93,6 +96,11 @@ internal sealed class PortProbe(string procRoot = "/proc")
     public Listener WithOwner(Listener listener)
     {
         ArgumentNullException.ThrowIfNull(listener);
+        if (_owners.TryGetValue(listener.Inode, out var known))
+        {
+            return listener with { Owner = known };
+        }
+
         var target = $"socket:[{listener.Inode}]";
         try
         {
@@ -111,7 +119,13 @@ internal sealed class PortProbe(string procRoot = "/proc")
                         if (new FileInfo(fd).LinkTarget == target)
                         {
                             var comm = File.ReadAllText(Path.Combine(dir, "comm")).Trim();
-                            return listener with { Owner = $"pid {pid} ({comm})" };
+                            if (_owners.Count > 256)
+                            {
+                                _owners.Clear();
+                            }
+
+                            _owners[listener.Inode] = $"pid {pid} ({comm})";
+                            return listener with { Owner = _owners[listener.Inode] };
                         }
                     }
                 }

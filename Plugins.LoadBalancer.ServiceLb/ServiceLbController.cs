@@ -62,7 +62,7 @@ internal sealed class ServiceLbController(
         var input = IptablesRules.RestoreInput(plan.Forwards);
         if (input != _applied || DateTimeOffset.UtcNow - _appliedAt > Repair)
         {
-            await iptables.ApplyAsync(plan.Forwards, cancellationToken);
+            await iptables.ApplyAsync(plan.Forwards, cancellationToken, quiet: input == _applied);
             _applied = input;
             _appliedAt = DateTimeOffset.UtcNow;
         }
