@@ -1,15 +1,77 @@
-using Coracle.Plugins;
+using Microsoft.Extensions.Logging;
 
 namespace Coracle.Plugins.LoadBalancer.ServiceLb;
 
 /// <summary>
-/// klipper-lb style service load balancer (--disable servicelb). Placeholder: the metadata is real (selection, conflicts, listing), the implementation is not
-/// there yet, so the host reports it as not implemented and never constructs it.
+/// ServiceLB (<c>--disable servicelb</c>): K3s's servicelb without per-service pods. Every node's in-process controller
+/// forwards a LoadBalancer Service's ports on that node's own addresses to the Service's endpoints with iptables rules in
+/// chains it owns; the server's controller publishes which nodes serve it in <c>status.loadBalancer</c> (docs/services.md).
 /// </summary>
-[CoraclePlugin("servicelb", ExtensionPoints.LoadBalancer, typeof(IServiceLoadBalancer), Description = "klipper-lb style service load balancer (--disable servicelb)", Implemented = false, IsDefault = true)]
-public sealed class ServiceLbPlugin : IServiceLoadBalancer
+[CoraclePlugin("servicelb", ExtensionPoints.LoadBalancer, typeof(IServiceLoadBalancer),
+    Description = "ServiceLB: LoadBalancer Services on the nodes' addresses, iptables in-process (--disable servicelb)",
+    IsDefault = true, HasCleanup = true)]
+public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup
 {
+    /// <summary>The component's name in the supervisor and in <c>coracle status</c>.</summary>
+    public const string ComponentName = "servicelb";
+
     /// <inheritdoc />
-    public void Configure(IPluginContext context) =>
-        throw new NotSupportedException("servicelb is not implemented in this build");
+    /// <remarks>Registers the controller; touches neither the kernel nor Kubernetes.</remarks>
+    public void Configure(IPluginContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var node = context.Node;
+        if (node.ControllerKubeconfig.Length == 0)
+        {
+            context.Supervisor.ReportUnavailable(ComponentName, "servicelb needs the node's controller kubeconfig, and the host provides none");
+            return;
+        }
+
+        var logger = context.LoggerFactory.CreateLogger(ComponentName);
+        var supervisor = context.Supervisor;
+        ServiceLbController? current = null;
+        supervisor.Add(new InProcessComponent
+        {
+            Name = ComponentName,
+            // Its API client would otherwise hold kube-apiserver's graceful shutdown.
+            StopsBefore = [WellKnownComponents.KubeApiServer],
+            // Its API client loads the kubeconfig's client certificate at start.
+            RestartOnCertificateRenewal = true,
+            Readiness = new CustomProbe(_ => Task.FromResult(current?.Ready ?? false)),
+            Run = async cancellationToken =>
+            {
+                await WaitForFileAsync(node.ControllerKubeconfig, logger, cancellationToken);
+                using var kube = new KubeSource(node.ControllerKubeconfig);
+                current = new ServiceLbController(node.NodeName, node.Role == "server", kube, new Iptables(logger), new PortProbe(), logger,
+                    detail => supervisor.ReportDetail(ComponentName, detail));
+                await current.RunAsync(cancellationToken);
+            },
+        });
+        supervisor.ReportDetail(ComponentName, "starting");
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Removes the jumps and the CORACLE-SVCLB chains from every iptables variant present; safe to repeat.</remarks>
+    public async Task CleanupAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, ILogger logger, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        foreach (var variant in Iptables.VariantsOnPath())
+        {
+            await new Iptables(logger, variant: variant).RemoveAsync(cancellationToken);
+            Log.Removed(logger, variant);
+        }
+    }
+
+    private static async Task WaitForFileAsync(string file, ILogger logger, CancellationToken cancellationToken)
+    {
+        for (var waited = 0; !File.Exists(file); waited++)
+        {
+            if (waited % 30 == 0)
+            {
+                Log.Waiting(logger, $"kubeconfig {file}");
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+        }
+    }
 }

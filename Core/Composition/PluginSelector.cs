@@ -15,11 +15,20 @@ internal static class PluginSelector
     /// </summary>
     public static IReadOnlySet<string> WellKnownNames { get; } = ReadKnownNames(Path.Combine(AppContext.BaseDirectory, "known-plugins.txt"));
 
-    /// <summary>The extension points only a server fills (an agent never selects their plugins; their settings are server flags).</summary>
+    /// <summary>
+    /// The extension points whose settings are server flags. An agent never selects their plugins, except the service load
+    /// balancer (<see cref="AgentFollowsServer"/>).
+    /// </summary>
     public static IReadOnlySet<string> ServerOnlyPoints { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
         ExtensionPoints.Datastore, ExtensionPoints.Ingress, ExtensionPoints.LoadBalancer, ExtensionPoints.Addon,
     };
+
+    /// <summary>
+    /// Server-only points whose plugin also runs on agents, as the server decides: the service load balancer forwards on
+    /// every node. An agent selects its default here; the join tells it which one the server runs (<c>none</c> turns it off).
+    /// </summary>
+    public static IReadOnlySet<string> AgentFollowsServer { get; } = new HashSet<string>(StringComparer.Ordinal) { ExtensionPoints.LoadBalancer };
 
     /// <summary>The names in a known-plugins file (one per line, <c>#</c> comments); empty when it is missing.</summary>
     public static IReadOnlySet<string> ReadKnownNames(string path) =>
@@ -108,8 +117,9 @@ internal static class PluginSelector
         if (server)
         {
             Choose(ExtensionPoints.Ingress, Settings.Ingress, config.Ingress);
-            Choose(ExtensionPoints.LoadBalancer, Settings.LoadBalancer, config.LoadBalancer);
         }
+
+        Choose(ExtensionPoints.LoadBalancer, Settings.LoadBalancer, config.LoadBalancer);
 
         foreach (var handler in entries.Where(e => e.Point == ExtensionPoints.RuntimeHandler))
         {
@@ -148,7 +158,7 @@ internal static class PluginSelector
         var selected = entries.Where(e => chosen.ContainsKey(e.Name)).ToList();
         if (!server)
         {
-            foreach (var e in selected.Where(e => ServerOnlyPoints.Contains(e.Point)).ToList())
+            foreach (var e in selected.Where(e => ServerOnlyPoints.Contains(e.Point) && !AgentFollowsServer.Contains(e.Point)).ToList())
             {
                 selected.Remove(e);
                 why[e.Name] = "server-only extension point";

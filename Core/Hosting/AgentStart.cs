@@ -82,6 +82,8 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
             DisableCloudController = cluster.DisableCloudController,
             PluginOptions = options,
             Sources = sources,
+            // The agent runs the service load balancer the server runs, or none (PluginSelector.AgentFollowsServer).
+            LoadBalancer = cluster.LoadBalancer.Length == 0 ? "none" : cluster.LoadBalancer,
         };
     }
 

@@ -247,6 +247,12 @@ internal sealed class NodeSteps
                 return null;
             }
 
+            if (NotTheServers(entry))
+            {
+                _log.TurnedOffByServer(entry.Point, entry.Name, "load balancer", _config.LoadBalancer);
+                return null;
+            }
+
             if (!entry.Metadata.Implemented)
             {
                 _log.NotImplemented(entry.Point, entry.Name);
@@ -354,7 +360,7 @@ internal sealed class NodeSteps
     private void TakeBackWhatIsOff(PluginSelection selection, ManifestSink manifests, NodeSettings node)
     {
         var off = selection.Decisions.Where(d => d.Entry.Point is ExtensionPoints.Ingress or ExtensionPoints.LoadBalancer
-            && (!d.Selected || PluginSelector.TurnedOffBy(d.Entry, _config) is not null));
+            && (!d.Selected || PluginSelector.TurnedOffBy(d.Entry, _config) is not null || NotTheServers(d.Entry)));
         foreach (var decision in off.OrderBy(d => d.Entry.Name, StringComparer.Ordinal))
         {
             var entry = decision.Entry;
@@ -378,6 +384,11 @@ internal sealed class NodeSteps
             }
         }
     }
+
+    /// <summary>An agent's plugin of a point it runs as the server decides (the load balancer), which the server does not run.</summary>
+    private bool NotTheServers(PluginEntry entry) =>
+        _config.Role != "server" && PluginSelector.AgentFollowsServer.Contains(entry.Point)
+        && !string.Equals(_config.LoadBalancer, entry.Name, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The Kubernetes components of the role (step <c>kubernetes components</c>); true when kube-apiserver is among them.</summary>
     public KubernetesPaths? RegisterKubernetesComponents(

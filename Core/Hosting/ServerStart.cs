@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Coracle.Core.Addons;
+using Coracle.Core.Composition;
 using Coracle.Core.Identity;
 using Coracle.Core.Join;
 using Coracle.Core.Kubernetes;
@@ -85,7 +86,10 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
     {
         var config = node.Config;
         var joinLog = loggers.CreateLogger("join-api");
-        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, NodePasswords.ForServer(config, runsApiServer, joinLog), joinLog);
+        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, NodePasswords.ForServer(config, runsApiServer, joinLog), joinLog)
+        {
+            LoadBalancer = node.Selection.Single(ExtensionPoints.LoadBalancer) is { } lb && lb.Metadata.Implemented && PluginSelector.TurnedOffBy(lb, config) is null ? lb.Name : "",
+        };
         supervisor.Add(new InProcessComponent
         {
             Name = "join-api",

@@ -17,6 +17,9 @@ internal sealed record ClusterConfigResponse
 
     /// <summary>The server runs no cloud-node controller (<c>--disable-cloud-controller</c>): kubelets run without <c>--cloud-provider=external</c>.</summary>
     [JsonPropertyName("disableCloudController")] public bool DisableCloudController { get; init; }
+
+    /// <summary>The service load balancer plugin the server runs (its agents run the same one); empty for none.</summary>
+    [JsonPropertyName("loadBalancer")] public string LoadBalancer { get; init; } = "";
 }
 
 /// <summary>An agent's CSRs (<c>POST /v1/certificates</c>); its private keys stay on the agent.</summary>

@@ -45,6 +45,9 @@ internal sealed partial class JoinServer
         _time = time ?? TimeProvider.System;
     }
 
+    /// <summary>The service load balancer plugin this server runs, told to joining agents; empty for none.</summary>
+    public string LoadBalancer { get; init; } = "";
+
     /// <summary>The largest body <c>POST /v1/certificates</c> reads; four CSRs (even RSA 4096) are a few kilobytes.</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
@@ -104,6 +107,7 @@ internal sealed partial class JoinServer
             ServerNodeName = _config.NodeName,
             PodCidr = null,
             DisableCloudController = _config.DisableCloudController,
+            LoadBalancer = LoadBalancer,
         };
     }
 

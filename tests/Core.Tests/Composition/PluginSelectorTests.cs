@@ -229,11 +229,12 @@ public sealed class PluginSelectorTests
     }
 
     [Fact]
-    public void Select_Agent_HasNoServerOnlyPoints()
+    public void Select_Agent_HasNoServerOnlyPointsButTheLoadBalancer()
     {
         var selection = PluginSelector.Select(Full, Config("agent"), "x64");
 
-        Assert.Equal(["containerd", "nvidia", "flannel"], ActiveNames(selection));
+        // The service load balancer forwards on every node; the join tells the agent whether the server runs it.
+        Assert.Equal(["containerd", "nvidia", "flannel", "servicelb"], ActiveNames(selection));
     }
 
     [Fact]

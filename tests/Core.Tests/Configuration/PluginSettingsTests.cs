@@ -174,5 +174,7 @@ public sealed class PluginSettingsTests : IDisposable
         Assert.Equal(FakeFlannel.Backend, PluginSelector.TurnedOffBy(FakeFlannel.Entry, joined));
         Assert.Null(PluginSelector.TurnedOffBy(FakeFlannel.Entry, agentConfig));
         Assert.Equal("vxlan", agentConfig.OptionsOf("flannel")["backend"]); // the original is unchanged
+        Assert.Equal("none", joined.LoadBalancer); // the server named no load balancer: the agent runs none
+        Assert.Equal("servicelb", AgentStart.Joined(agentConfig, cluster with { LoadBalancer = "servicelb" }, FakeFlannel.Settings).LoadBalancer);
     }
 }
