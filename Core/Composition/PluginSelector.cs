@@ -17,7 +17,7 @@ internal static class PluginSelector
 
     /// <summary>
     /// The extension points whose settings are server flags. An agent never selects their plugins, except the service load
-    /// balancer (<see cref="AgentFollowsServer"/>).
+    /// balancer and the ingress (<see cref="AgentFollowsServer"/>).
     /// </summary>
     public static IReadOnlySet<string> ServerOnlyPoints { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
@@ -26,9 +26,26 @@ internal static class PluginSelector
 
     /// <summary>
     /// Server-only points whose plugin also runs on agents, as the server decides: the service load balancer forwards on
-    /// every node. An agent selects its default here; the join tells it which one the server runs (<c>none</c> turns it off).
+    /// every node, and an in-process ingress serves on every node. An agent selects here what the join told it the server
+    /// runs (<c>none</c> turns it off); a manifest-only plugin (Traefik) does nothing on an agent.
     /// </summary>
-    public static IReadOnlySet<string> AgentFollowsServer { get; } = new HashSet<string>(StringComparer.Ordinal) { ExtensionPoints.LoadBalancer };
+    public static IReadOnlySet<string> AgentFollowsServer { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        ExtensionPoints.LoadBalancer, ExtensionPoints.Ingress,
+    };
+
+    /// <summary>The setting that names the plugin of a point an agent runs as the server decides (<see cref="AgentFollowsServer"/>).</summary>
+    public static Setting FollowedSetting(string point) => point == ExtensionPoints.Ingress ? Settings.Ingress : Settings.LoadBalancer;
+
+    /// <summary>The configured value of <see cref="FollowedSetting"/>.</summary>
+    public static string FollowedValue(CoracleConfig config, string point) => point == ExtensionPoints.Ingress ? config.Ingress : config.LoadBalancer;
+
+    /// <summary>
+    /// The plugin the server runs at <paramref name="point"/> (<see cref="AgentFollowsServer"/>), told to joining agents:
+    /// its name, or empty for none (off, not implemented, or turned off by a setting).
+    /// </summary>
+    public static string ServerRuns(PluginSelection selection, CoracleConfig config, string point) =>
+        selection.Single(point) is { } entry && entry.Metadata.Implemented && TurnedOffBy(entry, config) is null ? entry.Name : "";
 
     /// <summary>The names in a known-plugins file (one per line, <c>#</c> comments); empty when it is missing.</summary>
     public static IReadOnlySet<string> ReadKnownNames(string path) =>
@@ -114,11 +131,7 @@ internal static class PluginSelector
 
         Choose(ExtensionPoints.ContainerRuntime, Settings.Runtime, config.Runtime);
         Choose(ExtensionPoints.Cni, Settings.Cni, config.Cni);
-        if (server)
-        {
-            Choose(ExtensionPoints.Ingress, Settings.Ingress, config.Ingress);
-        }
-
+        Choose(ExtensionPoints.Ingress, Settings.Ingress, config.Ingress);
         Choose(ExtensionPoints.LoadBalancer, Settings.LoadBalancer, config.LoadBalancer);
 
         foreach (var handler in entries.Where(e => e.Point == ExtensionPoints.RuntimeHandler))

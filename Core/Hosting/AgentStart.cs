@@ -84,6 +84,7 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
             Sources = sources,
             // The agent runs the service load balancer the server runs, or none (PluginSelector.AgentFollowsServer).
             LoadBalancer = cluster.LoadBalancer.Length == 0 ? "none" : cluster.LoadBalancer,
+            Ingress = cluster.Ingress.Length == 0 ? "none" : cluster.Ingress,
         };
     }
 

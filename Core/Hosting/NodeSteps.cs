@@ -33,7 +33,7 @@ internal sealed class NodeSteps
     private readonly Dictionary<string, string> _addonsOff = new(StringComparer.Ordinal);
 
     /// <summary>Steps over <paramref name="config"/> (the plan's, or an agent's after it joined), for a plan without errors.</summary>
-    public NodeSteps(StartPlan plan, CoracleConfig config, ILoggerFactory loggers, HostFacts? host = null)
+    public NodeSteps(StartPlan plan, CoracleConfig config, ILoggerFactory loggers, HostFacts? host = null, PluginSelection? selection = null)
     {
         if (plan.Errors.Count > 0 || plan.Selection is null || plan.Catalog is null)
         {
@@ -45,7 +45,10 @@ internal sealed class NodeSteps
         _loggers = loggers;
         _log = loggers.CreateLogger("coracle");
         _host = host ?? HostFacts.Detect("/");
+        _selection = selection ?? plan.Selection;
     }
+
+    private readonly PluginSelection _selection;
 
     public CoracleConfig Config => _config;
 
@@ -53,7 +56,7 @@ internal sealed class NodeSteps
 
     public HostFacts Host => _host;
 
-    public PluginSelection Selection => _plan.Selection!;
+    public PluginSelection Selection => _selection;
 
     /// <summary>What the manifests controller publishes about each add-on for <c>coracle status</c> (empty on an agent).</summary>
     public AddonBoard Addons { get; } = new();
@@ -64,8 +67,28 @@ internal sealed class NodeSteps
     /// </summary>
     public IReadOnlyDictionary<string, string> AddonsOff => _addonsOff;
 
-    /// <summary>The same steps over another configuration (an agent's, once the server told it the cluster's).</summary>
-    public NodeSteps With(CoracleConfig config) => new(_plan, config, _loggers, _host);
+    /// <summary>
+    /// The same steps over another configuration (an agent's, once the server told it the cluster's). An agent selects again over the joined configuration: it runs the load balancer and ingress its server runs
+    /// (<see cref="PluginSelector.AgentFollowsServer"/>), which its own plan could not know. When that selection fails (the
+    /// server's plugin is not installed in this image), the plan's stays and the plugins the server does not run are off.
+    /// </summary>
+    public NodeSteps With(CoracleConfig config)
+    {
+        var selection = _selection;
+        if (config.Role == "agent")
+        {
+            try
+            {
+                selection = PluginSelector.Select(_plan.Catalog!.Entries, config, PluginComposition.Architecture);
+            }
+            catch (CompositionException ex)
+            {
+                _log.AgentCannotFollow(string.Join("; ", ex.Messages));
+            }
+        }
+
+        return new(_plan, config, _loggers, _host, selection);
+    }
 
     /// <summary>Logs the start and what the plan selected.</summary>
     public void Starting(long elapsedMs)
@@ -249,7 +272,7 @@ internal sealed class NodeSteps
 
             if (NotTheServers(entry))
             {
-                _log.TurnedOffByServer(entry.Point, entry.Name, "load balancer", _config.LoadBalancer);
+                _log.TurnedOffByServer(entry.Point, entry.Name, PluginSelector.FollowedSetting(entry.Point).Flag, PluginSelector.FollowedValue(_config, entry.Point));
                 return null;
             }
 
@@ -385,10 +408,10 @@ internal sealed class NodeSteps
         }
     }
 
-    /// <summary>An agent's plugin of a point it runs as the server decides (the load balancer), which the server does not run.</summary>
+    /// <summary>An agent's plugin of a point it runs as the server decides (load balancer, ingress), which the server does not run.</summary>
     private bool NotTheServers(PluginEntry entry) =>
         _config.Role != "server" && PluginSelector.AgentFollowsServer.Contains(entry.Point)
-        && !string.Equals(_config.LoadBalancer, entry.Name, StringComparison.OrdinalIgnoreCase);
+        && !string.Equals(PluginSelector.FollowedValue(_config, entry.Point), entry.Name, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The Kubernetes components of the role (step <c>kubernetes components</c>); true when kube-apiserver is among them.</summary>
     public KubernetesPaths? RegisterKubernetesComponents(

@@ -88,7 +88,8 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         var joinLog = loggers.CreateLogger("join-api");
         var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, NodePasswords.ForServer(config, runsApiServer, joinLog), joinLog)
         {
-            LoadBalancer = node.Selection.Single(ExtensionPoints.LoadBalancer) is { } lb && lb.Metadata.Implemented && PluginSelector.TurnedOffBy(lb, config) is null ? lb.Name : "",
+            LoadBalancer = PluginSelector.ServerRuns(node.Selection, config, ExtensionPoints.LoadBalancer),
+            Ingress = PluginSelector.ServerRuns(node.Selection, config, ExtensionPoints.Ingress),
         };
         supervisor.Add(new InProcessComponent
         {

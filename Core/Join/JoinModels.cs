@@ -20,6 +20,9 @@ internal sealed record ClusterConfigResponse
 
     /// <summary>The service load balancer plugin the server runs (its agents run the same one); empty for none.</summary>
     [JsonPropertyName("loadBalancer")] public string LoadBalancer { get; init; } = "";
+
+    /// <summary>The ingress plugin the server runs (its agents run the same one: an in-process ingress serves on every node); empty for none.</summary>
+    [JsonPropertyName("ingress")] public string Ingress { get; init; } = "";
 }
 
 /// <summary>An agent's CSRs (<c>POST /v1/certificates</c>); its private keys stay on the agent.</summary>

@@ -48,6 +48,9 @@ internal sealed partial class JoinServer
     /// <summary>The service load balancer plugin this server runs, told to joining agents; empty for none.</summary>
     public string LoadBalancer { get; init; } = "";
 
+    /// <summary>The ingress plugin this server runs, told to joining agents; empty for none.</summary>
+    public string Ingress { get; init; } = "";
+
     /// <summary>The largest body <c>POST /v1/certificates</c> reads; four CSRs (even RSA 4096) are a few kilobytes.</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
@@ -108,6 +111,7 @@ internal sealed partial class JoinServer
             PodCidr = null,
             DisableCloudController = _config.DisableCloudController,
             LoadBalancer = LoadBalancer,
+            Ingress = Ingress,
         };
     }
 

@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(111, LogLevel.Information, "{Point}: plugin {Name} is off ({Why}); removing what an earlier run set up")]
     public static partial void PluginOffCleanup(this ILogger logger, string point, string name, string why);
 
+    [LoggerMessage(112, LogLevel.Warning, "this agent cannot run every plugin its server runs ({Errors}); those stay off on this node")]
+    public static partial void AgentCannotFollow(this ILogger logger, string errors);
+
     [LoggerMessage(103, LogLevel.Information, "{Point}: none active")]
     public static partial void PointEmpty(this ILogger logger, string point);
 

@@ -15,7 +15,7 @@ namespace Coracle.Plugins.Ingress.Yarp.Kubernetes;
 /// <param name="NodeName">This node, for its addresses and as the Events' reporting instance.</param>
 /// <param name="NodeIps">Addresses the operator gave (<c>--node-ip</c>); used when the Node object lists none.</param>
 /// <param name="Class">The ingress class served.</param>
-/// <param name="CreateClass">True on the node that creates the IngressClass (the server).</param>
+/// <param name="CreateClass">True on the node that creates the IngressClass and alone writes Ingress status and Events (the server).</param>
 /// <param name="Report">Receives the one-line status detail.</param>
 internal sealed record ControllerOptions(
     string Kubeconfig, string NodeName, IReadOnlyList<string> NodeIps, ClassSelection Class, bool CreateClass, Action<string> Report);
@@ -83,7 +83,6 @@ internal sealed class IngressController
 
         try
         {
-            IReadOnlyList<string> addresses = [];
             string lastDetail = "";
             while (!cancellationToken.IsCancellationRequested)
             {
@@ -106,13 +105,15 @@ internal sealed class IngressController
                     lastDetail = detail;
                 }
 
-                if (addresses.Count == 0)
+                if (_options.CreateClass)
                 {
-                    addresses = await NodeAddressesAsync(client, cancellationToken);
+                    // The server alone writes status and Events (every node builds the same table). Every node that
+                    // follows this server runs yarp too (agents run the ingress the server runs), so the served Ingresses
+                    // list every Ready node; read again at each rebuild, so a node that joins or leaves shows.
+                    var addresses = await NodeAddressesAsync(client, cancellationToken);
+                    await PublishStatusAsync(client, objects.Ingresses, table, addresses, cancellationToken);
+                    await ReportProblemsAsync(client, objects.Ingresses, table, cancellationToken);
                 }
-
-                await PublishStatusAsync(client, objects.Ingresses, table, addresses, cancellationToken);
-                await ReportProblemsAsync(client, objects.Ingresses, table, cancellationToken);
             }
         }
         finally
@@ -209,15 +210,20 @@ internal sealed class IngressController
         }
     }
 
-    /// <summary>The Node's InternalIP/ExternalIP addresses, else the operator's <c>--node-ip</c>.</summary>
+    /// <summary>
+    /// The address of every Ready node, as ServiceLB publishes them (its ExternalIP, else its InternalIP), sorted; this
+    /// node's <c>--node-ip</c> when the Nodes cannot be read or none lists an address.
+    /// </summary>
     private async Task<IReadOnlyList<string>> NodeAddressesAsync(k8s.Kubernetes client, CancellationToken cancellationToken)
     {
         try
         {
-            var node = await client.CoreV1.ReadNodeAsync(_options.NodeName, cancellationToken: cancellationToken);
-            var found = (node.Status?.Addresses ?? [])
-                .Where(a => a.Type is "InternalIP" or "ExternalIP")
-                .Select(a => a.Address).Distinct(StringComparer.Ordinal).ToList();
+            var nodes = await client.CoreV1.ListNodeAsync(cancellationToken: cancellationToken);
+            var found = nodes.Items
+                .Where(n => n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true)
+                .Select(n => (n.Status.Addresses ?? []).FirstOrDefault(a => a.Type == "ExternalIP")?.Address
+                    ?? (n.Status.Addresses ?? []).FirstOrDefault(a => a.Type == "InternalIP")?.Address)
+                .OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             if (found.Count > 0)
             {
                 return found;
@@ -225,13 +231,13 @@ internal sealed class IngressController
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            Log.ApiFailed(_logger, $"reading node {_options.NodeName}", Describe(e));
+            Log.ApiFailed(_logger, "listing the nodes", Describe(e));
         }
 
         return _options.NodeIps;
     }
 
-    /// <summary>One writer: this node sets <c>status.loadBalancer.ingress</c> of every served Ingress to its addresses, when they differ.</summary>
+    /// <summary>One writer, the server: sets <c>status.loadBalancer.ingress</c> of every served Ingress to the nodes' addresses, when they differ.</summary>
     private async Task PublishStatusAsync(
         k8s.Kubernetes client, IReadOnlyList<V1Ingress> ingresses, RoutingTable table, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
     {

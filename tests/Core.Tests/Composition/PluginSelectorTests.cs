@@ -229,12 +229,13 @@ public sealed class PluginSelectorTests
     }
 
     [Fact]
-    public void Select_Agent_HasNoServerOnlyPointsButTheLoadBalancer()
+    public void Select_Agent_HasNoServerOnlyPointsButTheLoadBalancerAndIngress()
     {
         var selection = PluginSelector.Select(Full, Config("agent"), "x64");
 
-        // The service load balancer forwards on every node; the join tells the agent whether the server runs it.
-        Assert.Equal(["containerd", "nvidia", "flannel", "servicelb"], ActiveNames(selection));
+        // The service load balancer forwards and an in-process ingress serves on every node; the join tells the agent which
+        // ones the server runs. No datastore, no add-on.
+        Assert.Equal(["containerd", "nvidia", "flannel", "traefik", "servicelb"], ActiveNames(selection));
     }
 
     [Fact]

@@ -176,5 +176,7 @@ public sealed class PluginSettingsTests : IDisposable
         Assert.Equal("vxlan", agentConfig.OptionsOf("flannel")["backend"]); // the original is unchanged
         Assert.Equal("none", joined.LoadBalancer); // the server named no load balancer: the agent runs none
         Assert.Equal("servicelb", AgentStart.Joined(agentConfig, cluster with { LoadBalancer = "servicelb" }, FakeFlannel.Settings).LoadBalancer);
+        Assert.Equal("none", joined.Ingress); // nor an ingress
+        Assert.Equal("yarp", AgentStart.Joined(agentConfig, cluster with { Ingress = "yarp" }, FakeFlannel.Settings).Ingress);
     }
 }

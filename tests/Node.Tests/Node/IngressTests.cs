@@ -4,8 +4,9 @@ namespace Coracle.Node.Tests.Node;
 
 /// <summary>
 /// The in-process ingress (<c>--ingress yarp</c>) on a real two-node cluster: <c>coracle server</c> and <c>coracle agent</c>
-/// in two network namespaces joined by a LAN veth. Backends are busybox httpd pods on both nodes; every request is made
-/// with curl from the agent's namespace (a machine on the LAN) to the server's node IP; TLS is checked with a CA the
+/// in two network namespaces joined by a LAN veth. Backends are busybox httpd pods on both nodes; requests are made with
+/// curl from the agent's namespace (a machine on the LAN) to the server's node IP, and from the server's namespace to the
+/// agent's node IP (the agent runs the ingress its server runs); TLS is checked with a CA the
 /// test makes with openssl, and curl and openssl s_client verify chain, name and SNI independently.
 /// </summary>
 [Trait("Category", "Integration")]
@@ -20,6 +21,7 @@ public sealed class IngressTests : IDisposable
     private NodeHarness? _server;
     private NodeHarness? _agent;
     private string _serverIp = "";
+    private string _agentIp = "";
 
     public IngressTests()
     {
@@ -33,7 +35,7 @@ public sealed class IngressTests : IDisposable
         var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
         NodeHarness.CreateNetns(_serverNetns, $"10.205.{subnet}.1", $"10.205.{subnet}.2");
         _serverIp = $"10.206.{subnet}.1";
-        var agentIp = $"10.206.{subnet}.2";
+        var agentIp = _agentIp = $"10.206.{subnet}.2";
         NodeHarness.CreateLan(_serverNetns, _agentNetns, "is-" + _id, "ia-" + _id, _serverIp, agentIp);
 
         var image = NodeHarness.LayOutImage(_root);
@@ -144,6 +146,16 @@ public sealed class IngressTests : IDisposable
             return seen.Count(s => s.StartsWith("web web-", StringComparison.Ordinal)) == 2;
         }, () => $"a.test answered by both web pods (seen: {string.Join(" | ", seen)})");
 
+        // Every node serves: the agent runs the ingress its server runs, so a request to the agent's address (here from
+        // the server's side of the LAN) reaches the pods on both nodes too.
+        await WaitAsync(() => agent.Component("yarp").State == "ready", "component yarp ready on the agent");
+        var seenOnAgent = new HashSet<string>(StringComparer.Ordinal);
+        await WaitAsync(() =>
+        {
+            seenOnAgent.Add(HttpAt(_serverNetns, _agentIp, "a.test", "/").Body.Trim());
+            return seenOnAgent.Count(s => s.StartsWith("web web-", StringComparison.Ordinal)) == 2;
+        }, () => $"a.test through the agent's yarp answered by both web pods (seen: {string.Join(" | ", seenOnAgent)})");
+
         Assert.StartsWith("app web-", Http("b.test", "/app/").Body, StringComparison.Ordinal);
         Assert.Equal("only", Http("b.test", "/only").Body.Trim());
         Assert.Equal((404, $"no ingress rule for host b.test path /only/more"), Http("b.test", "/only/more").Trimmed());
@@ -160,7 +172,8 @@ public sealed class IngressTests : IDisposable
             $"openssl s_client -connect {_serverIp}:443 -servername a.test -verify_hostname a.test -CAfile {tls.Ca} </dev/null 2>&1").Stdout, StringComparison.Ordinal);
 
         // 4. Status: the served Ingresses carry the serving node's address; the broken one has a Warning Event.
-        await WaitAsync(() => server.Jsonpath("ingress", "site", "{.status.loadBalancer.ingress[*].ip}") == _serverIp, "status.loadBalancer of ingress site");
+        var both = string.Join(" ", new[] { _serverIp, _agentIp }.Order(StringComparer.Ordinal));
+        await WaitAsync(() => server.Jsonpath("ingress", "site", "{.status.loadBalancer.ingress[*].ip}") == both, "status.loadBalancer of ingress site: both nodes");
         await WaitAsync(() => server.TryKubectl("get", "events", "--field-selector", "involvedObject.name=broken,reason=ServiceNotFound", "-o", "jsonpath={.items[*].message}")
             .Output.Contains("rule c.test/: service default/missing not found", StringComparison.Ordinal), "a ServiceNotFound event on ingress broken");
         Assert.Equal("Warning", server.Kubectl("get", "events", "--field-selector", "involvedObject.name=broken,reason=ServiceNotFound", "-o", "jsonpath={.items[0].type}").Trim());
@@ -199,9 +212,12 @@ public sealed class IngressTests : IDisposable
     }
 
     /// <summary>A GET from the agent's namespace (the LAN) to the server's node IP, port 80, with Host <paramref name="host"/>.</summary>
-    private Response Http(string host, string path)
+    private Response Http(string host, string path) => HttpAt(_agentNetns, _serverIp, host, path);
+
+    /// <summary>A GET from network namespace <paramref name="netns"/> to <paramref name="ip"/>, port 80, with Host <paramref name="host"/>.</summary>
+    private static Response HttpAt(string netns, string ip, string host, string path)
     {
-        var (code, stdout, stderr) = NodeHarness.Bash(_agentNetns, $"curl -sS -m 5 -H 'Host: {host}' -w '\\n%{{http_code}}' http://{_serverIp}{path}");
+        var (code, stdout, stderr) = NodeHarness.Bash(netns, $"curl -sS -m 5 -H 'Host: {host}' -w '\\n%{{http_code}}' http://{ip}{path}");
         if (code != 0)
         {
             return new Response(0, stderr);
