@@ -4,8 +4,9 @@ using System.Text.Json.Serialization;
 namespace Coracle.Plugins.LoadBalancer.ServiceLb;
 
 /// <summary>
-/// A port this node refuses for a Service: what holds it (reason <see cref="Planner.PortConflictReason"/>), or a protocol
-/// ServiceLB cannot forward (<see cref="Planner.UnsupportedProtocol"/>, no holder).
+/// A port this node refuses for a Service: what holds it (reason <see cref="Planner.PortConflictReason"/>), a protocol
+/// ServiceLB cannot forward (<see cref="Planner.UnsupportedProtocol"/>, no holder), or a port outside the allowed ones
+/// (<see cref="Planner.PortNotAllowed"/>; the holder field carries those ports).
 /// </summary>
 internal sealed record PortConflict(
     [property: JsonPropertyName("service")] string Service,
@@ -14,9 +15,12 @@ internal sealed record PortConflict(
     [property: JsonPropertyName("reason")] string Reason = Planner.PortConflictReason)
 {
     /// <summary>The Event message, naming the node, the port and the holder (or the protocol), and the fix.</summary>
-    public string Message(string node) => Reason == Planner.UnsupportedProtocol
-        ? $"node {node} does not serve this Service: port {Port}: ServiceLB forwards TCP and UDP only; use TCP or UDP, or set spec.loadBalancerClass for another load balancer"
-        : $"node {node} does not serve this Service: port {Port} is held by {Holder}; free the port there, or keep the Service off the node (label svccontroller.k3s.cattle.io/lbpool)";
+    public string Message(string node) => Reason switch
+    {
+        Planner.UnsupportedProtocol => $"node {node} does not serve this Service: port {Port}: ServiceLB forwards TCP and UDP only; use TCP or UDP, or set spec.loadBalancerClass for another load balancer",
+        Planner.PortNotAllowed => $"node {node} does not serve this Service: port {Port} is outside the ports ServiceLB may take ({Holder}, [plugins.servicelb] ports); use a port in them, or widen that setting",
+        _ => $"node {node} does not serve this Service: port {Port} is held by {Holder}; free the port there, or keep the Service off the node (label svccontroller.k3s.cattle.io/lbpool)",
+    };
 }
 
 /// <summary>

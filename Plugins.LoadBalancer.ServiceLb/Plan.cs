@@ -35,6 +35,9 @@ internal static class Planner
     /// <summary>The Event reason of a port whose protocol ServiceLB cannot forward (SCTP).</summary>
     public const string UnsupportedProtocol = "UnsupportedProtocol";
 
+    /// <summary>The Event reason of a port outside the ones ServiceLB may take (<see cref="PortRanges"/>).</summary>
+    public const string PortNotAllowed = "PortNotAllowed";
+
     /// <summary>
     /// True when <paramref name="node"/> may serve <paramref name="service"/> before ports are looked at: the Service is
     /// ours (type LoadBalancer, no other loadBalancerClass); the node is Ready; it is labelled enablelb=true when any node
@@ -64,7 +67,7 @@ internal static class Planner
     /// <summary>
     /// What <paramref name="self"/> installs. Services are taken oldest first (then by name): a port that a listening socket
     /// on the node's addresses or an older Service already holds is refused for the whole Service on this node, with the
-    /// holder named. <paramref name="backends"/> gives a Service port's ready endpoints by <c>(service key, port name, protocol)</c>.
+    /// holder named; so is a port outside <paramref name="allowed"/> (every port when null). <paramref name="backends"/> gives a Service port's ready endpoints by <c>(service key, port name, protocol)</c>.
     /// </summary>
     public static NodePlan For(
         LbNode self,
@@ -72,8 +75,10 @@ internal static class Planner
         IReadOnlyList<LbService> services,
         Func<LbService, LbPort, IReadOnlyList<LbBackend>> backends,
         IReadOnlyList<Listener> listeners,
-        Func<Listener, Listener>? owner = null)
+        Func<Listener, Listener>? owner = null,
+        PortRanges? allowed = null)
     {
+        allowed ??= PortRanges.All;
         ArgumentNullException.ThrowIfNull(self);
         var forwards = new List<Forward>();
         var serving = new List<string>();
@@ -93,6 +98,10 @@ internal static class Planner
                 if (port.Protocol is not ("TCP" or "UDP"))
                 {
                     refused.Add(new PortConflict(service.Key, port.ToString(), "", UnsupportedProtocol));
+                }
+                else if (!allowed.Contains(port.Port))
+                {
+                    refused.Add(new PortConflict(service.Key, port.ToString(), allowed.ToString(), PortNotAllowed));
                 }
                 else if (held.TryGetValue((port.Protocol, port.Port), out var other))
                 {

@@ -15,7 +15,8 @@ internal sealed class ServiceLbController(
     Iptables iptables,
     PortProbe probe,
     ILogger logger,
-    Action<string> reportDetail)
+    Action<string> reportDetail,
+    PortRanges? allowed = null)
 {
     /// <summary>Between passes: Services, endpoints, labels and listening sockets are re-read this often.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
@@ -57,7 +58,7 @@ internal sealed class ServiceLbController(
         var self = view.Nodes.FirstOrDefault(n => n.Name == nodeName);
         var plan = self is null
             ? new NodePlan([], NodeReport.Empty)
-            : Planner.For(self, view.Nodes, view.Services, view.For, probe.Read(), probe.WithOwner);
+            : Planner.For(self, view.Nodes, view.Services, view.For, probe.Read(), probe.WithOwner, allowed);
 
         var input = IptablesRules.RestoreInput(plan.Forwards);
         if (input != _applied || DateTimeOffset.UtcNow - _appliedAt > Repair)

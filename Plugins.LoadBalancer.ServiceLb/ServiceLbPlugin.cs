@@ -10,8 +10,16 @@ namespace Coracle.Plugins.LoadBalancer.ServiceLb;
 [CoraclePlugin("servicelb", ExtensionPoints.LoadBalancer, typeof(IServiceLoadBalancer),
     Description = "ServiceLB: LoadBalancer Services on the nodes' addresses, iptables in-process (--disable servicelb)",
     IsDefault = true, HasCleanup = true)]
-public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup
+[PluginSetting(PortRanges.Key, "Ports a LoadBalancer Service may take on the nodes: ports and ranges, comma-separated; a Service port outside them gets a PortNotAllowed Event and is not served", Default = PortRanges.Default)]
+public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup, IValidatesOptions
 {
+    /// <inheritdoc />
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _ = PortRanges.Parse(options.GetValueOrDefault(PortRanges.Key, PortRanges.Default));
+    }
+
     /// <summary>The component's name in the supervisor and in <c>coracle status</c>.</summary>
     public const string ComponentName = "servicelb";
 
@@ -27,6 +35,7 @@ public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup
             return;
         }
 
+        var allowed = PortRanges.Parse(context.Options.GetValueOrDefault(PortRanges.Key, PortRanges.Default));
         var logger = context.LoggerFactory.CreateLogger(ComponentName);
         var supervisor = context.Supervisor;
         ServiceLbController? current = null;
@@ -43,7 +52,7 @@ public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup
                 await WaitForFileAsync(node.ControllerKubeconfig, logger, cancellationToken);
                 using var kube = new KubeSource(node.ControllerKubeconfig);
                 current = new ServiceLbController(node.NodeName, node.Role == "server", kube, new Iptables(logger), new PortProbe(), logger,
-                    detail => supervisor.ReportDetail(ComponentName, detail));
+                    detail => supervisor.ReportDetail(ComponentName, detail), allowed);
                 await current.RunAsync(cancellationToken);
             },
         });

@@ -20,7 +20,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
     private readonly TempDir _folder = new("astat");
     private readonly ListLoggerFactory _logs = new();
     private readonly AddonBoard _board = new();
-    private readonly List<(CancellationTokenSource Stop, Task Task, KubeApi Api)> _running = [];
+    private readonly ManifestsRuns _running = new();
     private KubeApi? _api;
 
     public AddonStatusTests(ApiServerFixture server)
@@ -32,23 +32,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var (stop, task, api) in _running)
-        {
-            await stop.CancelAsync();
-            try
-            {
-                await task;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            api.Dispose();
-            stop.Dispose();
-        }
-    }
+    public async Task DisposeAsync() => await _running.DisposeAsync();
 
     public void Dispose()
     {
@@ -226,8 +210,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
         };
         var api = _server.Api();
         var service = new ManifestsService(options, _logs.CreateLogger("manifests"), board: _board);
-        var stop = new CancellationTokenSource();
-        _running.Add((stop, Task.Run(() => service.RunAsync(api, stop.Token)), api));
+        _running.Start(service, api);
     }
 
     /// <summary>Waits until the board has a row named <paramref name="name"/> that satisfies <paramref name="condition"/>.</summary>
@@ -241,8 +224,7 @@ public sealed class AddonStatusTests : IClassFixture<ApiServerFixture>, IAsyncLi
                 return row;
             }
 
-            var crashed = _running.FirstOrDefault(r => r.Task.IsFaulted);
-            Assert.True(crashed.Task is null, $"the controller crashed: {crashed.Task?.Exception}\n{string.Join('\n', _logs.Lines)}");
+            _running.AssertNoneCrashed(_logs.Lines);
             Assert.True(DateTime.UtcNow < deadline,
                 $"waited {Bound.TotalSeconds} s for add-on {name}; rows: {string.Join(" | ", _board.Rows)}\nlog:\n{string.Join('\n', _logs.Lines)}");
             await Task.Delay(250);

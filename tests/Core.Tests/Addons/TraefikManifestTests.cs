@@ -25,7 +25,7 @@ public sealed class TraefikManifestTests : IClassFixture<ApiServerFixture>, IAsy
     private readonly ListLoggerFactory _logs = new();
     private readonly ConcurrentQueue<string> _details = new();
     private readonly AddonBoard _board = new();
-    private readonly List<(CancellationTokenSource Stop, Task Task, KubeApi Api)> _running = [];
+    private readonly ManifestsRuns _running = new();
     private KubeApi? _api;
 
     public TraefikManifestTests(ApiServerFixture server)
@@ -37,23 +37,7 @@ public sealed class TraefikManifestTests : IClassFixture<ApiServerFixture>, IAsy
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var (stop, task, api) in _running)
-        {
-            await stop.CancelAsync();
-            try
-            {
-                await task;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            api.Dispose();
-            stop.Dispose();
-        }
-    }
+    public async Task DisposeAsync() => await _running.DisposeAsync();
 
     public void Dispose()
     {
@@ -252,8 +236,7 @@ public sealed class TraefikManifestTests : IClassFixture<ApiServerFixture>, IAsy
         };
         var api = _server.Api();
         var service = new ManifestsService(options, _logs.CreateLogger("manifests"), report: _details.Enqueue, board: _board);
-        var stop = new CancellationTokenSource();
-        _running.Add((stop, Task.Run(() => service.RunAsync(api, stop.Token)), api));
+        _running.Start(service, api);
     }
 
     private Task UntilAsync(string what, Func<Task<bool>> condition) =>
@@ -271,8 +254,7 @@ public sealed class TraefikManifestTests : IClassFixture<ApiServerFixture>, IAsy
                 return value;
             }
 
-            var crashed = _running.FirstOrDefault(r => r.Task.IsFaulted);
-            Assert.True(crashed.Task is null, $"the controller crashed: {crashed.Task?.Exception}\n{string.Join('\n', _logs.Lines)}");
+            _running.AssertNoneCrashed(_logs.Lines);
             Assert.True(DateTime.UtcNow < deadline,
                 $"waited {Bound.TotalSeconds} s for {what}; status: {string.Join(" | ", _details.TakeLast(3))}; rows: {string.Join(" | ", _board.Rows)}\nlog:\n{string.Join('\n', _logs.Lines.TakeLast(40))}");
             await Task.Delay(250);

@@ -294,29 +294,6 @@ public sealed class AgentNodeTests : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        foreach (var helper in _helpers)
-        {
-            if (!helper.HasExited)
-            {
-                helper.Kill(entireProcessTree: true);
-            }
-
-            helper.Dispose();
-        }
-
-        _agent?.Dispose();
-        _server?.Dispose();
-        NodeHarness.DeleteNetns(_agentNetns);
-        NodeHarness.DeleteNetns(_serverNetns);
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftover mounts are reported by the test itself.
-        }
-    }
+    public void Dispose() =>
+        NodeHarness.TearDown(_helpers, [_agent, _server], [_agentNetns, _serverNetns], _root);
 }

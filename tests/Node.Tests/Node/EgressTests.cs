@@ -174,19 +174,6 @@ public sealed class EgressTests : IDisposable
     private Task WaitAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null) =>
         ClusterWait.UntilAsync(condition, what, "egress", _id, _server, _agent, timeout);
 
-    public void Dispose()
-    {
-        _agent?.Dispose();
-        _server?.Dispose();
-        NodeHarness.DeleteNetns(_agentNetns);
-        NodeHarness.DeleteNetns(_serverNetns);
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftover mounts show in the next run's killall.
-        }
-    }
+    public void Dispose() =>
+        NodeHarness.TearDown([], [_agent, _server], [_agentNetns, _serverNetns], _root);
 }

@@ -250,21 +250,8 @@ public sealed class IngressTests : IDisposable
     private Task WaitAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null) =>
         ClusterWait.UntilAsync(condition, what, "ingress", _id, _server, _agent, timeout);
 
-    public void Dispose()
-    {
-        _agent?.Dispose();
-        _server?.Dispose();
-        NodeHarness.DeleteNetns(_agentNetns);
-        NodeHarness.DeleteNetns(_serverNetns);
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftover mounts are reported by the other real-cluster tests.
-        }
-    }
+    public void Dispose() =>
+        NodeHarness.TearDown([], [_agent, _server], [_agentNetns, _serverNetns], _root);
 
     private sealed record Response(int Status, string Body)
     {

@@ -256,30 +256,6 @@ public sealed class ServiceLbTests : IDisposable
     private Task WaitAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null) =>
         ClusterWait.UntilAsync(condition, what, "servicelb", _id, _server, _agent, timeout);
 
-    public void Dispose()
-    {
-        foreach (var helper in _helpers)
-        {
-            if (!helper.HasExited)
-            {
-                helper.Kill(entireProcessTree: true);
-            }
-
-            helper.Dispose();
-        }
-
-        _agent?.Dispose();
-        _server?.Dispose();
-        NodeHarness.DeleteNetns(_clientNetns);
-        NodeHarness.DeleteNetns(_agentNetns);
-        NodeHarness.DeleteNetns(_serverNetns);
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftover mounts are reported by the test itself.
-        }
-    }
+    public void Dispose() =>
+        NodeHarness.TearDown(_helpers, [_agent, _server], [_clientNetns, _agentNetns, _serverNetns], _root);
 }

@@ -135,6 +135,42 @@ internal sealed class NodeHarness : IDisposable
         Run.Tool("ip", ["netns", "del", netns]);
     }
 
+    /// <summary>
+    /// The end of a multi-node test: its helper processes killed, its nodes stopped (agents first: pass them first),
+    /// its namespaces deleted and its folder removed (leftover mounts are reported by the real-cluster tests themselves).
+    /// </summary>
+    public static void TearDown(IEnumerable<System.Diagnostics.Process> helpers, IEnumerable<NodeHarness?> nodes, IEnumerable<string> namespaces, string root)
+    {
+        foreach (var helper in helpers)
+        {
+            if (!helper.HasExited)
+            {
+                helper.Kill(entireProcessTree: true);
+            }
+
+            helper.Dispose();
+        }
+
+        foreach (var node in nodes)
+        {
+            node?.Dispose();
+        }
+
+        foreach (var netns in namespaces)
+        {
+            DeleteNetns(netns);
+        }
+
+        try
+        {
+            Directory.Delete(root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Leftover mounts: the real-cluster tests check for them.
+        }
+    }
+
     private Dictionary<string, string> Environment() => new()
     {
         ["CORACLE_CONFIG_FILE"] = ConfigFile,

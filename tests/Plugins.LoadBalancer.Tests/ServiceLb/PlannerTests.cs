@@ -194,6 +194,42 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void For_PortOutsideTheAllowedOnes_ThatServiceRefusedTheOthersServed()
+    {
+        var a = Node("a", "192.168.1.1");
+
+        var plan = Planner.For(a, [a], [Web("web"), Web("ssh", port: 22)], Backends, [], allowed: PortRanges.Parse("80, 1024-65535"));
+
+        Assert.Equal(["default/web"], plan.Report.Serving);
+        var refusal = Assert.Single(plan.Report.Conflicts);
+        Assert.Equal((Planner.PortNotAllowed, "default/ssh"), (refusal.Reason, refusal.Service));
+        Assert.Equal(
+            "node a does not serve this Service: port 22/TCP is outside the ports ServiceLB may take (80,1024-65535, [plugins.servicelb] ports); use a port in them, or widen that setting",
+            refusal.Message("a"));
+    }
+
+    [Theory]
+    [InlineData("80,443", true)]
+    [InlineData("1-65535", true)]
+    [InlineData("0", false)]
+    [InlineData("65536", false)]
+    [InlineData("90-80", false)]
+    [InlineData("80,", false)]
+    [InlineData("http", false)]
+    public void PortRanges_Parse_BadValuesNameThePartAndTheFix(string text, bool valid)
+    {
+        if (valid)
+        {
+            Assert.Equal(text, PortRanges.Parse(text).ToString());
+            return;
+        }
+
+        var error = Assert.Throws<PluginConfigException>(() => PortRanges.Parse(text));
+        Assert.Equal("ports", error.Key);
+        Assert.EndsWith("is not a port or a range of ports from 1 to 65535; write for example ports = \"80,443,8000-8999\"", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PortConflict_Message_NamesNodePortHolderAndFix()
     {
         Assert.Equal(
