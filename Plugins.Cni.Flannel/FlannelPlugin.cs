@@ -104,7 +104,7 @@ public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanu
                 }
                 else
                 {
-                    await WaitForFileAsync(settings.Kubeconfig, logger, cancellationToken);
+                    await FileWait.UntilExistsAsync(settings.Kubeconfig, f => Log.Waiting(logger, $"kubeconfig {f}"), cancellationToken);
                     using var client = new KubernetesNodeClient(settings.Kubeconfig);
                     var source = new KubeLeaseSource(client, settings.NodeName, logger);
                     var plane = new FlannelDataPlane(settings, source, runner, logger,
@@ -116,20 +116,5 @@ public sealed class FlannelPlugin : ICniPlugin, IValidatesOptions, IPluginCleanu
         });
         supervisor.ReportDetail(ComponentName, FlannelDataPlane.Describe(settings.Backend, null, [], null));
         return cni;
-    }
-
-    private static async Task WaitForFileAsync(string file, ILogger logger, CancellationToken cancellationToken)
-    {
-        var waited = 0;
-        while (!File.Exists(file))
-        {
-            if (waited % 30 == 0)
-            {
-                Log.Waiting(logger, $"kubeconfig {file}");
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-            waited++;
-        }
     }
 }

@@ -20,8 +20,11 @@ internal static partial class Log
     [LoggerMessage(EventId = 4404, Level = LogLevel.Warning, Message = "servicelb: service {Service} on {Node}: {Message}")]
     public static partial void Conflict(ILogger logger, string service, string node, string message);
 
-    [LoggerMessage(EventId = 4405, Level = LogLevel.Warning, Message = "servicelb: sync failed, retrying: {Error}")]
-    public static partial void SyncFailed(ILogger logger, string error);
+    [LoggerMessage(EventId = 4405, Level = LogLevel.Warning, Message = "servicelb: sync failed ({Failures} in a row), retrying every 2 s: {Error}")]
+    public static partial void SyncFailed(ILogger logger, string error, int failures);
+
+    [LoggerMessage(EventId = 4409, Level = LogLevel.Information, Message = "servicelb: sync works again after {Failures} failed passes")]
+    public static partial void SyncRecovered(ILogger logger, int failures);
 
     [LoggerMessage(EventId = 4406, Level = LogLevel.Information, Message = "servicelb: service {Service} status: {Addresses}")]
     public static partial void StatusWritten(ILogger logger, string service, string addresses);

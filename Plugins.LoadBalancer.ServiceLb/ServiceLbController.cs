@@ -28,6 +28,12 @@ internal sealed class ServiceLbController(
     private string? _applied;
     private DateTimeOffset _appliedAt;
     private string? _detail;
+    private string? _failing;
+    private DateTimeOffset _failingLoggedAt;
+    private int _failures;
+
+    /// <summary>A failure that repeats is logged again this often.</summary>
+    public static readonly TimeSpan RepeatedFailureLog = TimeSpan.FromMinutes(1);
 
     /// <summary>True once a pass completed.</summary>
     public bool Ready { get; private set; }
@@ -41,10 +47,22 @@ internal sealed class ServiceLbController(
             {
                 await SyncAsync(cancellationToken);
                 Ready = true;
+                if (_failing is not null)
+                {
+                    Log.SyncRecovered(logger, _failures);
+                    (_failing, _failures) = (null, 0);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                Log.SyncFailed(logger, e.Message);
+                // A failure is logged when it is new, then once a minute while it repeats (the API server is often
+                // not up yet for the first passes): the log says what is wrong without a line every 2 s.
+                _failures++;
+                if (e.Message != _failing || DateTimeOffset.UtcNow - _failingLoggedAt >= RepeatedFailureLog)
+                {
+                    Log.SyncFailed(logger, e.Message, _failures);
+                    (_failing, _failingLoggedAt) = (e.Message, DateTimeOffset.UtcNow);
+                }
             }
 
             await Task.Delay(Interval, cancellationToken);

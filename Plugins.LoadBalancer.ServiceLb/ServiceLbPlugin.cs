@@ -49,7 +49,7 @@ public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup, IVal
             Readiness = new CustomProbe(_ => Task.FromResult(current?.Ready ?? false)),
             Run = async cancellationToken =>
             {
-                await WaitForFileAsync(node.ControllerKubeconfig, logger, cancellationToken);
+                await FileWait.UntilExistsAsync(node.ControllerKubeconfig, f => Log.Waiting(logger, $"kubeconfig {f}"), cancellationToken);
                 using var kube = new KubeSource(node.ControllerKubeconfig);
                 current = new ServiceLbController(node.NodeName, node.Role == "server", kube, new Iptables(logger), new PortProbe(), logger,
                     detail => supervisor.ReportDetail(ComponentName, detail), allowed);
@@ -68,19 +68,6 @@ public sealed class ServiceLbPlugin : IServiceLoadBalancer, IPluginCleanup, IVal
         {
             await new Iptables(logger, variant: variant).RemoveAsync(cancellationToken);
             Log.Removed(logger, variant);
-        }
-    }
-
-    private static async Task WaitForFileAsync(string file, ILogger logger, CancellationToken cancellationToken)
-    {
-        for (var waited = 0; !File.Exists(file); waited++)
-        {
-            if (waited % 30 == 0)
-            {
-                Log.Waiting(logger, $"kubeconfig {file}");
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
         }
     }
 }

@@ -45,7 +45,7 @@ internal sealed class IngressController
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        await WaitForFileAsync(_options.Kubeconfig, cancellationToken);
+        await FileWait.UntilExistsAsync(_options.Kubeconfig, f => Log.Waiting(_logger, $"the controller kubeconfig {f}"), cancellationToken);
         var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(_options.Kubeconfig);
         using var client = new k8s.Kubernetes(config);
 
@@ -149,21 +149,6 @@ internal sealed class IngressController
 
     private void RetryLater(CancellationToken cancellationToken) =>
         _ = Task.Delay(TimeSpan.FromSeconds(5), cancellationToken).ContinueWith(_ => Signal(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
-
-    private async Task WaitForFileAsync(string path, CancellationToken cancellationToken)
-    {
-        var waited = 0;
-        while (!File.Exists(path))
-        {
-            if (waited % 30 == 0)
-            {
-                Log.Waiting(_logger, $"the controller kubeconfig {path}");
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-            waited++;
-        }
-    }
 
     private async Task EnsureClassAsync(k8s.Kubernetes client, CancellationToken cancellationToken)
     {
