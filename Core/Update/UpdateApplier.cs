@@ -134,6 +134,7 @@ internal sealed class UpdateApplier(InstallLayout layout, ILogger log, IPreUpdat
                 }
 
                 var target = Path.Combine(dir, path);
+                RefuseThroughLink(dir, path, bundle);
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 switch (entry.EntryType)
                 {
@@ -166,6 +167,21 @@ internal sealed class UpdateApplier(InstallLayout layout, ILogger log, IPreUpdat
         });
         AtomicFile.SyncDirectory(dir);
         log.UpdateUnpacked(count, slot, dir);
+    }
+
+    /// <summary>An entry below a symlink the payload made would be written outside the slot: refused.</summary>
+    private static void RefuseThroughLink(string dir, string path, string bundle)
+    {
+        var parts = path.Split('/');
+        var at = dir;
+        foreach (var part in parts[..^1])
+        {
+            at = Path.Combine(at, part);
+            if (new FileInfo(at).LinkTarget is not null)
+            {
+                throw new UpdateException(bundle, $"payload entry {path} lies below the symlink {Path.GetRelativePath(dir, at)}", "an image must not write through its own symlinks; rebuild it", ExitCodes.InvalidConfig);
+            }
+        }
     }
 
     /// <summary>Every file of the manifest is in the slot with its size, SHA-256 and mode, and nothing else is.</summary>
