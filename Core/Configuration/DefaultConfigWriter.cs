@@ -16,6 +16,7 @@ internal static class DefaultConfigWriter
         ["agent"] = "Agent settings",
         ["plugins"] = "Plugin selection. Each plugin's own settings are in its [plugins.NAME] table below",
         ["supervisor"] = "How components are restarted and stopped",
+        ["update"] = "Over-the-air updates: the CA bundles must chain to, and the trial of a newly applied slot (docs/updates.md)",
     };
 
     /// <summary>The documented defaults of Coracle's settings and of <paramref name="pluginSettings"/> (each plugin in its <c>[plugins.NAME]</c> table).</summary>

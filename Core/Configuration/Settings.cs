@@ -108,6 +108,13 @@ internal static class Settings
     public static readonly Setting StopTimeout = new("supervisor", "stop-timeout", SettingKind.Duration, "10s",
         "Graceful stop time before a component is killed (kube-apiserver gets at least 30s)");
 
+    public static readonly Setting UpdateCa = new("update", "update-ca", SettingKind.String, "/etc/coracle/update-ca.pem",
+        "PEM file of the update CA certificates: a bundle is applied only when its signer's certificate chains to one of them (docs/updates.md)");
+    public static readonly Setting UpdateTrialDeadline = new("update", "update-trial-deadline", SettingKind.Duration, "5m",
+        "Time a new slot has to become healthy after it starts on trial; otherwise that start counts as failed");
+    public static readonly Setting UpdateTrialAttempts = new("update", "update-trial-attempts", SettingKind.Integer, 3L,
+        "Failed trial starts of a new slot before the boot guard switches back to the good slot");
+
     public static IReadOnlyList<Setting> All { get; } =
     [
         DataDir, NodeName, NodeIp, NodeExternalIp, Token, Disable, ComponentsDir, SystemDefaultRegistry, LogFormat, LogLevel,
@@ -118,6 +125,7 @@ internal static class Settings
         Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, PodLogsDir, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
+        UpdateCa, UpdateTrialDeadline, UpdateTrialAttempts,
     ];
 
     /// <summary>
@@ -138,5 +146,5 @@ internal static class Settings
     }
 
     /// <summary>The TOML sections that exist; <c>[plugins.NAME]</c> tables hold plugin options.</summary>
-    public static IReadOnlyList<string> Sections { get; } = ["server", "agent", "plugins", "supervisor"];
+    public static IReadOnlyList<string> Sections { get; } = ["server", "agent", "plugins", "supervisor", "update"];
 }

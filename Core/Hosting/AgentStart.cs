@@ -36,7 +36,10 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket: null, kubeletHost));
         node.Step("node addresses", () => Kubernetes.CloudNodeComponents.RegisterAgent(run.Supervisor, config, new Uri(agent.Cluster.ServerUrl), agent.Directory, loggers));
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [agent.Directory], ct => RenewDueAsync(agent.Directory, local.Log, ct)));
-        return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+        // A slot on trial after an update is marked good once the node is healthy (docs/updates.md).
+        using var updateGate = Update.UpdateGate.StartIfOnTrial(run.Supervisor.Snapshot, node.Log);
+        var code = await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+        return updateGate is { Failed: true } ? ExitCodes.RuntimeFailure : code;
     }
 
     /// <summary>

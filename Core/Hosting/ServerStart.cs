@@ -49,7 +49,10 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(ServerIdentity.RenewDue(config, node.Log))));
 
-        return await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+        // A slot on trial after an update is marked good once the node is healthy (docs/updates.md).
+        using var updateGate = Update.UpdateGate.StartIfOnTrial(run.Supervisor.Snapshot, node.Log);
+        var code = await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+        return updateGate is { Failed: true } ? ExitCodes.RuntimeFailure : code;
     }
 
     /// <summary>

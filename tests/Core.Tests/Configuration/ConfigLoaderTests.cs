@@ -127,7 +127,7 @@ public sealed class ConfigLoaderTests
     public void Load_UnknownSection_ListsKnownSections()
     {
         Assert.Equal(
-            ["unknown-section.toml:1:2: unknown section [sever]; did you mean 'server'?; known sections: [server], [agent], [plugins], [supervisor] and [plugins.NAME]"],
+            ["unknown-section.toml:1:2: unknown section [sever]; did you mean 'server'?; known sections: [server], [agent], [plugins], [supervisor], [update] and [plugins.NAME]"],
             Errors("unknown-section.toml"));
     }
 
