@@ -3,7 +3,9 @@
 set -euo pipefail
 
 run_pkgs=(containerd runc util-linux iproute2 iptables nftables zstd containernetworking-plugins busybox-static)
-test_pkgs=("${run_pkgs[@]}" etcd-server etcd-client postgresql mariadb-server openssl python3 kubernetes-client golang-go)
+test_pkgs=("${run_pkgs[@]}" etcd-server etcd-client postgresql mariadb-server openssl python3 kubernetes-client golang-go
+  # Appliance images (tests/Packaging.Tests): the arm64 image runs under qemu-user with Debian's arm64 loader and libc.
+  qemu-user-static binfmt-support libc6:arm64 libstdc++6:arm64 libssl3:arm64 zlib1g:arm64)
 
 case "${1:-run}" in
   run) wanted=("${run_pkgs[@]}") ;;
@@ -25,6 +27,9 @@ if ((${#missing[@]})); then
   fi
   echo "==> installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  if [[ " ${missing[*]} " == *":arm64 "* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+  fi
   apt-get update -qq
   # kubernetes-client is optional (not in every Debian release); install the rest even if it is absent.
   available=()

@@ -62,7 +62,10 @@ internal sealed partial class JoinServer
 
     public async Task RunAsync(CancellationToken ct)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "coracle-join" });
+        // The content root is the host's folder, never the working directory: the builder watches its content root
+        // (appsettings.json, reload on change) recursively, and a node started from / (systemd's default, a chroot)
+        // would watch /proc and /sys and overflow the stack (found running the installed image, tests/Packaging.Tests).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "coracle-join", ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         using var serving = X509Certificate2.CreateFromPemFile(_certs.CertFile("supervisor"), _certs.KeyFile("supervisor"));
         builder.WebHost.ConfigureKestrel(kestrel =>
