@@ -416,6 +416,11 @@ def main():
         shutil.copyfile(os.path.join(ROOT, "README.md"), os.path.join(lib, "README.md"))
         shutil.copyfile(os.path.join(ROOT, "packaging", "install.sh"), os.path.join(lib, "install.sh"))
         os.chmod(os.path.join(lib, "install.sh"), 0o755)
+        # The OTA boot guard and its systemd drop-in (docs/updates.md): install.sh puts them outside the slots.
+        os.makedirs(os.path.join(lib, "update"), exist_ok=True)
+        for f, mode in (("boot-guard", 0o755), ("coracle-update.conf", 0o644)):
+            shutil.copyfile(os.path.join(ROOT, "packaging", "update", f), os.path.join(lib, "update", f))
+            os.chmod(os.path.join(lib, "update", f), mode)
         image = {
             "schema": 1,
             "profile": name,

@@ -121,7 +121,8 @@ makedir /etc/systemd/system
 for other in coracle coracle-agent; do
   if [[ $other != "$unit_name" && -e $root/etc/systemd/system/$other.service ]] && grep -q "^file /etc/systemd/system/$other.service$" "$manifest_new"; then
     [[ $root == "" ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]] && systemctl disable --now "$other" >/dev/null 2>&1 || true
-    rm -f "$root/etc/systemd/system/$other.service" "$root/etc/systemd/system/$other.service.env"
+    rm -f "$root/etc/systemd/system/$other.service" "$root/etc/systemd/system/$other.service.env" "$root/etc/systemd/system/$other.service.d/update.conf"
+    rmdir "$root/etc/systemd/system/$other.service.d" 2>/dev/null || true
   fi
 done
 unit="$root/etc/systemd/system/$unit_name.service"
@@ -157,6 +158,17 @@ record file "/etc/systemd/system/$unit_name.service"
 ( umask 077; if [[ -n $token ]]; then echo "CORACLE_TOKEN=$token"; fi >"$unit.env.tmp" )
 mv -T "$unit.env.tmp" "$unit.env"
 record file "/etc/systemd/system/$unit_name.service.env"
+# The OTA boot guard runs before every start, from outside the slots (docs/updates.md): the guard itself at
+# /usr/lib/coracle/update/boot-guard, its ExecStartPre in the unit's drop-in. An image without them (older builds)
+# installs without over-the-air rollback.
+if [[ -f $lib/current/update/boot-guard ]]; then
+  makedir /usr/lib/coracle/update
+  install -m 0755 "$lib/current/update/boot-guard" "$lib/update/boot-guard.tmp" && mv -T "$lib/update/boot-guard.tmp" "$lib/update/boot-guard"
+  record file /usr/lib/coracle/update/boot-guard
+  makedir "/etc/systemd/system/$unit_name.service.d"
+  install -m 0644 "$lib/current/update/coracle-update.conf" "$unit.d/update.conf"
+  record file "/etc/systemd/system/$unit_name.service.d/update.conf"
+fi
 
 # 8. The uninstall script: stop the node (killall), then remove every recorded file, the image and the node's state.
 uninstall="$root/usr/local/bin/coracle-uninstall.sh"

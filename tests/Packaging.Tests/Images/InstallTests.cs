@@ -104,6 +104,10 @@ public sealed class InstallTests(ImagesFixture images) : IDisposable
         Assert.Equal("CORACLE_TOKEN=K10secret\n", File.ReadAllText(env));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(env));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(root, "etc/coracle/appliance.toml")));
+        // The OTA boot guard sits outside the slots and runs before every start (docs/updates.md).
+        Assert.True(File.Exists(Path.Combine(root, "usr/lib/coracle/update/boot-guard")), "boot guard outside the slots");
+        Assert.Contains("ExecStartPre=/usr/lib/coracle/update/boot-guard /usr/lib/coracle\n",
+            File.ReadAllText(Path.Combine(root, "etc/systemd/system/coracle-agent.service.d/update.conf")), StringComparison.Ordinal);
     }
 
     [Fact]

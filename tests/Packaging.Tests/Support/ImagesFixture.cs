@@ -5,7 +5,7 @@ namespace Coracle.Packaging.Tests.Support;
 /// <summary>
 /// Builds the images the tests use, once per test run, with the one build command (packaging/build.sh): gateway-x64-full
 /// with the real Kubernetes components (from the components folder, checked against packaging/components.lock), and
-/// pi-arm64-minimal with --no-components (no arm64 Kubernetes binaries exist here); both at zstd level 6 and without
+/// pi-arm64-minimal with --no-components (no arm64 Kubernetes binaries exist here); both at zstd level 1 (fastest; the level only changes size) and without
 /// ReadyToRun, which only change size and start time (docs/benchmarks.md), to keep the project within minutes. CORACLE_PACKAGING_IMAGES=DIR uses
 /// the images build.sh already wrote into DIR (with its output in DIR/build-PROFILE.log) instead, to re-run the tests
 /// without publishing again.
@@ -37,7 +37,7 @@ public sealed class ImagesFixture : IAsyncLifetime, IDisposable
             if (Prebuilt is null)
             {
                 var (code, stdout, stderr) = await Sh.RunAsync(Path.Combine(Sh.RepoRoot, "packaging", "build.sh"),
-                    [profile, "--out", OutDir, "--compression-level", "6", "--no-ready-to-run", .. extra], timeoutSeconds: 900);
+                    [profile, "--out", OutDir, "--compression-level", "1", "--no-ready-to-run", .. extra], timeoutSeconds: 900);
                 BuildOutput[profile] = stdout + stderr;
                 if (code != 0)
                 {
