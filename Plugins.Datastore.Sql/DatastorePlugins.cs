@@ -79,8 +79,8 @@ public static class SqlDatastoreConfigurator
     internal const string VolatilePrefixesHelp = "Key prefixes write economy keeps in memory; everything else is durable on every write";
     internal const string VolatileFlushIntervalHelp = "How often volatile keys reach the disk: at most this much of their changes is lost in a power cut";
 
-    /// <summary>The key classes write economy keeps in memory by default: Kubernetes leases and events.</summary>
-    public const string DefaultVolatilePrefixes = "/registry/leases/,/registry/events/";
+    /// <summary>The key classes write economy keeps in memory by default: Kubernetes leases, events and the apiserver endpoint leases.</summary>
+    public const string DefaultVolatilePrefixes = "/registry/leases/,/registry/events/,/registry/masterleases/";
 
     internal const string MetricsAddressHelp = "Serve /metrics and /health on HOST:PORT or unix:///PATH (e.g. 127.0.0.1:2381); off by default";
 

@@ -104,7 +104,7 @@ public sealed class DatastorePluginTests
     public void BuildOptions_Defaults_WriteEconomyOnForLeasesAndEvents()
     {
         var (options, _) = SqlDatastoreConfigurator.BuildOptions(Node(), new Dictionary<string, string>(), null, "sqlite");
-        Assert.Equal(["/registry/leases/", "/registry/events/"], options.Log.VolatilePrefixes);
+        Assert.Equal(["/registry/leases/", "/registry/events/", "/registry/masterleases/"], options.Log.VolatilePrefixes);
         Assert.Equal(TimeSpan.FromSeconds(30), options.Log.VolatileFlushInterval);
     }
 
