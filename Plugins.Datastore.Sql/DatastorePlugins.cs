@@ -11,6 +11,9 @@ namespace Coracle.Plugins.Datastore.Sql;
 [PluginSetting("socket", SqlDatastoreConfigurator.SocketHelp)]
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
+[PluginSetting("write-economy", SqlDatastoreConfigurator.WriteEconomyHelp, Type = PluginSettingType.Boolean, Default = "true")]
+[PluginSetting("volatile-prefixes", SqlDatastoreConfigurator.VolatilePrefixesHelp, Type = PluginSettingType.StringList, Default = SqlDatastoreConfigurator.DefaultVolatilePrefixes)]
+[PluginSetting("volatile-flush-interval", SqlDatastoreConfigurator.VolatileFlushIntervalHelp, Type = PluginSettingType.Duration, Default = "30s")]
 [PluginFolder("db", "server/db")]
 public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 {
@@ -72,6 +75,13 @@ public static class SqlDatastoreConfigurator
     internal const string MaxRequestBytesHelp = "Largest request accepted, in bytes (default etcd's, 1.5 MiB)";
     internal const string SocketHelp = "The etcd API's unix socket kube-apiserver uses (default: DATA/server/db/etcd.sock)";
     internal const string ListenAddressHelp = "Also serve the etcd API over TCP with mutual TLS on HOST:PORT (e.g. 0.0.0.0:2379); off by default";
+    internal const string WriteEconomyHelp = "Serve the volatile-prefixes keys (leases, events) from memory and write them to disk every volatile-flush-interval; false fsyncs every write";
+    internal const string VolatilePrefixesHelp = "Key prefixes write economy keeps in memory; everything else is durable on every write";
+    internal const string VolatileFlushIntervalHelp = "How often volatile keys reach the disk: at most this much of their changes is lost in a power cut";
+
+    /// <summary>The key classes write economy keeps in memory by default: Kubernetes leases, events and the apiserver endpoint leases.</summary>
+    public const string DefaultVolatilePrefixes = "/registry/leases/,/registry/events/,/registry/masterleases/";
+
     internal const string MetricsAddressHelp = "Serve /metrics and /health on HOST:PORT or unix:///PATH (e.g. 127.0.0.1:2381); off by default";
 
     /// <summary>The component the supervisor runs.</summary>
@@ -199,12 +209,52 @@ public static class SqlDatastoreConfigurator
             }
         }
 
+        options = WriteEconomy(options, values, kind, errors);
         if (errors.Count > 0)
         {
             throw new PluginConfigException(errors[0].Key, string.Join("; ", errors.Select(e => e.Message)));
         }
 
         return (options, socket);
+    }
+
+    /// <summary>write-economy, volatile-prefixes, volatile-flush-interval: on by default for SQLite, not offered for the others.</summary>
+    private static EtcdServerOptions WriteEconomy(EtcdServerOptions options, IReadOnlyDictionary<string, string> values, string kind, List<(string Key, string Message)> errors)
+    {
+        string[] keys = ["write-economy", "volatile-prefixes", "volatile-flush-interval"];
+        if (!string.Equals(kind, "sqlite", StringComparison.Ordinal))
+        {
+            foreach (var key in keys.Where(values.ContainsKey))
+            {
+                errors.Add((key, $"{key} is a setting of the sqlite datastore only; {kind} commits every write (remove it from [plugins.{kind}])"));
+            }
+
+            return options;
+        }
+
+        var on = true;
+        if (values.TryGetValue("write-economy", out var economy))
+        {
+            if (!bool.TryParse(economy, out on))
+            {
+                errors.Add(("write-economy", $"write-economy '{economy}' is not a boolean; write true or false"));
+            }
+        }
+
+        var prefixes = (values.TryGetValue("volatile-prefixes", out var list) ? list : DefaultVolatilePrefixes)
+            .Split(',', StringSplitOptions.TrimEntries);
+        if (prefixes.Any(p => p.Length == 0))
+        {
+            errors.Add(("volatile-prefixes", $"volatile-prefixes '{list}' has an empty prefix, which would make every key volatile; list prefixes like \"/registry/leases/\" or set write-economy = false"));
+        }
+
+        var interval = TimeSpan.FromSeconds(30);
+        if (values.TryGetValue("volatile-flush-interval", out var text) && (!TryParseDuration(text, out interval) || interval <= TimeSpan.Zero || interval > TimeSpan.FromHours(1)))
+        {
+            errors.Add(("volatile-flush-interval", $"volatile-flush-interval '{text}' must be a duration between 1ms and 1h; write for example 30s (write-economy = false writes every change at once)"));
+        }
+
+        return on ? options with { Log = options.Log with { VolatilePrefixes = prefixes, VolatileFlushInterval = interval } } : options;
     }
 
     /// <summary>Parses Go-style durations: 500ms, 30s, 5m, 1h, 1h30m, or 0.</summary>

@@ -42,6 +42,9 @@ public sealed class EtcdServer
     /// <summary>Completes when clients can connect; faults when start-up failed.</summary>
     public Task Ready => _ready.Task;
 
+    /// <summary>The revision log of the current run (null before it starts); tests and benchmarks read its counters.</summary>
+    public RevisionLog? Log { get; private set; }
+
     /// <summary>The client URLs this server answers on.</summary>
     public IReadOnlyList<string> ClientUrls
     {
@@ -89,6 +92,7 @@ public sealed class EtcdServer
     {
         var identity = EtcdMemberIdentity.For(_options.MemberName);
         var log = new RevisionLog(_options.Dialect, _loggerFactory.CreateLogger("datastore.log"), _options.Log);
+        Log = log;
         var kv = new KvEngine(log, identity);
         var hub = new WatchHub(kv, _loggerFactory.CreateLogger("datastore.watch"), _options.MaxRequestBytes, _options.MaxWatchStreamBufferBytes);
         var lessor = new Lessor(kv, _options.Time, _loggerFactory.CreateLogger("datastore.lease"), _options.MinLeaseTtl);
@@ -113,6 +117,11 @@ public sealed class EtcdServer
             background.Add(RunLoop(ct => lessor.RunExpiryAsync(_options.LeaseCheckInterval, ct), stopping.Token));
             background.Add(RunLoop(ct => hub.RunProgressAsync(_options.ProgressNotifyInterval, ct), stopping.Token));
             background.Add(RunLoop(ct => CompactLoopAsync(kv, ct), stopping.Token));
+            if (log.WriteEconomy)
+            {
+                _logger.WriteEconomyOn(string.Join(", ", _options.Log.VolatilePrefixes), _options.Log.VolatileFlushInterval);
+            }
+
             _logger.Serving(log.Revision, string.Join(", ", ClientUrls));
             _ready.TrySetResult();
             try

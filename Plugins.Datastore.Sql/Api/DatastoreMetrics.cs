@@ -80,6 +80,15 @@ public sealed class DatastoreMetrics
         Counter(sb, "coracle_datastore_commits_total", "Write transactions committed (one fsync each).", log.Stats.Batches);
         Counter(sb, "coracle_datastore_committed_operations_total", "Write operations committed.", log.Stats.Operations);
         sb.Append(CultureInfo.InvariantCulture, $"# HELP coracle_datastore_commit_seconds_total Time spent committing.\n# TYPE coracle_datastore_commit_seconds_total counter\ncoracle_datastore_commit_seconds_total {log.Stats.CommitSeconds}\n");
+        if (log.WriteEconomy)
+        {
+            Counter(sb, "coracle_datastore_volatile_batches_total", "Write batches that changed only volatile keys (no commit, no fsync).", log.Stats.VolatileBatches);
+            Counter(sb, "coracle_datastore_volatile_flushes_total", "Flushes of volatile keys to disk.", log.Stats.VolatileFlushes);
+            Counter(sb, "coracle_datastore_volatile_flushed_rows_total", "Rows of volatile keys written to disk.", log.Stats.VolatileFlushedRows);
+            Counter(sb, "coracle_datastore_volatile_flushed_bytes_total", "Bytes of keys and values of volatile rows written to disk (48 per row added).", log.Stats.VolatileFlushedBytes);
+            Gauge(sb, "coracle_datastore_volatile_unflushed_rows", "Rows of volatile keys not on disk yet.", log.VolatileRows.Unflushed);
+        }
+
         Gauge(sb, "coracle_datastore_watchers", "Active watchers.", hub.Count);
         Gauge(sb, "coracle_datastore_leases", "Leases known to this server.", lessor.Count);
         return sb.ToString();

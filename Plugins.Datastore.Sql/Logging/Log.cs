@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Coracle.Plugins.Datastore.Sql.Logging;
 
-/// <summary>The datastore's log messages, source-generated; event ids 3000-3099 belong to this plugin.</summary>
+/// <summary>The datastore's log messages, source-generated; event ids 3000-3149 belong to this plugin.</summary>
 internal static partial class Log
 {
     // 300x: the server (category "datastore")
@@ -47,4 +47,14 @@ internal static partial class Log
     // 303x: leases (category "datastore.lease")
     [LoggerMessage(3030, LogLevel.Warning, "lease expiry failed; retrying")]
     public static partial void LeaseExpiryFailed(this ILogger logger, Exception exception);
+
+    // 310x: write economy (category "datastore.log" and "datastore")
+    [LoggerMessage(3100, LogLevel.Information, "write economy on: keys under {Prefixes} are served from memory and written to disk every {Interval}")]
+    public static partial void WriteEconomyOn(this ILogger logger, string prefixes, TimeSpan interval);
+
+    [LoggerMessage(3101, LogLevel.Warning, "the datastore was not stopped cleanly: continuing at the reserved revision {Reserved} (newest on disk {Revision}); changes of volatile keys since the last flush are lost")]
+    public static partial void RevisionsSkipped(this ILogger logger, long revision, long reserved);
+
+    [LoggerMessage(3102, LogLevel.Warning, "writing volatile keys to {Location} failed; retrying at the next flush")]
+    public static partial void VolatileFlushFailed(this ILogger logger, Exception exception, string location);
 }

@@ -10,14 +10,24 @@ public sealed class LogSession
 {
     private readonly PooledConnection _connection;
     private readonly SqlStatements _sql;
+    private readonly VolatileStore? _volatile;
+    private readonly long _visible;
 
-    internal LogSession(PooledConnection connection, SqlStatements sql, long revision, long compactRevision)
+    internal LogSession(PooledConnection connection, SqlStatements sql, long revision, long compactRevision, VolatileStore? volatileStore = null, long visible = long.MaxValue)
     {
         _connection = connection;
         _sql = sql;
         Revision = revision;
         CompactRevision = compactRevision;
+        _volatile = volatileStore;
+        _visible = visible;
     }
+
+    /// <summary>Statements that changed durable data in this session (write economy: a batch without any needs no commit).</summary>
+    internal int DurableWrites { get; private set; }
+
+    /// <summary>Volatile rows written by the current operation, not yet on disk.</summary>
+    internal List<LogRow> OperationVolatileRows { get; } = [];
 
     /// <summary>The newest committed revision this session sees.</summary>
     public long Revision { get; }
@@ -41,6 +51,48 @@ public sealed class LogSession
             return rows;
         }
 
+        if (_volatile is not null && _volatile.Touches(range))
+        {
+            var memory = _volatile.Range(range, current ? _visible : revision, limit);
+            if (_volatile.Covers(range))
+            {
+                return memory;
+            }
+
+            var stored = SqlRange(range, revision, current, limit);
+            return MergeByKey(stored, memory, limit);
+        }
+
+        return SqlRange(range, revision, current, limit);
+    }
+
+    private static List<LogRow> MergeByKey(List<LogRow> a, List<LogRow> b, long limit)
+    {
+        if (b.Count == 0)
+        {
+            return a;
+        }
+
+        var merged = new List<LogRow>(a.Count + b.Count);
+        int i = 0, j = 0;
+        while ((i < a.Count || j < b.Count) && (limit <= 0 || merged.Count < limit))
+        {
+            if (j >= b.Count || (i < a.Count && a[i].Key.AsSpan().SequenceCompareTo(b[j].Key) < 0))
+            {
+                merged.Add(a[i++]);
+            }
+            else
+            {
+                merged.Add(b[j++]);
+            }
+        }
+
+        return merged;
+    }
+
+    private List<LogRow> SqlRange(KeyRange range, long revision, bool current, long limit)
+    {
+        var rows = new List<LogRow>();
         var cmd = _connection.Command(Ranged(current ? _sql.RangeCurrent : _sql.RangeAt, range.Kind));
         BindRange(cmd, range);
         if (!current)
@@ -66,6 +118,16 @@ public sealed class LogSession
             return 0;
         }
 
+        var memory = 0L;
+        if (_volatile is not null && _volatile.Touches(range))
+        {
+            memory = _volatile.CountLive(range, current ? _visible : revision);
+            if (_volatile.Covers(range))
+            {
+                return memory;
+            }
+        }
+
         var cmd = _connection.Command(Ranged(current ? _sql.CountCurrent : _sql.CountAt, range.Kind));
         BindRange(cmd, range);
         if (!current)
@@ -73,18 +135,47 @@ public sealed class LogSession
             Add(cmd, "@idEnd", LogIds.End(revision));
         }
 
-        return Convert.ToInt64(cmd.ExecuteScalar());
+        return memory + Convert.ToInt64(cmd.ExecuteScalar());
     }
 
     /// <summary>Changes in revisions [<paramref name="fromRevision"/>, <paramref name="toRevision"/>] within the range, oldest first.</summary>
     public List<LogEvent> Events(long fromRevision, long toRevision, KeyRange range, int limit)
     {
-        var events = new List<LogEvent>();
         if (range.Kind == RangeKind.Empty || toRevision < fromRevision)
         {
-            return events;
+            return [];
         }
 
+        if (_volatile is not null && _volatile.Touches(range))
+        {
+            var memory = _volatile.Events(fromRevision, Math.Min(toRevision, _visible), range, limit);
+            if (_volatile.Covers(range))
+            {
+                return memory;
+            }
+
+            var stored = SqlEvents(fromRevision, toRevision, range, limit);
+            if (memory.Count == 0)
+            {
+                return stored;
+            }
+
+            var merged = new List<LogEvent>(stored.Count + memory.Count);
+            int i = 0, j = 0;
+            while ((i < stored.Count || j < memory.Count) && (limit <= 0 || merged.Count < limit))
+            {
+                merged.Add(j >= memory.Count || (i < stored.Count && stored[i].Row.Id < memory[j].Row.Id) ? stored[i++] : memory[j++]);
+            }
+
+            return merged;
+        }
+
+        return SqlEvents(fromRevision, toRevision, range, limit);
+    }
+
+    private List<LogEvent> SqlEvents(long fromRevision, long toRevision, KeyRange range, int limit)
+    {
+        var events = new List<LogEvent>();
         var cmd = _connection.Command(Ranged(_sql.Events, range.Kind));
         Add(cmd, "@from", LogIds.First(fromRevision));
         Add(cmd, "@to", LogIds.End(toRevision));
@@ -117,6 +208,14 @@ public sealed class LogSession
     /// <summary>Appends a row.</summary>
     public void Insert(LogRow row)
     {
+        if (_volatile is not null && _volatile.IsVolatile(row.Key))
+        {
+            _volatile.Add(row, flushed: false);
+            OperationVolatileRows.Add(row);
+            return;
+        }
+
+        DurableWrites++;
         var cmd = _connection.Command(_sql.InsertRow);
         Add(cmd, "@id", row.Id);
         Add(cmd, "@k", row.Key);
@@ -154,6 +253,7 @@ public sealed class LogSession
     /// <summary>Sets a metadata value.</summary>
     public void SetMeta(string name, long value)
     {
+        DurableWrites++;
         var cmd = _connection.Command(_sql.SetMeta);
         Add(cmd, "@v", value);
         Add(cmd, "@n", name);
@@ -163,6 +263,8 @@ public sealed class LogSession
     /// <summary>Deletes compacted rows with ids in [from, to); returns how many.</summary>
     public int CompactRows(long fromId, long toId, long idEnd)
     {
+        DurableWrites++;
+        _volatile?.Compact(idEnd);
         var cmd = _connection.Command(_sql.CompactRows);
         Add(cmd, "@from", fromId);
         Add(cmd, "@to", toId);
@@ -173,6 +275,7 @@ public sealed class LogSession
     /// <summary>Stores a new lease.</summary>
     public void InsertLease(LeaseRow lease)
     {
+        DurableWrites++;
         var cmd = _connection.Command(_sql.InsertLease);
         Add(cmd, "@id", lease.Id);
         Add(cmd, "@ttl", lease.Ttl);
@@ -183,6 +286,7 @@ public sealed class LogSession
     /// <summary>Moves a lease's stored expiry.</summary>
     public void RenewLease(long id, long expiresAtUnixMs)
     {
+        DurableWrites++;
         var cmd = _connection.Command(_sql.RenewLease);
         Add(cmd, "@id", id);
         Add(cmd, "@exp", expiresAtUnixMs);
@@ -192,6 +296,7 @@ public sealed class LogSession
     /// <summary>Deletes a lease; true when it existed.</summary>
     public bool DeleteLease(long id)
     {
+        DurableWrites++;
         var cmd = _connection.Command(_sql.DeleteLease);
         Add(cmd, "@id", id);
         return cmd.ExecuteNonQuery() > 0;
@@ -232,6 +337,16 @@ public sealed class LogSession
             keys.Add(reader.GetFieldValue<byte[]>(0));
         }
 
+        if (_volatile is not null)
+        {
+            var memory = _volatile.KeysByLease(lease, _visible);
+            if (memory.Count > 0)
+            {
+                keys.AddRange(memory);
+                keys.Sort((a, b) => a.AsSpan().SequenceCompareTo(b));
+            }
+        }
+
         return keys;
     }
 
@@ -244,6 +359,36 @@ public sealed class LogSession
     }
 
     internal void Execute(string sql) => _connection.Command(sql).ExecuteNonQuery();
+
+    /// <summary>Writes volatile rows to the <c>coracle_volatile</c> table (in this transaction).</summary>
+    internal long WriteVolatile(IEnumerable<LogRow> rows)
+    {
+        var bytes = 0L;
+        foreach (var row in rows)
+        {
+            var cmd = _connection.Command(VolatileStore.InsertRow);
+            Add(cmd, "@id", row.Id);
+            Add(cmd, "@k", row.Key);
+            Add(cmd, "@cr", row.CreateRevision);
+            Add(cmd, "@ver", row.Version);
+            Add(cmd, "@lease", row.Lease);
+            Add(cmd, "@val", row.Value);
+            Add(cmd, "@del", row.Deleted ? 1L : 0L);
+            Add(cmd, "@prev", row.PrevId);
+            cmd.ExecuteNonQuery();
+            bytes += row.Key.Length + row.Value.Length + 48;
+        }
+
+        return bytes;
+    }
+
+    /// <summary>Removes flushed volatile rows compaction made invisible.</summary>
+    internal void CompactVolatile(long idEnd)
+    {
+        var cmd = _connection.Command(VolatileStore.CompactRows);
+        Add(cmd, "@idEnd", idEnd);
+        cmd.ExecuteNonQuery();
+    }
 
     private static string Ranged(string template, RangeKind kind) =>
         template.Replace("{range}", KeyRange.Condition(kind), StringComparison.Ordinal);

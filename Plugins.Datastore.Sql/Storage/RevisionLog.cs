@@ -28,6 +28,18 @@ public sealed record RevisionLogOptions
     /// burst (measured: 5.6 → 4.0 KB written per heartbeat update). Durability does not depend on it.
     /// </summary>
     public TimeSpan IdleCheckpoint { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Write economy (SQLite only): keys under these prefixes are served from memory and written to disk at most every
+    /// <see cref="VolatileFlushInterval"/>; empty turns the mode off (every write is committed with an fsync).
+    /// </summary>
+    public IReadOnlyList<string> VolatilePrefixes { get; init; } = [];
+
+    /// <summary>How often changes of volatile keys reach the disk: at most this much of them is lost in a power cut.</summary>
+    public TimeSpan VolatileFlushInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Revisions reserved on disk ahead of use, so that revisions never repeat after a crash lost volatile ones.</summary>
+    public long RevisionReserveBlock { get; init; } = 10_000;
 }
 
 /// <summary>The write position within a batch: hands out revisions and row ids and collects events.</summary>
@@ -94,6 +106,10 @@ public sealed class LogStats
     internal long _compactedRows;
     internal long _compactions;
     internal long _commitTicks;
+    internal long _volatileFlushes;
+    internal long _volatileFlushedRows;
+    internal long _volatileFlushedBytes;
+    internal long _volatileBatches;
 
     /// <summary>Committed transactions.</summary>
     public long Batches => Interlocked.Read(ref _batches);
@@ -109,6 +125,18 @@ public sealed class LogStats
 
     /// <summary>Total time spent committing, in seconds.</summary>
     public double CommitSeconds => Interlocked.Read(ref _commitTicks) / (double)Stopwatch.Frequency;
+
+    /// <summary>Write economy: flushes of volatile rows to disk.</summary>
+    public long VolatileFlushes => Interlocked.Read(ref _volatileFlushes);
+
+    /// <summary>Write economy: volatile rows written to disk (by flushes and by transactions that also wrote durable keys).</summary>
+    public long VolatileFlushedRows => Interlocked.Read(ref _volatileFlushedRows);
+
+    /// <summary>Write economy: bytes of keys and values (plus 48 per row) of the volatile rows written to disk.</summary>
+    public long VolatileFlushedBytes => Interlocked.Read(ref _volatileFlushedBytes);
+
+    /// <summary>Write economy: batches that changed only volatile keys and so needed no commit.</summary>
+    public long VolatileBatches => Interlocked.Read(ref _volatileBatches);
 }
 
 /// <summary>
@@ -134,6 +162,10 @@ public sealed class RevisionLog : IAsyncDisposable
     private long _publishedRevision;
     private long _compactDone;
     private bool _opened;
+    private readonly VolatileStore? _volatile;
+    private long _reserved;
+    private long _volatileCompactFlushed;
+    private long _lastFlush = Stopwatch.GetTimestamp();
 
     /// <summary>Creates the log over a dialect; nothing is opened yet.</summary>
     public RevisionLog(SqlDialect dialect, ILogger logger, RevisionLogOptions? options = null)
@@ -141,7 +173,30 @@ public sealed class RevisionLog : IAsyncDisposable
         _dialect = dialect;
         _logger = logger;
         _options = options ?? new RevisionLogOptions();
+        if (_options.VolatilePrefixes.Count > 0)
+        {
+            if (!dialect.SupportsWriteEconomy)
+            {
+                throw new ArgumentException($"write economy (volatile prefixes) is supported by the SQLite datastore only, not by {dialect.Name}");
+            }
+
+            _volatile = new VolatileStore(_options.VolatilePrefixes);
+        }
     }
+
+    /// <summary>True when write economy is on: volatile keys are kept in memory and flushed periodically.</summary>
+    public bool WriteEconomy => _volatile is not null;
+
+    /// <summary>Volatile rows in memory and how many of them are not on disk yet (0, 0 when write economy is off).</summary>
+    public (int Rows, int Unflushed) VolatileRows => _volatile is null ? (0, 0) : (_volatile.Count, _volatile.Unflushed);
+
+    /// <summary>The revision up to which revisions are reserved on disk (write economy).</summary>
+    public long ReservedRevision => Interlocked.Read(ref _reserved);
+
+    /// <summary>Writes every volatile change that is not on disk yet (before a snapshot, for example).</summary>
+    public Task<long> FlushVolatileAsync() => _volatile is null
+        ? Task.FromResult(0L)
+        : EnqueueExclusive(new ExclusiveOp<long>(_ => 0) { FlushVolatileFirst = true });
 
     /// <summary>Receives committed changes in revision order with the newest revision; set before <see cref="OpenAsync"/>.</summary>
     public Action<IReadOnlyList<LogEvent>, long>? Committed { get; set; }
@@ -186,6 +241,16 @@ public sealed class RevisionLog : IAsyncDisposable
                 connection.Command(statement).ExecuteNonQuery();
             }
 
+            if (_dialect.SupportsWriteEconomy)
+            {
+                foreach (var statement in VolatileStore.Schema)
+                {
+                    connection.Command(statement).ExecuteNonQuery();
+                }
+
+                OpenVolatile(connection);
+            }
+
             var session = BeginSession(connection, write: false);
             try
             {
@@ -195,8 +260,21 @@ public sealed class RevisionLog : IAsyncDisposable
                     throw new DatastoreOpenException($"the datastore at {_dialect.Location} has schema version {schema}; this Coracle reads version 1");
                 }
 
-                _revision = session.Revision;
-                _publishedRevision = session.Revision;
+                var start = session.Revision;
+                if (_dialect.SupportsWriteEconomy)
+                {
+                    // After a crash with write economy on, volatile revisions up to the reservation may have been
+                    // handed out and lost: continue above all of them.
+                    _reserved = session.GetMeta("reserved");
+                    if (_reserved > start)
+                    {
+                        _logger.RevisionsSkipped(start, _reserved);
+                        start = _reserved;
+                    }
+                }
+
+                _revision = start;
+                _publishedRevision = start;
                 _compactRevision = session.CompactRevision;
                 _compactDone = session.GetMeta("compact_done");
             }
@@ -256,11 +334,133 @@ public sealed class RevisionLog : IAsyncDisposable
     }
 
     /// <summary>Runs work on the writer's connection outside any transaction (defragment, snapshot, checkpoint).</summary>
-    public Task<T> ExclusiveAsync<T>(Func<DbConnection, T> body)
+    public Task<T> ExclusiveAsync<T>(Func<DbConnection, T> body) => EnqueueExclusive(new ExclusiveOp<T>(body));
+
+    private Task<T> EnqueueExclusive<T>(ExclusiveOp<T> op)
     {
-        var op = new ExclusiveOp<T>(body);
         Enqueue(op);
         return op.Task;
+    }
+
+    /// <summary>
+    /// Write economy at open: moves the rows of keys that became volatile out of the log into <c>coracle_volatile</c>
+    /// and those of keys no longer volatile (or all, with the mode off) back, then loads the volatile rows.
+    /// </summary>
+    private void OpenVolatile(PooledConnection connection)
+    {
+        var (condition, parameters) = _volatile?.Condition() ?? ("1 = 0", []);
+        var columns = "id, name, create_revision, version, lease, value, deleted, prev_id";
+        string[] statements =
+        [
+            $"INSERT OR REPLACE INTO coracle_volatile({columns}) SELECT {columns} FROM coracle_log WHERE {condition}",
+            $"DELETE FROM coracle_log WHERE {condition}",
+            $"DELETE FROM coracle_current WHERE {condition}",
+            $"INSERT OR REPLACE INTO coracle_log({columns}) SELECT {columns} FROM coracle_volatile WHERE NOT ({condition})",
+            $"INSERT OR REPLACE INTO coracle_current(name, id, lease) SELECT v.name, v.id, v.lease FROM coracle_volatile v WHERE v.deleted = 0 AND NOT ({condition.Replace("name", "v.name", StringComparison.Ordinal)}) AND v.id = (SELECT MAX(w.id) FROM coracle_volatile w WHERE w.name = v.name)",
+            $"DELETE FROM coracle_volatile WHERE NOT ({condition})",
+        ];
+        connection.Transaction = _dialect.BeginWrite(connection.Connection);
+        try
+        {
+            foreach (var statement in statements)
+            {
+                var cmd = connection.Command(statement);
+                foreach (var (name, value) in parameters)
+                {
+                    LogSession.Add(cmd, name, value);
+                }
+
+                cmd.ExecuteNonQuery();
+            }
+
+            connection.Transaction.Commit();
+        }
+        finally
+        {
+            connection.Transaction.Dispose();
+            connection.Transaction = null;
+        }
+
+        if (_volatile is null)
+        {
+            return;
+        }
+
+        using var reader = connection.Command(VolatileStore.LoadRows).ExecuteReader();
+        while (reader.Read())
+        {
+            _volatile.Add(
+                new LogRow(
+                    reader.GetInt64(0),
+                    reader.GetFieldValue<byte[]>(1),
+                    reader.GetInt64(2),
+                    reader.GetInt64(3),
+                    reader.GetInt64(4),
+                    reader.IsDBNull(5) ? [] : reader.GetFieldValue<byte[]>(5),
+                    reader.GetInt64(6) != 0,
+                    reader.GetInt64(7)),
+                flushed: true);
+        }
+    }
+
+    /// <summary>
+    /// Writes the volatile rows not yet on disk and removes the ones compaction made invisible, in one transaction on
+    /// the writer's connection. With <paramref name="final"/> (a clean stop) the reservation is brought back to the
+    /// newest revision, so the next start continues without a gap. Returns the rows written.
+    /// </summary>
+    private int FlushVolatile(PooledConnection connection, bool final)
+    {
+        _lastFlush = Stopwatch.GetTimestamp();
+        if (_volatile is null)
+        {
+            return 0;
+        }
+
+        var rows = _volatile.TakeUnflushed();
+        var compact = CompactRevision;
+        var revision = Revision;
+        if (rows.Count == 0 && compact <= _volatileCompactFlushed && !(final && _reserved > revision))
+        {
+            return 0;
+        }
+
+        try
+        {
+            connection.Transaction = _dialect.BeginWrite(connection.Connection);
+            var session = new LogSession(connection, _dialect.Sql, revision, compact);
+            var bytes = session.WriteVolatile(rows);
+            if (compact > _volatileCompactFlushed)
+            {
+                session.CompactVolatile(LogIds.End(compact));
+            }
+
+            if (final)
+            {
+                session.SetMeta("rev", Math.Max(revision, Convert.ToInt64(connection.Command(_dialect.Sql.LockRevision).ExecuteScalar())));
+                session.SetMeta("reserved", revision);
+            }
+
+            connection.Transaction.Commit();
+            connection.Transaction.Dispose();
+            connection.Transaction = null;
+            _volatile.MarkFlushed(rows);
+            _volatileCompactFlushed = compact;
+            if (final)
+            {
+                _reserved = revision;
+            }
+
+            Interlocked.Increment(ref Stats._volatileFlushes);
+            Interlocked.Add(ref Stats._volatileFlushedRows, rows.Count);
+            Interlocked.Add(ref Stats._volatileFlushedBytes, bytes);
+            return rows.Count;
+        }
+        catch (DbException e)
+        {
+            TryRollback(connection);
+            _logger.VolatileFlushFailed(e, _dialect.Location);
+            return 0;
+        }
     }
 
     /// <summary>Marks revisions up to <paramref name="revision"/> compacted (validated by the caller inside a write).</summary>
@@ -363,11 +563,24 @@ public sealed class RevisionLog : IAsyncDisposable
             WriteOp? first;
             try
             {
-                if (!_queue.TryTake(out first, dirty ? (int)_options.IdleCheckpoint.TotalMilliseconds : Timeout.Infinite))
+                var wait = dirty ? (int)_options.IdleCheckpoint.TotalMilliseconds : Timeout.Infinite;
+                var flushDue = FlushDueInMs();
+                if (flushDue >= 0 && (wait == Timeout.Infinite || flushDue < wait))
+                {
+                    wait = flushDue;
+                }
+
+                if (!_queue.TryTake(out first, wait))
                 {
                     if (_queue.IsCompleted)
                     {
                         break;
+                    }
+
+                    if (FlushDueInMs() == 0)
+                    {
+                        dirty |= FlushVolatile(connection, final: false) > 0;
+                        continue;
                     }
 
                     // Idle: give the WAL back.
@@ -402,8 +615,14 @@ public sealed class RevisionLog : IAsyncDisposable
                 batch.Add(next);
             }
 
+            var volatileBatches = Stats.VolatileBatches;
             connection = Commit(connection, batch);
-            dirty = true;
+            dirty |= Stats.VolatileBatches == volatileBatches;
+            if (FlushDueInMs() == 0)
+            {
+                dirty |= FlushVolatile(connection, final: false) > 0;
+            }
+
             if (held is not null)
             {
                 connection = RunExclusive(connection, held);
@@ -420,12 +639,26 @@ public sealed class RevisionLog : IAsyncDisposable
             }
         }
 
+        // A clean stop writes every volatile change, so the next start continues without a revision gap.
+        dirty |= FlushVolatile(connection, final: true) > 0 || _volatile is not null;
         if (dirty)
         {
             Checkpoint(connection, "TRUNCATE");
         }
 
         connection.Dispose();
+    }
+
+    /// <summary>Milliseconds until volatile rows are due to be flushed; -1 when none wait (or write economy is off).</summary>
+    private int FlushDueInMs()
+    {
+        if (_volatile is null || _volatile.Unflushed == 0)
+        {
+            return -1;
+        }
+
+        var left = _options.VolatileFlushInterval - Stopwatch.GetElapsedTime(_lastFlush);
+        return left <= TimeSpan.Zero ? 0 : (int)Math.Ceiling(left.TotalMilliseconds);
     }
 
     /// <summary>
@@ -477,6 +710,11 @@ public sealed class RevisionLog : IAsyncDisposable
     {
         try
         {
+            if (((ExclusiveOp)op).FlushVolatileFirst)
+            {
+                FlushVolatile(connection, final: false);
+            }
+
             ((ExclusiveOp)op).Run(connection.Connection);
         }
         catch (Exception e)
@@ -492,6 +730,7 @@ public sealed class RevisionLog : IAsyncDisposable
     {
         var started = Stopwatch.GetTimestamp();
         WriteScope context;
+        var volatileBatches = Stats.VolatileBatches;
         try
         {
             context = RunBatch(connection, batch);
@@ -524,7 +763,11 @@ public sealed class RevisionLog : IAsyncDisposable
         }
 
         Interlocked.Add(ref Stats._commitTicks, Stopwatch.GetTimestamp() - started);
-        Interlocked.Increment(ref Stats._batches);
+        if (Stats.VolatileBatches == volatileBatches)
+        {
+            Interlocked.Increment(ref Stats._batches);
+        }
+
         Interlocked.Add(ref Stats._operations, batch.Count);
         Interlocked.Exchange(ref _compactRevision, context.CompactRevision);
         Publish(context);
@@ -540,34 +783,90 @@ public sealed class RevisionLog : IAsyncDisposable
     {
         connection.Transaction = _dialect.BeginWrite(connection.Connection);
         var revision = Convert.ToInt64(connection.Command(_dialect.Sql.LockRevision).ExecuteScalar());
-        var session = new LogSession(connection, _dialect.Sql, revision, 0);
+        if (_volatile is not null)
+        {
+            // Revisions of volatile-only batches are not in the database's counter.
+            revision = Math.Max(revision, Revision);
+        }
+
+        var session = new LogSession(connection, _dialect.Sql, revision, 0, _volatile);
         session.CompactRevision = session.GetMeta("compact");
         var context = new WriteScope(revision, session.CompactRevision);
-        foreach (var op in batch)
+        try
         {
-            try
+            foreach (var op in batch)
             {
-                op.Run(session, context);
-            }
-            catch (Exception e) when (context.PendingRevision == 0 && e is not DbException)
-            {
-                // Rejected before it changed anything: only this operation fails.
-                op.Fail(e);
+                var durableBefore = session.DurableWrites;
+                try
+                {
+                    op.Run(session, context);
+                }
+                catch (Exception e) when (context.PendingRevision == 0 && e is not DbException)
+                {
+                    // Rejected before it changed anything: only this operation fails.
+                    op.Fail(e);
+                }
+
+                if (session.OperationVolatileRows.Count > 0)
+                {
+                    if (session.DurableWrites != durableBefore)
+                    {
+                        // A transaction that mixes volatile and durable keys is durable as a whole.
+                        var bytes = session.WriteVolatile(session.OperationVolatileRows);
+                        _volatile!.MarkFlushed(session.OperationVolatileRows);
+                        Interlocked.Add(ref Stats._volatileFlushedRows, session.OperationVolatileRows.Count);
+                        Interlocked.Add(ref Stats._volatileFlushedBytes, bytes);
+                    }
+
+                    session.OperationVolatileRows.Clear();
+                }
+
+                context.CloseOperation();
             }
 
-            context.CloseOperation();
+            if (context.Revision != revision)
+            {
+                var durable = session.DurableWrites > 0;
+                long reserve = 0;
+                if (_volatile is not null && context.Revision > _reserved)
+                {
+                    reserve = context.Revision + _options.RevisionReserveBlock;
+                    session.SetMeta("reserved", reserve);
+                }
+
+                if (_volatile is not null && !durable && reserve == 0)
+                {
+                    // Only volatile keys changed: nothing to commit (they reach the disk with the next flush).
+                    connection.Transaction.Rollback();
+                    connection.Transaction.Dispose();
+                    connection.Transaction = null;
+                    Interlocked.Increment(ref Stats._volatileBatches);
+                    return context;
+                }
+
+                session.SetMeta("rev", context.Revision);
+                if (_dialect.NotifyStatement is not null)
+                {
+                    session.Execute(_dialect.NotifyStatement);
+                }
+
+                connection.Transaction.Commit();
+                if (reserve != 0)
+                {
+                    Interlocked.Exchange(ref _reserved, reserve);
+                }
+            }
+            else
+            {
+                connection.Transaction.Commit();
+            }
+        }
+        catch (Exception)
+        {
+            _volatile?.RemoveFrom(LogIds.First(revision + 1));
+            throw;
         }
 
-        if (context.Revision != revision)
-        {
-            session.SetMeta("rev", context.Revision);
-            if (_dialect.NotifyStatement is not null)
-            {
-                session.Execute(_dialect.NotifyStatement);
-            }
-        }
-
-        connection.Transaction.Commit();
         connection.Transaction.Dispose();
         connection.Transaction = null;
         return context;
@@ -691,12 +990,21 @@ public sealed class RevisionLog : IAsyncDisposable
 
     private LogSession BeginSession(PooledConnection connection, bool write)
     {
+        // Write economy: batches of volatile changes only are not committed to the database, so its revision may lag
+        // the published one; every change up to the published revision is in memory or in this snapshot.
+        var floor = Revision;
         connection.Transaction = write ? _dialect.BeginWrite(connection.Connection) : _dialect.BeginRead(connection.Connection);
         using var reader = connection.Command(_dialect.Sql.ReadMeta).ExecuteReader();
         reader.Read();
         var revision = reader.GetInt64(0);
         var compact = reader.GetInt64(1);
-        return new LogSession(connection, _dialect.Sql, revision, compact);
+        if (_volatile is null)
+        {
+            return new LogSession(connection, _dialect.Sql, revision, compact);
+        }
+
+        revision = Math.Max(revision, floor);
+        return new LogSession(connection, _dialect.Sql, revision, compact, _volatile, revision);
     }
 
     private static void EndSession(PooledConnection connection, bool commit)
@@ -815,6 +1123,8 @@ public sealed class RevisionLog : IAsyncDisposable
 
     private abstract class ExclusiveOp : WriteOp
     {
+        public bool FlushVolatileFirst { get; init; }
+
         public override void Run(LogSession session, WriteScope context) => throw new InvalidOperationException();
 
         public abstract void Run(DbConnection connection);

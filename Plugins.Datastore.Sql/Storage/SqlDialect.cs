@@ -59,6 +59,9 @@ public sealed record SqlDialect
 
     /// <summary>True for SQLite: the writer checkpoints the WAL itself.</summary>
     public bool CheckpointsWal { get; init; }
+
+    /// <summary>True for SQLite: write economy (volatile key prefixes served from memory, flushed periodically) is available.</summary>
+    public bool SupportsWriteEconomy { get; init; }
 }
 
 /// <summary>

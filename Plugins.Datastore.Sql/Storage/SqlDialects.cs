@@ -76,6 +76,7 @@ public static class SqlDialects
                 await cmd.ExecuteNonQueryAsync();
             },
             CheckpointsWal = true,
+            SupportsWriteEconomy = true,
         };
     }
 

@@ -325,9 +325,14 @@ public sealed class Bench : IAsyncDisposable
             }
         }
 
+        if (_o.Settle is { } settle)
+        {
+            await Task.Delay(settle);
+        }
+
         var written = WriteBytes() - ioBefore;
         var updates = (long)_o.Heartbeat * _o.Keys;
-        Console.WriteLine(Inv($"heartbeat {_o.Label}: {_o.Heartbeat} rounds of {_o.Keys} keys x {_o.ValueSize} bytes every {_o.Interval.TotalSeconds} s ({clock.Elapsed.TotalSeconds:F0} s)"));
+        Console.WriteLine(Inv($"heartbeat {_o.Label}: {_o.Heartbeat} rounds of {_o.Keys} keys x {_o.ValueSize} bytes every {_o.Interval.TotalSeconds} s ({clock.Elapsed.TotalSeconds:F0} s{(_o.Settle is { } st ? Inv($" + {st.TotalSeconds:F0} s settle") : "")})"));
         Console.WriteLine(Inv($"  server wrote {written} bytes = {(double)written / updates:F0} bytes per update ({(double)written / updates / _o.ValueSize:F1}x the value size); db {Size(_o.Db) / 1048576.0:F2} MiB, wal {Size(_o.Db + "-wal") / 1048576.0:F2} MiB"));
 
         async Task Round()

@@ -7,13 +7,13 @@ public sealed record BenchOptions
 {
     public const string Usage = """
         usage: Coracle.Bench.Etcd --endpoint unix:///path/etcd.sock|http://127.0.0.1:2379 [options]
-               Coracle.Bench.Etcd --serve DIR [--listen 127.0.0.1:PORT] [--compact-interval 5m] [--idle-checkpoint 30s]   (host Coracle on SQLite in DIR)
+               Coracle.Bench.Etcd --serve DIR [--listen 127.0.0.1:PORT] [--compact-interval 5m] [--idle-checkpoint 30s] [--write-economy on|off] [--volatile-flush-interval 30s]   (host Coracle on SQLite in DIR)
           --clients 16 --conns 4 --value-size 256 --duration 10s
           --workloads put,range-l,range-s,list,txn-create,txn-update,watch
           --pid PID                 server process: report its RSS and /proc/PID/io write_bytes
           --label NAME              name printed in the result rows
           --churn N --keys 1000 --db FILE    N updates over --keys keys; peak FILE and FILE-wal sizes
-          --heartbeat ROUNDS --keys 100 --value-size 600 --interval 10s    node-heartbeat writes
+          --heartbeat ROUNDS --keys 100 --value-size 600 --interval 10s [--settle 31s]    node-heartbeat writes (settle: wait before reading write_bytes)
         """;
 
     public string Endpoint { get; init; } = "";
@@ -50,6 +50,15 @@ public sealed record BenchOptions
 
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Heartbeat: time waited after the last round before write_bytes is read (longer than a flush interval, so flushed writes count).</summary>
+    public TimeSpan? Settle { get; init; }
+
+    /// <summary>--serve: write economy (default on, as the sqlite plugin).</summary>
+    public bool WriteEconomy { get; init; } = true;
+
+    /// <summary>--serve: how often volatile keys are flushed.</summary>
+    public TimeSpan VolatileFlushInterval { get; init; } = TimeSpan.FromSeconds(30);
+
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
@@ -76,6 +85,9 @@ public sealed record BenchOptions
                 "--db" => o with { Db = Next() },
                 "--heartbeat" => o with { Heartbeat = Int(Next()) },
                 "--interval" => o with { Interval = Time(Next()) },
+                "--settle" => o with { Settle = Time(Next()) },
+                "--write-economy" => o with { WriteEconomy = Next() switch { "on" => true, "off" => false, var v => throw new ArgumentException($"--write-economy '{v}' is neither on nor off") } },
+                "--volatile-flush-interval" => o with { VolatileFlushInterval = Time(Next()) },
                 _ => throw new ArgumentException($"unknown option {name}"),
             };
         }

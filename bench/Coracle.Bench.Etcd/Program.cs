@@ -55,7 +55,12 @@ static async Task<int> ServeAsync(string dir, BenchOptions o)
         stop.Cancel();
     });
     var server = new EtcdServer(
-        new EtcdServerOptions { Dialect = SqlDialects.Sqlite(Path.Combine(dir, "state.db")), UnixSocket = Path.Combine(dir, "etcd.sock"), InsecureListenAddress = o.Listen, CompactInterval = o.CompactInterval, Log = new RevisionLogOptions { IdleCheckpoint = o.IdleCheckpoint } },
+        new EtcdServerOptions { Dialect = SqlDialects.Sqlite(Path.Combine(dir, "state.db")), UnixSocket = Path.Combine(dir, "etcd.sock"), InsecureListenAddress = o.Listen, CompactInterval = o.CompactInterval, Log = new RevisionLogOptions
+        {
+            IdleCheckpoint = o.IdleCheckpoint,
+            VolatilePrefixes = o.WriteEconomy ? SqlDatastoreConfigurator.DefaultVolatilePrefixes.Split(',') : [],
+            VolatileFlushInterval = o.VolatileFlushInterval,
+        } },
         NullLoggerFactory.Instance);
     var run = server.RunAsync(stop.Token);
     await server.Ready;

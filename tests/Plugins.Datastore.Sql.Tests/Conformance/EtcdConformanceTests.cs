@@ -22,8 +22,11 @@ public abstract class EtcdConformanceTests(IStoreFactory stores) : IAsyncLifetim
     public async Task InitializeAsync()
     {
         var dir = TempDir(GetType().Name);
-        _server = await TestServer.StartAsync(await stores.NewStoreAsync(dir), dir, o => o with { ProgressNotifyInterval = TimeSpan.FromSeconds(1) });
+        _server = await TestServer.StartAsync(await stores.NewStoreAsync(dir), dir, o => Configure(o with { ProgressNotifyInterval = TimeSpan.FromSeconds(1) }));
     }
+
+    /// <summary>Lets a derived class change the server's options (write economy, for example).</summary>
+    protected virtual EtcdServerOptions Configure(EtcdServerOptions options) => options;
 
     public async Task DisposeAsync()
     {
@@ -722,6 +725,18 @@ public abstract class EtcdConformanceTests(IStoreFactory stores) : IAsyncLifetim
 }
 
 public sealed class SqliteConformanceTests() : EtcdConformanceTests(new SqliteStores());
+
+/// <summary>
+/// The same semantics with write economy on and volatile prefixes chosen so that the suite's keys are split between
+/// memory and the database: ranges, counts, limits, sorts, historical reads, watches and compaction then see both.
+/// </summary>
+public sealed class SqliteWriteEconomyConformanceTests() : EtcdConformanceTests(new SqliteStores())
+{
+    public static readonly string[] Prefixes = ["a", "c", "d/", "k", "l/", "m/", "s/", "t", "w/", "replay/", "/registry/pods/", "x/1", "f/1", "p/1", "o/1", "n/1", "big/1", "q"];
+
+    protected override EtcdServerOptions Configure(EtcdServerOptions options) =>
+        options with { Log = options.Log with { VolatilePrefixes = Prefixes, VolatileFlushInterval = TimeSpan.FromMilliseconds(200) } };
+}
 
 [Collection("postgres")]
 [Trait("Category", "Integration")]

@@ -12,7 +12,7 @@ namespace Coracle.Plugins.Datastore.Sql.Tests.Etcdctl;
 /// :authority, which Kestrel alone rejects (dotnet/aspnetcore#47043); one test also uses the TCP loopback listener.
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed partial class EtcdctlTests : IAsyncLifetime
+public partial class EtcdctlTests : IAsyncLifetime
 {
     private TestServer? _server;
     private string _etcdctl = "";
@@ -30,8 +30,11 @@ public sealed partial class EtcdctlTests : IAsyncLifetime
         _etcdctl = Tools.Require("etcdctl", "etcd-client");
         var dir = TempDir("etcdctl");
         _port = FreePort();
-        _server = await TestServer.StartAsync(SqlDialects.Sqlite(Path.Combine(dir, "state.db")), dir, o => o with { InsecureListenAddress = $"127.0.0.1:{_port}" });
+        _server = await TestServer.StartAsync(SqlDialects.Sqlite(Path.Combine(dir, "state.db")), dir, o => Configure(o with { InsecureListenAddress = $"127.0.0.1:{_port}" }));
     }
+
+    /// <summary>Lets a derived class change the server's options.</summary>
+    protected virtual EtcdServerOptions Configure(EtcdServerOptions options) => options;
 
     public async Task DisposeAsync()
     {
@@ -158,4 +161,12 @@ public sealed partial class EtcdctlTests : IAsyncLifetime
 
     [GeneratedRegex("^lease ([0-9a-f]+) granted with TTL\\(60s\\)\n$")]
     private static partial Regex LeaseGranted();
+}
+
+/// <summary>The same etcdctl commands with write economy on: "w", "c", "leased" and "/app/a" are volatile, the rest durable.</summary>
+[Trait("Category", "Integration")]
+public sealed class EtcdctlWriteEconomyTests : EtcdctlTests
+{
+    protected override EtcdServerOptions Configure(EtcdServerOptions options) =>
+        options with { Log = options.Log with { VolatilePrefixes = ["w", "c", "leased", "/app/a"], VolatileFlushInterval = TimeSpan.FromMilliseconds(200) } };
 }

@@ -100,6 +100,54 @@ public sealed class DatastorePluginTests
         Assert.Empty(context.Supervisor.Components);
     }
 
+    [Fact]
+    public void BuildOptions_Defaults_WriteEconomyOnForLeasesAndEvents()
+    {
+        var (options, _) = SqlDatastoreConfigurator.BuildOptions(Node(), new Dictionary<string, string>(), null, "sqlite");
+        Assert.Equal(["/registry/leases/", "/registry/events/", "/registry/masterleases/"], options.Log.VolatilePrefixes);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.Log.VolatileFlushInterval);
+    }
+
+    [Fact]
+    public void BuildOptions_WriteEconomyFalse_EveryWriteDurable()
+    {
+        var (options, _) = SqlDatastoreConfigurator.BuildOptions(Node(), new Dictionary<string, string> { ["write-economy"] = "false" }, null, "sqlite");
+        Assert.Empty(options.Log.VolatilePrefixes);
+    }
+
+    [Fact]
+    public void BuildOptions_OwnPrefixesAndInterval_Used()
+    {
+        var (options, _) = SqlDatastoreConfigurator.BuildOptions(Node(), new Dictionary<string, string>
+        {
+            ["volatile-prefixes"] = "/registry/leases/, /registry/masterleases/",
+            ["volatile-flush-interval"] = "1m",
+        }, null, "sqlite");
+        Assert.Equal(["/registry/leases/", "/registry/masterleases/"], options.Log.VolatilePrefixes);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.Log.VolatileFlushInterval);
+    }
+
+    [Theory]
+    [InlineData("write-economy", "yes", "write-economy 'yes' is not a boolean; write true or false")]
+    [InlineData("volatile-flush-interval", "0", "volatile-flush-interval '0' must be a duration between 1ms and 1h; write for example 30s (write-economy = false writes every change at once)")]
+    [InlineData("volatile-flush-interval", "2h", "volatile-flush-interval '2h' must be a duration between 1ms and 1h; write for example 30s (write-economy = false writes every change at once)")]
+    [InlineData("volatile-flush-interval", "soon", "volatile-flush-interval 'soon' must be a duration between 1ms and 1h; write for example 30s (write-economy = false writes every change at once)")]
+    [InlineData("volatile-prefixes", "/registry/leases/,", "volatile-prefixes '/registry/leases/,' has an empty prefix, which would make every key volatile; list prefixes like \"/registry/leases/\" or set write-economy = false")]
+    public void BuildOptions_BadWriteEconomySetting_OneLineErrorNamingTheKey(string key, string value, string expected)
+    {
+        var e = Assert.Throws<PluginConfigException>(() => SqlDatastoreConfigurator.BuildOptions(Node(), new Dictionary<string, string> { [key] = value }, null, "sqlite"));
+        Assert.Equal(key, e.Key);
+        Assert.Equal(expected, e.Message);
+    }
+
+    [Fact]
+    public void BuildOptions_WriteEconomyOnPostgres_Rejected()
+    {
+        var e = Assert.Throws<PluginConfigException>(() => SqlDatastoreConfigurator.BuildOptions(Node("postgres://u:p@h/db"), new Dictionary<string, string> { ["write-economy"] = "true" }, null, "postgres"));
+        Assert.Equal("write-economy", e.Key);
+        Assert.Equal("write-economy is a setting of the sqlite datastore only; postgres commits every write (remove it from [plugins.postgres])", e.Message);
+    }
+
     [Theory]
     [InlineData("5m", 300)]
     [InlineData("30s", 30)]
