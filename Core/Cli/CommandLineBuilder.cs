@@ -46,6 +46,7 @@ internal static class CommandLineBuilder
 
         IdentityCommands.AddTo(root);
         SecretsEncryptCommands.AddTo(root);
+        SnapshotCommands.AddTo(root);
 
         var status = DataDirCommand("status", "Show the components and add-ons of the node running on this machine and their state", Commands.StatusAsync);
         status.Options.Add(JsonOption);
