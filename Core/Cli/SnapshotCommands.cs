@@ -70,7 +70,7 @@ internal static class SnapshotCommands
             return plan.ExitCode;
         }
 
-        var config = Commands.PreferRunningNode(plan.Config, Commands.Environ());
+        var config = await RunningNodeNameAsync(Commands.PreferRunningNode(plan.Config, Commands.Environ()), ct);
         var name = result.GetValue(NameOption) ?? SnapshotStore.OnDemandName;
         if (SnapshotStore.NameProblem(name) is { } problem)
         {
@@ -156,12 +156,14 @@ internal static class SnapshotCommands
         }
     }
 
-    private static Task<int> PruneAsync(ParseResult result, Command command, CancellationToken ct)
+    private static async Task<int> PruneAsync(ParseResult result, Command command, CancellationToken ct)
     {
-        if (Load(result, command) is not { } config)
+        if (Load(result, command) is not { } loaded)
         {
-            return Task.FromResult(ExitCodes.InvalidConfig);
+            return ExitCodes.InvalidConfig;
         }
+
+        var config = await RunningNodeNameAsync(loaded, ct);
 
         var name = result.GetValue(NameOption) ?? SnapshotStore.OnDemandName;
         var retention = config.EtcdSnapshotRetention;
@@ -170,14 +172,14 @@ internal static class SnapshotCommands
             if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out retention) || retention < 1)
             {
                 Commands.WriteErrors([$"--snapshot-retention: '{text}' is not a number of snapshots of at least 1; write for example 5"]);
-                return Task.FromResult(ExitCodes.InvalidConfig);
+                return ExitCodes.InvalidConfig;
             }
         }
 
         if (SnapshotStore.NameProblem(name) is { } problem)
         {
             Commands.WriteErrors([$"--name: {problem}"]);
-            return Task.FromResult(ExitCodes.InvalidConfig);
+            return ExitCodes.InvalidConfig;
         }
 
         var store = Store(result, config);
@@ -190,13 +192,29 @@ internal static class SnapshotCommands
             }
 
             Console.WriteLine($"kept the newest {retention} snapshots named {name}-{config.NodeName}-*; deleted {pruned.Count}");
-            return Task.FromResult(ExitCodes.Ok);
+            return ExitCodes.Ok;
         }
         catch (Exception e) when (e is SnapshotException or IOException or UnauthorizedAccessException)
         {
             Commands.WriteErrors([$"etcd-snapshot prune: {e.Message}"]);
-            return Task.FromResult(ExitCodes.RuntimeFailure);
+            return ExitCodes.RuntimeFailure;
         }
+    }
+
+    /// <summary>
+    /// Snapshot names carry the node name: without <c>--node-name</c> (or its variable or key), the running server's, as its
+    /// status socket reports it, so the files match the node that took them; otherwise <paramref name="config"/> unchanged.
+    /// </summary>
+    private static async Task<CoracleConfig> RunningNodeNameAsync(CoracleConfig config, CancellationToken ct)
+    {
+        if (config.Sources.TryGetValue(Settings.NodeName, out var source) && source.Source != "default")
+        {
+            return config;
+        }
+
+        return await Status.StatusClient.ReadAsync(config.StatusSocket, ct) is { } running && running.NodeName.Length > 0
+            ? config with { NodeName = running.NodeName }
+            : config;
     }
 
     private static CoracleConfig? Load(ParseResult result, Command command) =>
