@@ -15,7 +15,7 @@ namespace Coracle.Plugins.Datastore.Sql;
 [PluginSetting("volatile-prefixes", SqlDatastoreConfigurator.VolatilePrefixesHelp, Type = PluginSettingType.StringList, Default = SqlDatastoreConfigurator.DefaultVolatilePrefixes)]
 [PluginSetting("volatile-flush-interval", SqlDatastoreConfigurator.VolatileFlushIntervalHelp, Type = PluginSettingType.Duration, Default = "30s")]
 [PluginFolder("db", "server/db")]
-public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
+public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
 {
     /// <inheritdoc/>
     public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
@@ -23,6 +23,19 @@ public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 
     /// <inheritdoc/>
     public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "sqlite");
+
+    /// <inheritdoc/>
+    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, "sqlite");
+
+    /// <inheritdoc/>
+    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, "sqlite", file);
+
+    /// <inheritdoc/>
+    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
+        Snapshots.SqlSnapshots.Restore(node, options, "sqlite", file, now);
+
+    /// <inheritdoc/>
+    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("sqlite");
 }
 
 /// <summary>etcd v3 over PostgreSQL (several servers may share one database).</summary>
@@ -34,7 +47,7 @@ public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 [PluginFolder("db", "server/db")]
-public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
+public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
 {
     /// <inheritdoc/>
     public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
@@ -42,6 +55,19 @@ public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 
     /// <inheritdoc/>
     public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "postgres");
+
+    /// <inheritdoc/>
+    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, "postgres");
+
+    /// <inheritdoc/>
+    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, "postgres", file);
+
+    /// <inheritdoc/>
+    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
+        Snapshots.SqlSnapshots.Restore(node, options, "postgres", file, now);
+
+    /// <inheritdoc/>
+    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("postgres");
 }
 
 /// <summary>etcd v3 over MySQL or MariaDB (several servers may share one database).</summary>
@@ -53,7 +79,7 @@ public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 [PluginFolder("db", "server/db")]
-public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions
+public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
 {
     /// <inheritdoc/>
     public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
@@ -61,6 +87,19 @@ public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions
 
     /// <inheritdoc/>
     public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "mysql");
+
+    /// <inheritdoc/>
+    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, "mysql");
+
+    /// <inheritdoc/>
+    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, "mysql", file);
+
+    /// <inheritdoc/>
+    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
+        Snapshots.SqlSnapshots.Restore(node, options, "mysql", file, now);
+
+    /// <inheritdoc/>
+    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("mysql");
 }
 
 /// <summary>Turns the node settings and <c>[plugins.NAME]</c> options into an <see cref="EtcdServer"/> component.</summary>

@@ -47,6 +47,7 @@ internal static class CommandLineBuilder
         IdentityCommands.AddTo(root);
         SecretsEncryptCommands.AddTo(root);
         UpdateCommands.AddTo(root);
+        SnapshotCommands.AddTo(root);
 
         var status = DataDirCommand("status", "Show the components and add-ons of the node running on this machine and their state", Commands.StatusAsync);
         status.Options.Add(JsonOption);

@@ -221,6 +221,12 @@ internal static class ConfigLoader
             CaCertLifetime = Get<TimeSpan>(Settings.CaCertLifetime),
             SecretsEncryption = Get<bool>(Settings.SecretsEncryption),
             SecretsEncryptionProvider = Get<string>(Settings.SecretsEncryptionProvider),
+            EtcdSnapshotScheduleCron = Get<string>(Settings.EtcdSnapshotScheduleCron),
+            EtcdSnapshotRetention = (int)Math.Clamp(Get<long>(Settings.EtcdSnapshotRetention), int.MinValue, int.MaxValue),
+            EtcdSnapshotDir = Get<string>(Settings.EtcdSnapshotDir),
+            EtcdDisableSnapshots = Get<bool>(Settings.EtcdDisableSnapshots),
+            ClusterReset = Get<bool>(Settings.ClusterReset),
+            ClusterResetRestorePath = Get<string>(Settings.ClusterResetRestorePath),
             KubeApiserverArgs = List(Settings.KubeApiserverArg),
             KubeControllerManagerArgs = List(Settings.KubeControllerManagerArg),
             KubeSchedulerArgs = List(Settings.KubeSchedulerArg),
@@ -265,6 +271,26 @@ internal static class ConfigLoader
         if (!Path.IsPathRooted(c.PodLogsDir) || c.PodLogsDir.Contains('"', StringComparison.Ordinal))
         {
             yield return new ConfigError(From(Settings.PodLogsDir), $"'{c.PodLogsDir}' is not an absolute path; use a path like /var/log/pods");
+        }
+
+        if (Snapshots.SnapshotSchedule.Problem(c.EtcdSnapshotScheduleCron) is { } cronProblem)
+        {
+            yield return new ConfigError(From(Settings.EtcdSnapshotScheduleCron), cronProblem);
+        }
+
+        if (c.EtcdSnapshotRetention < 1)
+        {
+            yield return new ConfigError(From(Settings.EtcdSnapshotRetention), $"{c.EtcdSnapshotRetention} snapshots would keep none; keep at least 1 (default 5)");
+        }
+
+        if (c.EtcdSnapshotDir.Length > 0 && !Path.IsPathRooted(c.EtcdSnapshotDir))
+        {
+            yield return new ConfigError(From(Settings.EtcdSnapshotDir), $"'{c.EtcdSnapshotDir}' is not an absolute path; use a path like /var/lib/coracle/server/db/snapshots");
+        }
+
+        if (c.ClusterResetRestorePath.Length > 0 && !c.ClusterReset)
+        {
+            yield return new ConfigError(From(Settings.ClusterResetRestorePath), "a restore path needs --cluster-reset; add --cluster-reset or remove the restore path");
         }
 
         if (SystemRegistry.Problem(c.SystemDefaultRegistry) is { } registryProblem)

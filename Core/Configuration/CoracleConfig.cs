@@ -34,6 +34,19 @@ internal sealed record CoracleConfig
     public TimeSpan CaCertLifetime { get; init; } = TimeSpan.FromDays(3650);
     public bool SecretsEncryption { get; init; }
     public string SecretsEncryptionProvider { get; init; } = "aescbc";
+
+    /// <summary>Scheduled snapshots: cron expression (UTC), how many to keep, their folder (empty: DATA/server/db/snapshots), off.</summary>
+    public string EtcdSnapshotScheduleCron { get; init; } = "0 */12 * * *";
+    public int EtcdSnapshotRetention { get; init; } = 5;
+    public string EtcdSnapshotDir { get; init; } = "";
+    public bool EtcdDisableSnapshots { get; init; }
+
+    /// <summary><c>--cluster-reset</c> and the snapshot it restores (empty: none).</summary>
+    public bool ClusterReset { get; init; }
+    public string ClusterResetRestorePath { get; init; } = "";
+
+    /// <summary>The snapshot folder: <see cref="EtcdSnapshotDir"/>, or <c>DATA/server/db/snapshots</c>.</summary>
+    public string SnapshotDir => EtcdSnapshotDir.Length > 0 ? EtcdSnapshotDir : Path.Combine(DataDir, "server", "db", "snapshots");
     public IReadOnlyList<string> KubeApiserverArgs { get; init; } = [];
     public IReadOnlyList<string> KubeControllerManagerArgs { get; init; } = [];
     public IReadOnlyList<string> KubeSchedulerArgs { get; init; } = [];

@@ -56,6 +56,18 @@ internal static class Settings
         "Encrypt Secrets at rest: kube-apiserver gets an encryption configuration (DATA/server/cred/encryption-config.json, 0600); 'coracle secrets-encrypt status|rotate-keys' manage its keys (docs/secrets-encryption.md)") { ServerOnly = true };
     public static readonly Setting SecretsEncryptionProvider = new("server", "secrets-encryption-provider", SettingKind.String, "aescbc",
         "Cipher of new encryption keys, as in K3s: aescbc is AES-CBC with PKCS#7 padding, secretbox is XSalsa20-Poly1305") { ServerOnly = true, Choices = ["aescbc", "secretbox"] };
+    public static readonly Setting EtcdSnapshotScheduleCron = new("server", "etcd-snapshot-schedule-cron", SettingKind.String, "0 */12 * * *",
+        "When the server snapshots its datastore, as a 5-field cron expression in UTC (K3s's flag; docs/ha.md)") { ServerOnly = true };
+    public static readonly Setting EtcdSnapshotRetention = new("server", "etcd-snapshot-retention", SettingKind.Integer, 5L,
+        "Scheduled snapshots kept (the newest; older ones are deleted)") { ServerOnly = true };
+    public static readonly Setting EtcdSnapshotDir = new("server", "etcd-snapshot-dir", SettingKind.String, "",
+        "Folder of datastore snapshots (default DATA/server/db/snapshots, mode 0700)") { ServerOnly = true };
+    public static readonly Setting EtcdDisableSnapshots = new("server", "etcd-disable-snapshots", SettingKind.Boolean, "false",
+        "No scheduled snapshots ('coracle etcd-snapshot save' still works)") { ServerOnly = true };
+    public static readonly Setting ClusterReset = new("server", "cluster-reset", SettingKind.Boolean, "false",
+        "Start the datastore as a one-member cluster of its data, or of cluster-reset-restore-path's snapshot; the old data is moved aside, never deleted (docs/ha.md)") { ServerOnly = true };
+    public static readonly Setting ClusterResetRestorePath = new("server", "cluster-reset-restore-path", SettingKind.String, "",
+        "Snapshot file to restore with --cluster-reset; a corrupt or foreign file is refused and nothing changes") { ServerOnly = true };
     public static readonly Setting KubeApiserverArg = new("server", "kube-apiserver-arg", SettingKind.ArgList, Array.Empty<string>(),
         "Extra kube-apiserver flag NAME=VALUE, one per occurrence (values may hold commas); they override Coracle's defaults") { ServerOnly = true };
     public static readonly Setting KubeControllerManagerArg = new("server", "kube-controller-manager-arg", SettingKind.ArgList, Array.Empty<string>(),
@@ -121,6 +133,7 @@ internal static class Settings
         ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         SecretsEncryption, SecretsEncryptionProvider,
+        EtcdSnapshotScheduleCron, EtcdSnapshotRetention, EtcdSnapshotDir, EtcdDisableSnapshots, ClusterReset, ClusterResetRestorePath,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg, DisableCloudController,
         Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, PodLogsDir, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,

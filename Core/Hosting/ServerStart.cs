@@ -6,6 +6,7 @@ using Coracle.Core.Join;
 using Coracle.Core.Kubernetes;
 using Coracle.Core.Logging;
 using Coracle.Core.Secrets;
+using Coracle.Core.Snapshots;
 using Coracle.Core.Supervision;
 using Coracle.Core.Tunnel;
 using Coracle.Plugins;
@@ -14,8 +15,8 @@ using Microsoft.Extensions.Logging;
 namespace Coracle.Core.Hosting;
 
 /// <summary>
-/// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; certificates, token
-/// and kubeconfigs; secrets encryption; status; configure plugins; host settings; join api and egress proxy; kubernetes components; cluster
+/// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; cluster reset; certificates, token
+/// and kubeconfigs; secrets encryption; status; configure plugins; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
 /// rbac; manifests; node addresses; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
@@ -30,10 +31,12 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         // The plan is checked; from here on the disk changes, and the first change is taking the data dir's lock, so a
         // second node on a live data dir changes nothing.
         using var dataDirLock = node.Step("data dir", () => DataDirLock.Acquire(config.DataDir, config.RunDir));
+        node.Step("cluster reset", () => ServerSnapshots.ClusterReset(plan, config, node.Log, DateTimeOffset.UtcNow));
         var identity = node.Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(config, node.Log));
         var encryptionConfig = node.Step("secrets encryption", () => SecretsEncryption.Prepare(config, node.Log));
         await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
         var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
+        node.Step("snapshots", () => ServerSnapshots.RegisterScheduler(run.Supervisor, plan, config, plugins.Datastore, loggers, node.Log));
         var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
         // The join API checks node passwords against Secrets only when kube-apiserver is registered in the next step
         // (the closure is read once the supervisor runs, after every step); without one, its local file is the store.

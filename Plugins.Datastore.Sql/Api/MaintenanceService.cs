@@ -1,5 +1,7 @@
+using System.Security.Cryptography;
 using Coracle.Plugins.Datastore.Sql.Mvcc;
 using Coracle.Plugins.Datastore.Sql.Protos;
+using Coracle.Plugins.Datastore.Sql.Snapshots;
 using Coracle.Plugins.Datastore.Sql.Storage;
 using Google.Protobuf;
 using Grpc.Core;
@@ -60,24 +62,30 @@ internal sealed class MaintenanceService(KvEngine kv, EtcdMemberIdentity identit
         return Task.FromResult(new HashKVResponse { Header = kv.Header(revision), Hash = hash, CompactRevision = compact, HashRevision = request.Revision > 0 ? request.Revision : revision });
     }
 
+    /// <summary>
+    /// A consistent copy of the store in etcd's framing (<see cref="SnapshotFraming"/>): the database bytes, then their
+    /// SHA-256 as the last 32 bytes, so <c>etcdctl snapshot save</c> accepts it and a restore can verify it.
+    /// </summary>
     public override async Task Snapshot(SnapshotRequest request, IServerStreamWriter<SnapshotResponse> responseStream, ServerCallContext context)
     {
-        var snapshotTo = kv.Log.Dialect.SnapshotTo ?? throw EtcdErrors.NotSupported($"snapshot of a {kv.Log.Dialect.Name} datastore (use the database's own backup tools)").ToRpc();
         var file = Path.Combine(Path.GetTempPath(), $"coracle-snapshot-{Guid.NewGuid():N}.db");
         try
         {
-            var revision = await kv.Log.ExclusiveAsync(c =>
-            {
-                snapshotTo(c, file).GetAwaiter().GetResult();
-                return kv.Log.Revision;
-            });
+            var revision = await TakeSnapshotAsync(file);
             await using var stream = File.OpenRead(file);
-            var remaining = stream.Length;
+            if (stream.Length % SnapshotFraming.Sector != 0)
+            {
+                throw EtcdErrors.NotSupported($"snapshot of a {kv.Log.Dialect.Name} datastore whose copy is not whole 512-byte sectors ({stream.Length} bytes)").ToRpc();
+            }
+
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var remaining = stream.Length + SnapshotFraming.TrailerBytes;
             var buffer = new byte[32 * 1024];
             var first = true;
             int read;
             while ((read = await stream.ReadAsync(buffer, context.CancellationToken)) > 0)
             {
+                sha.AppendData(buffer, 0, read);
                 remaining -= read;
                 var response = new SnapshotResponse { RemainingBytes = (ulong)remaining, Blob = ByteString.CopyFrom(buffer, 0, read), Version = EtcdVersion };
                 if (first)
@@ -88,11 +96,28 @@ internal sealed class MaintenanceService(KvEngine kv, EtcdMemberIdentity identit
 
                 await responseStream.WriteAsync(response, context.CancellationToken);
             }
+
+            await responseStream.WriteAsync(new SnapshotResponse { RemainingBytes = 0, Blob = ByteString.CopyFrom(sha.GetHashAndReset()), Version = EtcdVersion }, context.CancellationToken);
         }
         finally
         {
             File.Delete(file);
         }
+    }
+
+    /// <summary>
+    /// The one place a snapshot of this datastore is taken: a consistent copy of the store at one revision, written to
+    /// <paramref name="file"/> while writes wait. Anything that holds writes outside the database (volatile keys kept in
+    /// memory) must be flushed here first. Returns the revision the copy holds.
+    /// </summary>
+    private async Task<long> TakeSnapshotAsync(string file)
+    {
+        var snapshotTo = kv.Log.Dialect.SnapshotTo ?? throw EtcdErrors.NotSupported($"snapshot of a {kv.Log.Dialect.Name} datastore (use the database's own backup tools)").ToRpc();
+        return await kv.Log.ExclusiveAsync(c =>
+        {
+            snapshotTo(c, file).GetAwaiter().GetResult();
+            return kv.Log.Revision;
+        });
     }
 
     public override Task<MoveLeaderResponse> MoveLeader(MoveLeaderRequest request, ServerCallContext context) =>
