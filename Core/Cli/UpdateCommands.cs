@@ -118,9 +118,9 @@ internal static class UpdateCommands
         var layout = new InstallLayout(result.GetValue(InstallRoot)!);
         var node = Commands.PreferRunningNode(config, Commands.Environ());
         var running = await StatusClient.ReadAsync(node.StatusSocket, ct);
-        var snapshot = new NoSnapshot(running is { Role: "server" }
-            ? "no pre-update snapshot is wired into this build yet ('coracle etcd-snapshot save' by hand keeps one)"
-            : "no server runs on this node, so there is no datastore to snapshot");
+        IPreUpdateSnapshot snapshot = running is { Role: "server" }
+            ? new DatastorePreUpdateSnapshot(Commands.Plan("server", result, command), running.NodeName.Length > 0 ? node with { NodeName = running.NodeName } : node)
+            : new NoSnapshot("no server runs on this node, so there is no datastore to snapshot");
         try
         {
             var applier = new UpdateApplier(layout, log, snapshot);

@@ -22,14 +22,14 @@ internal sealed record ApplyOptions
 
 /// <summary>
 /// Takes a datastore snapshot before the switch (step <c>snapshot</c>). Returns one line saying what it did or why
-/// it skipped. The lead wires the real one to <c>coracle etcd-snapshot save</c>; until then <see cref="NoSnapshot"/> says so.
+/// it skipped: <see cref="DatastorePreUpdateSnapshot"/> on a server, <see cref="NoSnapshot"/> where no server runs.
 /// </summary>
 internal interface IPreUpdateSnapshot
 {
     Task<string> TakeAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>The snapshot step where no snapshot can be taken: no server runs here, or none is wired into this build.</summary>
+/// <summary>The snapshot step where no snapshot can be taken: no server runs here.</summary>
 internal sealed class NoSnapshot(string why) : IPreUpdateSnapshot
 {
     public Task<string> TakeAsync(CancellationToken cancellationToken) => Task.FromResult("skipped: " + why);

@@ -108,12 +108,12 @@ internal sealed class MaintenanceService(KvEngine kv, EtcdMemberIdentity identit
     /// <summary>
     /// The one place a snapshot of this datastore is taken: a consistent copy of the store at one revision, written to
     /// <paramref name="file"/> while writes wait. Anything that holds writes outside the database (volatile keys kept in
-    /// memory) must be flushed here first. Returns the revision the copy holds.
+    /// memory) is flushed here first, in the same turn of the writer. Returns the revision the copy holds.
     /// </summary>
     private async Task<long> TakeSnapshotAsync(string file)
     {
         var snapshotTo = kv.Log.Dialect.SnapshotTo ?? throw EtcdErrors.NotSupported($"snapshot of a {kv.Log.Dialect.Name} datastore (use the database's own backup tools)").ToRpc();
-        return await kv.Log.ExclusiveAsync(c =>
+        return await kv.Log.ExclusiveWithVolatileFlushedAsync(c =>
         {
             snapshotTo(c, file).GetAwaiter().GetResult();
             return kv.Log.Revision;

@@ -336,6 +336,13 @@ public sealed class RevisionLog : IAsyncDisposable
     /// <summary>Runs work on the writer's connection outside any transaction (defragment, snapshot, checkpoint).</summary>
     public Task<T> ExclusiveAsync<T>(Func<DbConnection, T> body) => EnqueueExclusive(new ExclusiveOp<T>(body));
 
+    /// <summary>
+    /// Like <see cref="ExclusiveAsync{T}(Func{DbConnection, T})"/>, but every volatile change is written to the database
+    /// first, in the same turn of the writer, so <paramref name="body"/> sees the whole store (a snapshot).
+    /// </summary>
+    public Task<T> ExclusiveWithVolatileFlushedAsync<T>(Func<DbConnection, T> body) =>
+        EnqueueExclusive(new ExclusiveOp<T>(body) { FlushVolatileFirst = _volatile is not null });
+
     private Task<T> EnqueueExclusive<T>(ExclusiveOp<T> op)
     {
         Enqueue(op);

@@ -118,6 +118,34 @@ public sealed class SqlSnapshotTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Restore_WriteEconomyOn_SnapshotHoldsVolatileKeysNotYetFlushed()
+    {
+        // Volatile keys are flushed at most every hour here: only the snapshot's own flush can put them in the copy.
+        Task<TestServer> StartEconomyAsync() => TestServer.StartAsync(SqlDialects.Sqlite(Database), DbDir, o => o with
+        {
+            UnixSocket = Path.Combine(DbDir, "etcd.sock"),
+            Log = o.Log with { VolatilePrefixes = ["/registry/leases/"], VolatileFlushInterval = TimeSpan.FromHours(1) },
+        });
+        var file = Path.Combine(_dataDir, "economy.db");
+        long saved;
+        await using (var server = await StartEconomyAsync())
+        {
+            await server.Kv.PutAsync(new PutRequest { Key = B("/registry/leases/kube-node-lease/n1"), Value = B("renewed") });
+            saved = (await server.Kv.PutAsync(new PutRequest { Key = B("/a"), Value = B("1") })).Header.Revision;
+            await EtcdctlSaveAsync(server, file);
+            await server.Kv.PutAsync(new PutRequest { Key = B("/registry/leases/kube-node-lease/n1"), Value = B("later") });
+        }
+
+        _ = _plugin.Restore(Node, Options, file, Now);
+
+        await using var restored = await StartEconomyAsync();
+        Assert.Equal("renewed", await GetAsync(restored, "/registry/leases/kube-node-lease/n1"));
+        Assert.Equal("1", await GetAsync(restored, "/a"));
+        var next = await restored.Kv.PutAsync(new PutRequest { Key = B("/b"), Value = B("after") });
+        Assert.True(next.Header.Revision > saved, $"revision {next.Header.Revision} after the restore is above the snapshot's {saved}");
+    }
+
+    [Fact]
     public async Task Restore_SameSnapshotAgain_ChangesNothingAndSaysAlreadyRestored()
     {
         var file = await SnapshotThenMoreWritesAsync();
