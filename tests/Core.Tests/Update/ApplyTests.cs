@@ -80,6 +80,31 @@ public sealed class ApplyTests : IDisposable
     }
 
     [Fact]
+    public async Task Apply_ServerRunningOnRealDatastore_TakesPreUpdateSnapshotBeforeTheSwitch()
+    {
+        Images.Install(Root, Images.RealHostWithPlugins("1.0.0", "Coracle.Plugins.Datastore.Sql", "Coracle.Plugins.Runtime.Containerd"));
+        using var unit = Harness();
+        try
+        {
+            Assert.Equal(1, await unit.BootAsync(maxRounds: 2)); // v1's server runs the real SQLite datastore
+
+            var (code, stdout, stderr) = Apply(Bundle("v2", "2.0.0", Images.RealHost("2.0.0")), null, "--data-dir", DataDir);
+
+            Assert.True(code == 0, stderr + unit.Log);
+            Assert.Contains("version 2.0.0 is in slot b, current, on trial", stdout, StringComparison.Ordinal);
+            var snapshot = Assert.Single(Directory.GetFiles(Path.Combine(DataDir, "server", "db", "snapshots"), "pre-update-ota-*"),
+                f => !f.EndsWith(".json", StringComparison.Ordinal));
+            var bytes = await File.ReadAllBytesAsync(snapshot);
+            Assert.Equal("SQLite format 3\0"u8.ToArray(), bytes[..16]); // the datastore's copy, in etcd's framing
+            Assert.Equal(System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)), bytes[^32..]);
+        }
+        finally
+        {
+            await unit.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task Apply_V3ExitsAtStartThenV4NotExecutable_EachRolledBackToV2ByTheBootGuard()
     {
         Images.Install(Root, Images.RealHost("2.0.0"));

@@ -137,6 +137,31 @@ internal static class Images
         return files;
     }
 
+    /// <summary>
+    /// The real host with some of the repo's real plugins (their build-output folders under Core/bin's plugins/), and
+    /// image.json of <paramref name="version"/>: a slot whose server runs a real datastore.
+    /// </summary>
+    public static List<(string, byte[], UnixFileMode)> RealHostWithPlugins(string version, params string[] plugins)
+    {
+        var files = new List<(string, byte[], UnixFileMode)>();
+        foreach (var file in Directory.GetFiles(HostDir))
+        {
+            files.Add((Path.GetFileName(file), File.ReadAllBytes(file), File.GetUnixFileMode(file)));
+        }
+
+        foreach (var plugin in plugins)
+        {
+            var dir = Path.Combine(HostDir, "plugins", plugin);
+            foreach (var file in Directory.GetFiles(dir, "*", SearchOption.AllDirectories))
+            {
+                files.Add(($"plugins/{plugin}/{Path.GetRelativePath(dir, file)}", File.ReadAllBytes(file), (UnixFileMode)0x1A4));
+            }
+        }
+
+        files.Add(("image.json", Encoding.UTF8.GetBytes(ImageJson(version)), (UnixFileMode)0x1A4));
+        return files;
+    }
+
     /// <summary>A fresh install root: <paramref name="files"/> in slots/a, current -> slots/a, the boot guard in update/.</summary>
     public static string Install(string root, IEnumerable<(string Path, byte[] Content, UnixFileMode Mode)> files)
     {
