@@ -216,16 +216,7 @@ public sealed class LogSession
         }
 
         DurableWrites++;
-        var cmd = _connection.Command(_sql.InsertRow);
-        Add(cmd, "@id", row.Id);
-        Add(cmd, "@k", row.Key);
-        Add(cmd, "@cr", row.CreateRevision);
-        Add(cmd, "@ver", row.Version);
-        Add(cmd, "@lease", row.Lease);
-        Add(cmd, "@val", row.Value);
-        Add(cmd, "@del", row.Deleted ? 1L : 0L);
-        Add(cmd, "@prev", row.PrevId);
-        cmd.ExecuteNonQuery();
+        InsertRow(_connection.Command(_sql.InsertRow), row);
         if (row.Deleted)
         {
             var delete = _connection.Command(_sql.DeleteCurrent);
@@ -360,22 +351,27 @@ public sealed class LogSession
 
     internal void Execute(string sql) => _connection.Command(sql).ExecuteNonQuery();
 
+    /// <summary>Binds a row to an insert of <c>coracle_log</c>'s columns (the log's or the volatile table's) and runs it.</summary>
+    private static void InsertRow(DbCommand cmd, LogRow row)
+    {
+        Add(cmd, "@id", row.Id);
+        Add(cmd, "@k", row.Key);
+        Add(cmd, "@cr", row.CreateRevision);
+        Add(cmd, "@ver", row.Version);
+        Add(cmd, "@lease", row.Lease);
+        Add(cmd, "@val", row.Value);
+        Add(cmd, "@del", row.Deleted ? 1L : 0L);
+        Add(cmd, "@prev", row.PrevId);
+        cmd.ExecuteNonQuery();
+    }
+
     /// <summary>Writes volatile rows to the <c>coracle_volatile</c> table (in this transaction).</summary>
     internal long WriteVolatile(IEnumerable<LogRow> rows)
     {
         var bytes = 0L;
         foreach (var row in rows)
         {
-            var cmd = _connection.Command(VolatileStore.InsertRow);
-            Add(cmd, "@id", row.Id);
-            Add(cmd, "@k", row.Key);
-            Add(cmd, "@cr", row.CreateRevision);
-            Add(cmd, "@ver", row.Version);
-            Add(cmd, "@lease", row.Lease);
-            Add(cmd, "@val", row.Value);
-            Add(cmd, "@del", row.Deleted ? 1L : 0L);
-            Add(cmd, "@prev", row.PrevId);
-            cmd.ExecuteNonQuery();
+            InsertRow(_connection.Command(VolatileStore.InsertRow), row);
             bytes += row.Key.Length + row.Value.Length + 48;
         }
 
