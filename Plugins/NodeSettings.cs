@@ -52,8 +52,18 @@ public sealed record NodeSettings
     /// </summary>
     public string SystemDefaultRegistry { get; init; } = "";
 
-    /// <summary>The server URL an agent joins (<c>--server</c>); empty on a server.</summary>
+    /// <summary>
+    /// The server URL this node joins (<c>--server</c>): an agent's server, or on a server the server it joined as another
+    /// server of the cluster; empty on a first (or only) server.
+    /// </summary>
     public string ServerUrl { get; init; } = "";
+
+    /// <summary>
+    /// On a server that joined another: what the serving server's datastore plugin returned from
+    /// <see cref="IDatastoreCluster.AddMemberAsync"/> for it (for etcd, the initial cluster). Empty on a first server, on
+    /// agents, and for datastores that are not clusters.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> DatastoreJoin { get; init; } = new Dictionary<string, string>();
 
     /// <summary>
     /// A kubeconfig for the node's in-process controllers (a CNI's subnet leases, a service load balancer): user
