@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs prerequisites, builds everything once, runs every test project one after
-# another (they share 2 cores and real system services), writes TRX files to artifacts/test-results and
-# ends with one summary line: "N passed, N failed, N skipped".
+# The whole test suite: installs prerequisites, builds everything once, runs the test projects in two lanes (the
+# real-Kubernetes node tests beside the rest; each lane one project after another), writes TRX files to
+# artifacts/test-results and ends with one summary line: "N passed, N failed, N skipped".
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -20,16 +20,59 @@ if ! dotnet build Coracle.slnx -c Release -nologo -v:q -clp:ErrorsOnly; then
   exit 1
 fi
 
-status=0
-for project in $(ls tests/*/*.Tests.csproj | sort); do
+# Two lanes at once: the real-Kubernetes projects (long, mostly waiting on kubelets and controllers) beside everything
+# else, one project after another in each lane. CORACLE_TEST_LANES=1 runs every project in one lane.
+# Each line is prefixed with its project's name; the status of each project lands in a file the summary reads.
+lanes="${CORACLE_TEST_LANES:-2}"
+statusdir="$results/.status"
+mkdir -p "$statusdir"
+
+run_project() {
+  local project="$1" name
   name="$(basename "$project" .csproj)"
-  echo "==> $name"
-  if ! timeout 1200 dotnet test "$project" -c Release --no-build -nologo \
+  echo "==> $name (started $(date -u +%H:%M:%S))"
+  local start=$SECONDS
+  timeout 1500 dotnet test "$project" -c Release --no-build -nologo \
       --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
-      --results-directory "$results"; then
+      --results-directory "$results" 2>&1 | sed -u "s/^/[${name#Coracle.}] /"
+  local rc=${PIPESTATUS[0]}
+  echo "$rc" > "$statusdir/$name"
+  echo "==> $name: exit $rc after $((SECONDS - start)) s"
+}
+
+run_lane() {
+  local project
+  for project in "$@"; do
+    run_project "$project"
+  done
+}
+
+projects=$(ls tests/*/*.Tests.csproj | sort)
+if [[ "$lanes" == "1" ]]; then
+  run_lane $projects
+else
+  kube=() rest=()
+  for project in $projects; do
+    case "$project" in
+      tests/Node.Tests/*) kube+=("$project") ;;
+      *) rest+=("$project") ;;
+    esac
+  done
+  run_lane "${kube[@]}" &
+  kube_lane=$!
+  run_lane "${rest[@]}"
+  wait "$kube_lane"
+fi
+
+status=0
+for project in $projects; do
+  name="$(basename "$project" .csproj)"
+  if [[ "$(cat "$statusdir/$name" 2>/dev/null)" != "0" ]]; then
+    echo "$name did not pass (exit $(cat "$statusdir/$name" 2>/dev/null || echo 'none'))"
     status=1
   fi
 done
+rm -rf "$statusdir"
 
 summary="$(python3 "$root/scripts/trx-summary.py" "$results")" || { echo "no test results found"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 echo "$summary"
