@@ -78,18 +78,15 @@ internal static class SnapshotCommands
             return ExitCodes.InvalidConfig;
         }
 
-        var (datastore, snapshots) = ServerSnapshots.Datastore(plan);
-        if (snapshots is null)
-        {
-            Commands.WriteErrors([$"etcd-snapshot save: the {datastore} datastore has no snapshots; back up its data with its own tools"]);
-            return ExitCodes.RuntimeFailure;
-        }
-
         var store = Store(result, config);
         try
         {
-            var endpoint = snapshots.SnapshotEndpoint(config.ToNodeSettings(), config.OptionsOf(datastore));
-            var record = await store.SaveAsync(endpoint, name, datastore, ct);
+            if (await ServerSnapshots.SaveAsync(plan, config, store, name, ct) is not { } record)
+            {
+                Commands.WriteErrors([$"etcd-snapshot save: the {ServerSnapshots.Datastore(plan).Name} datastore has no snapshots; back up its data with its own tools"]);
+                return ExitCodes.RuntimeFailure;
+            }
+
             Console.WriteLine($"Snapshot {record.Name} saved: {record.Size} bytes, revision {record.Revision}, sha256 {record.Sha256}, in {record.Location}");
             return ExitCodes.Ok;
         }

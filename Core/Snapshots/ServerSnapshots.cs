@@ -30,6 +30,25 @@ internal static class ServerSnapshots
     }
 
     /// <summary>
+    /// Saves a snapshot of this node's running datastore into <paramref name="store"/> as <c>NAME-NODE-UNIXTIME</c>: what
+    /// <c>coracle etcd-snapshot save</c>, the schedule and an update's pre-update step all do. Null when the selected
+    /// datastore has no snapshots (<paramref name="datastore"/> names it). Throws <see cref="SnapshotException"/> or an I/O
+    /// exception when the datastore does not answer or the file cannot be written.
+    /// </summary>
+    public static async Task<SnapshotRecord?> SaveAsync(StartPlan plan, CoracleConfig config, SnapshotStore store, string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(store);
+        var (datastore, snapshots) = Datastore(plan);
+        if (snapshots is null)
+        {
+            return null;
+        }
+
+        return await store.SaveAsync(snapshots.SnapshotEndpoint(config.ToNodeSettings(), config.OptionsOf(datastore)), name, datastore, cancellationToken);
+    }
+
+    /// <summary>
     /// Step <c>cluster reset</c>: with a restore path, the plugin verifies the snapshot and only then moves the old data
     /// aside and restores it; a missing, corrupt, truncated or foreign file is a <see cref="ConfigException"/> (exit 2)
     /// and nothing changes. Without one, the plugin's reset (the SQL datastore: nothing to do). Off without --cluster-reset.
@@ -107,7 +126,7 @@ internal static class ServerSnapshots
             SnapshotSchedule.Parse(config.EtcdSnapshotScheduleCron),
             config.EtcdSnapshotRetention,
             store,
-            ct => store.SaveAsync(snapshots.SnapshotEndpoint(config.ToNodeSettings(), config.OptionsOf(name)), SnapshotStore.ScheduledName, name, ct),
+            async ct => (await SaveAsync(plan, config, store, SnapshotStore.ScheduledName, ct))!,
             TimeProvider.System,
             loggers.CreateLogger(ComponentName));
         supervisor.Add(new InProcessComponent

@@ -17,18 +17,12 @@ internal sealed class DatastorePreUpdateSnapshot(StartPlan plan, CoracleConfig c
 
     public async Task<string> TakeAsync(CancellationToken cancellationToken)
     {
-        var (datastore, snapshots) = ServerSnapshots.Datastore(plan);
-        if (snapshots is null)
-        {
-            return $"skipped: the {datastore} datastore has no snapshots (back it up with its own tools before updating)";
-        }
-
         var store = new SnapshotStore(config.SnapshotDir, config.NodeName, TimeProvider.System);
         try
         {
-            var endpoint = snapshots.SnapshotEndpoint(config.ToNodeSettings(), config.OptionsOf(datastore));
-            var record = await store.SaveAsync(endpoint, Name, datastore, cancellationToken);
-            return $"saved {record.Name}: {record.Size} bytes, revision {record.Revision}, in {record.Location}";
+            return await ServerSnapshots.SaveAsync(plan, config, store, Name, cancellationToken) is { } record
+                ? $"saved {record.Name}: {record.Size} bytes, revision {record.Revision}, in {record.Location}"
+                : $"skipped: the {ServerSnapshots.Datastore(plan).Name} datastore has no snapshots (back it up with its own tools before updating)";
         }
         catch (Exception e) when (e is SnapshotException or IOException or UnauthorizedAccessException)
         {
