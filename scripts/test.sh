@@ -32,7 +32,7 @@ run_project() {
   name="$(basename "$project" .csproj)"
   echo "==> $name (started $(date -u +%H:%M:%S))"
   local start=$SECONDS
-  timeout 1500 dotnet test "$project" -c Release --no-build -nologo \
+  timeout 2400 dotnet test "$project" -c Release --no-build -nologo \
       --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
       --results-directory "$results" 2>&1 | sed -u "s/^/[${name#Coracle.}] /"
   local rc=${PIPESTATUS[0]}

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Coracle.Core.Tests.Support;
+using Coracle.Core.Tests.Update;
 
 namespace Coracle.Core.Tests.Snapshots;
 
@@ -55,23 +56,8 @@ public sealed class SnapshotCliTests : IAsyncLifetime, IDisposable
         _datastore = null;
     }
 
-    private (int ExitCode, string Stdout, string Stderr) Coracle(params string[] args)
-    {
-        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["CORACLE_CONFIG_FILE"] = "";
-        start.Environment["CORACLE_RUN_DIR"] = _dir.Combine("run-record");
-        start.Environment.Remove("CORACLE_K8S_BIN");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(120)), "coracle did not exit");
-        return (process.ExitCode, stdout.Result, stderr);
-    }
+    /// <summary>The built coracle with a clean environment; its run dir (and HOME) under the test's folder.</summary>
+    private (int ExitCode, string Stdout, string Stderr) Coracle(params string[] args) => Images.Cli(_dir.Combine("home"), null, args);
 
     private async Task<string> EtcdctlAsync(params string[] args)
     {
@@ -191,24 +177,6 @@ public sealed class SnapshotCliTests : IAsyncLifetime, IDisposable
         Assert.False(Directory.Exists(DataDir));
     }
 
-    private static string RepoRoot
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Directory.Packages.props")))
-            {
-                dir = dir.Parent;
-            }
-
-            return dir!.FullName;
-        }
-    }
-
-    private static string Configuration => new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-
-    private static string Executable => Path.Combine(RepoRoot, "Core", "bin", Configuration, "net10.0", "coracle");
-
     private static string DatastoreHostDll =>
-        Path.Combine(RepoRoot, "tests", "Plugins.Datastore.Sql.TestHost", "bin", Configuration, "net10.0", "Coracle.Plugins.Datastore.Sql.TestHost.dll");
+        Path.Combine(Images.RepoRoot, "tests", "Plugins.Datastore.Sql.TestHost", "bin", Images.Configuration, "net10.0", "Coracle.Plugins.Datastore.Sql.TestHost.dll");
 }
