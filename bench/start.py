@@ -14,7 +14,11 @@ a later build cannot change it under the benchmark). On a shared machine hold th
 
     flock /tmp/coracle-test.lock bench/start.py --runs 3
 
-usage: bench/start.py [--runs N] [--coracle DIR] [--netns NAME] [--keep] [-- extra server flags]
+With --baseline DIR (another build output, e.g. a copy of main's) every run starts that build and then this one, the
+same way, so both see the same machine load (the medians are printed per build): the way to compare builds on a
+shared machine whose load changes from minute to minute.
+
+usage: bench/start.py [--runs N] [--coracle DIR] [--baseline DIR] [--netns NAME] [--keep] [-- extra server flags]
 """
 import argparse
 import datetime
@@ -33,6 +37,7 @@ repo = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 parser = argparse.ArgumentParser()
 parser.add_argument("--runs", type=int, default=3)
 parser.add_argument("--coracle", default=os.path.join(repo, "Core", "bin", "Release", "net10.0"), help="build output holding coracle and plugins/")
+parser.add_argument("--baseline", help="a second build output to interleave with --coracle, run by run")
 parser.add_argument("--netns", default="start-bench", help="network namespace the node runs in (created with a veth to the host)")
 parser.add_argument("--subnet", default="10.217.0", help="/24 of the veth pair: .1 on the host, .2 the node")
 parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) at the end")
@@ -47,9 +52,13 @@ if not os.path.exists(os.path.join(args.coracle, "coracle")):
     sys.exit(f"start.py: no coracle in {args.coracle}; run 'dotnet build Coracle.slnx -c Release' first")
 
 work = tempfile.mkdtemp(prefix="coracle-start-")
-image = os.path.join(work, "image")
-shutil.copytree(args.coracle, image, symlinks=True)
-coracle = os.path.join(image, "coracle")
+builds = {"this build": args.coracle} if not args.baseline else {"baseline": args.baseline, "this build": args.coracle}
+images = {}
+for build, folder in builds.items():
+    if not os.path.exists(os.path.join(folder, "coracle")):
+        sys.exit(f"start.py: no coracle in {folder}")
+    images[build] = os.path.join(work, "image-" + build.replace(" ", "-"))
+    shutil.copytree(folder, images[build], symlinks=True)
 node_name = "startbench"
 node_ip = args.subnet + ".2"
 
@@ -145,7 +154,7 @@ def node_ready(env, t0):
     return renewed >= int(t0) + 1
 
 
-def one_start(data, label):
+def one_start(coracle, data, label):
     env = env_for(data)
     cmd = in_netns(coracle, "server", "--node-name", node_name, "--node-ip", node_ip, "--write-kubeconfig", data + "/admin.yaml",
                    "--disable", "traefik,servicelb,coredns,local-storage,metrics-server", "--kubelet-arg", f"root-dir={data}/agent/kubelet",
@@ -184,23 +193,25 @@ def one_start(data, label):
     return found
 
 
-def killall(data):
+def killall(coracle, data):
     subprocess.run(in_netns(coracle, "killall", "--data-dir", data), capture_output=True, env=env_for(data))
 
 
 created = netns_up()
-results = {"fresh": [], "second": []}
+results = {(build, label): [] for build in builds for label in ("fresh", "second")}
 try:
     for run in range(args.runs):
-        data = os.path.join(work, f"run{run + 1}")
-        os.makedirs(data)
-        try:
-            for label in ("fresh", "second"):
-                found = one_start(data, label)
-                results[label].append(found)
-                print(f"run {run + 1} {label}: " + ", ".join(f"{k} {v * 1000:.0f}" for k, v in sorted(found.items(), key=lambda kv: kv[1])), flush=True)
-        finally:
-            killall(data)
+        for build, image in images.items():
+            coracle = os.path.join(image, "coracle")
+            data = os.path.join(work, f"run{run + 1}-{build.replace(' ', '-')}")
+            os.makedirs(data)
+            try:
+                for label in ("fresh", "second"):
+                    found = one_start(coracle, data, label)
+                    results[(build, label)].append(found)
+                    print(f"run {run + 1} {build} {label}: " + ", ".join(f"{k} {v * 1000:.0f}" for k, v in sorted(found.items(), key=lambda kv: kv[1])), flush=True)
+            finally:
+                killall(coracle, data)
 finally:
     if created:
         netns_down()
@@ -209,11 +220,11 @@ finally:
     else:
         print(f"logs kept in {work}")
 
-for label, runs in results.items():
+for (build, label), runs in results.items():
     if not runs:
         continue
     names = sorted({k for r in runs for k in r}, key=lambda k: statistics.median([r[k] for r in runs if k in r]))
-    print(f"\n{label} data dir, ms after spawn, median of {len(runs)} (min-max):")
+    print(f"\n{build}, {label} data dir, ms after spawn, median of {len(runs)} (min-max):")
     for name in names:
         values = [r[name] * 1000 for r in runs if name in r]
         print(f"  {name:42} {statistics.median(values):7.0f}  ({min(values):.0f}-{max(values):.0f})")
