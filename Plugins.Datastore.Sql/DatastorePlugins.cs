@@ -131,11 +131,29 @@ public static class SqlDatastoreConfigurator
     {
         var (options, socket) = BuildOptions(context.Node, context.Options, context.Certificates, kind, context.Folders);
         var loggerFactory = context.LoggerFactory;
+        EtcdServer? current = null;
         context.Supervisor.Add(new InProcessComponent
         {
             Name = ComponentName,
-            Run = ct => new EtcdServer(options, loggerFactory).RunAsync(ct),
-            Readiness = new GrpcHealthProbe("unix://" + socket),
+            Run = async ct =>
+            {
+                var server = new EtcdServer(options, loggerFactory);
+                Volatile.Write(ref current, server);
+                try
+                {
+                    await server.RunAsync(ct);
+                }
+                finally
+                {
+                    // A restart's probe must wait for the next server, not see this one's completed Ready.
+                    Interlocked.CompareExchange(ref current, null, server);
+                }
+            },
+
+            // The server runs in this process and says itself when its listeners accept clients (after Kestrel started and
+            // the health service turned SERVING); asking it over the socket with a gRPC client cost about a second at
+            // every start (the client's first channel and HTTP/2 connection) on a 2-core board. See docs/benchmarks.md.
+            Readiness = new CustomProbe(_ => Task.FromResult(Volatile.Read(ref current)?.Ready.IsCompletedSuccessfully == true)),
             StopTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5),
 
             // Its TLS listener (listen-address) loads the datastore certificate at start.

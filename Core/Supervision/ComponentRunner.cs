@@ -437,12 +437,32 @@ internal sealed class ComponentRunner : IDisposable
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
+    /// <summary>The wait after the first failed readiness probe; each next wait doubles, up to the probe's interval.</summary>
+    public static readonly TimeSpan FirstProbeRetry = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// The waits between readiness probes: <see cref="FirstProbeRetry"/>, doubling, then <paramref name="interval"/> for
+    /// ever. A component that is up within a few hundred milliseconds (an in-process service, containerd, the kubelet's
+    /// healthz) is seen at once, and one that takes seconds (kube-apiserver's first start) is still asked only once per
+    /// interval. With a fixed interval every readiness, and so every component waiting for it, came up to one interval late.
+    /// </summary>
+    public static IEnumerable<TimeSpan> ProbeWaits(TimeSpan interval)
+    {
+        var wait = FirstProbeRetry < interval ? FirstProbeRetry : interval;
+        while (true)
+        {
+            yield return wait;
+            wait = wait * 2 < interval ? wait * 2 : interval;
+        }
+    }
+
     private async Task ProbeUntilReadyAsync(Task exited, int? pid, CancellationToken stop)
     {
         var started = Stopwatch.StartNew();
         var lastLog = TimeSpan.Zero;
         if (_spec.Readiness is { } probe)
         {
+            using var waits = ProbeWaits(probe.Interval).GetEnumerator();
             while (!exited.IsCompleted && !stop.IsCancellationRequested)
             {
                 if (await Probes.ProbeAsync(probe, stop))
@@ -459,7 +479,8 @@ internal sealed class ComponentRunner : IDisposable
                     }
                 }
 
-                await Task.WhenAny(exited, Task.Delay(probe.Interval, _time, stop));
+                waits.MoveNext();
+                await Task.WhenAny(exited, Task.Delay(waits.Current, _time, stop));
             }
         }
 

@@ -19,6 +19,7 @@ internal sealed class Supervisor : ISupervisor
     private readonly List<ComponentRunner> _runners = [];
     private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
     private readonly object _gate = new();
+    private readonly List<ComponentRunner> _early = [];
     private List<ComponentRunner>? _order;
     private List<ComponentRunner>? _stopOrder;
 
@@ -105,6 +106,39 @@ internal sealed class Supervisor : ISupervisor
             : runner.Ready.WaitAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Starts one registered component that depends on nothing before the others are registered, so it runs while the
+    /// start-up steps go on (the datastore opens while the runtime and the Kubernetes components are configured);
+    /// <see cref="Start"/> then starts the rest and leaves this one running. False, starting nothing, for a component that
+    /// is not registered or depends on another. <see cref="StopAsync"/> stops it, also when <see cref="Start"/> never ran.
+    /// </summary>
+    public bool StartEarly(string name)
+    {
+        lock (_gate)
+        {
+            if (_order is not null)
+            {
+                throw new InvalidOperationException($"component {name} started early after the supervisor started");
+            }
+
+            var runner = _runners.FirstOrDefault(r => r.Spec.Name == name);
+            if (runner is null || runner.Spec.DependsOn.Count > 0)
+            {
+                return false;
+            }
+
+            if (!_early.Contains(runner))
+            {
+                PrepareLogDir();
+                _early.Add(runner);
+                _log.StartedEarly(name);
+                runner.Start([], CancellationToken.None);
+            }
+
+            return true;
+        }
+    }
+
     /// <summary>Starts every component; dependencies gate each start. Throws on unknown dependencies or cycles.</summary>
     public void Start(CancellationToken cancellationToken)
     {
@@ -134,17 +168,21 @@ internal sealed class Supervisor : ISupervisor
                 .Where(o => o.Spec.DependsOn.Contains(r.Spec.Name) || o.Spec.StopsBefore.Contains(r.Spec.Name))
                 .Select(o => o.Spec.Name)
                 .ToList());
-            if (_logDir is not null)
-            {
-                const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-                Directory.CreateDirectory(_logDir, Private);
-                File.SetUnixFileMode(_logDir, Private);
-            }
-
-            foreach (var runner in _order)
+            PrepareLogDir();
+            foreach (var runner in _order.Where(r => !_early.Contains(r)))
             {
                 runner.Start(runner.Spec.DependsOn.Select(d => byName[d]).ToList(), cancellationToken);
             }
+        }
+    }
+
+    private void PrepareLogDir()
+    {
+        if (_logDir is not null)
+        {
+            const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            Directory.CreateDirectory(_logDir, Private);
+            File.SetUnixFileMode(_logDir, Private);
         }
     }
 
@@ -157,7 +195,8 @@ internal sealed class Supervisor : ISupervisor
         List<ComponentRunner> order;
         lock (_gate)
         {
-            order = _stopOrder ?? [];
+            // Before Start only the components started early run (a later start-up step failed): the last one first.
+            order = _stopOrder ?? _early.AsEnumerable().Reverse().ToList();
         }
 
         // Every component learns first that the node is stopping: one that exits now, because a peer it needs is

@@ -56,7 +56,17 @@ public sealed class AddonManifestsTests : IDisposable
         Assert.Empty(plan.Errors);
         var loggers = new ListLoggerFactory();
         var steps = new NodeSteps(plan, plan.Config, loggers, new HostFacts(false, false, new Dictionary<string, string>(), false));
-        steps.ConfigurePlugins(new Supervisor(loggers));
+        var supervisor = new Supervisor(loggers);
+        try
+        {
+            steps.ConfigurePlugins(supervisor);
+        }
+        finally
+        {
+            // The datastore starts early, during ConfigurePlugins.
+            supervisor.StopAsync().GetAwaiter().GetResult();
+        }
+
         return string.Join('\n', loggers.Lines);
     }
 

@@ -118,6 +118,64 @@ public sealed class SupervisorTests : IDisposable
     }
 
     [Fact]
+    public async Task StartEarly_ComponentWithoutDependencies_RunsBeforeStartAndStartTakesItOverWithoutASecondRun()
+    {
+        var order = _temp.Combine("order");
+        var starts = _temp.Combine("starts");
+        string Body(string name) => $"echo {name} >> {starts}; trap 'echo {name} >> {order}; exit 0' TERM; touch {_temp.Combine(name + ".trapped")}; while true; do sleep 0.05; done";
+        _supervisor.Add(new ProcessComponent { Name = "store", FileName = Script("store", Body("store")), Readiness = Trapped("store") });
+        _supervisor.Add(new ProcessComponent { Name = "server", FileName = Script("server", Body("server")), DependsOn = ["store"], Readiness = Trapped("server") });
+
+        Assert.True(_supervisor.StartEarly("store"));
+        Assert.True(_supervisor.StartEarly("store"));
+        await _supervisor.WaitReadyAsync("store", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(ComponentState.Pending, StatusOf("server").State);
+        var pid = StatusOf("store").Pid;
+
+        _supervisor.Start(CancellationToken.None);
+        await _supervisor.WaitReadyAsync("server", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(pid, StatusOf("store").Pid);
+        await _supervisor.StopAsync();
+
+        Assert.Equal(["store", "server"], File.ReadAllLines(starts));
+        Assert.Equal(["server", "store"], File.ReadAllLines(order));
+        Assert.Contains("[supervisor] store: started early, while the start-up steps go on", _logs.Lines);
+    }
+
+    [Fact]
+    public async Task StartEarly_ThenStopWithoutStart_StopsTheEarlyComponent()
+    {
+        // A start-up step failed after the datastore started early: the node stops it without ever starting the rest.
+        _supervisor.Add(new ProcessComponent { Name = "store", FileName = "/bin/sleep", Arguments = ["600"] });
+        _supervisor.Add(new ProcessComponent { Name = "other", FileName = "/bin/sleep", Arguments = ["600"] });
+
+        Assert.True(_supervisor.StartEarly("store"));
+        await _supervisor.WaitReadyAsync("store", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        var pid = StatusOf("store").Pid!.Value;
+        await _supervisor.StopAsync();
+
+        Assert.False(Native.IsAlive(pid));
+        Assert.Equal(ComponentState.Stopped, StatusOf("store").State);
+        Assert.Equal(ComponentState.Pending, StatusOf("other").State);
+    }
+
+    [Fact]
+    public void StartEarly_DependentOrUnknownComponent_StartsNothingAndAfterStartIsRefused()
+    {
+        _supervisor.Add(new ProcessComponent { Name = "store", FileName = "/bin/sleep", Arguments = ["600"] });
+        _supervisor.Add(new ProcessComponent { Name = "server", FileName = "/bin/sleep", Arguments = ["600"], DependsOn = ["store"] });
+
+        Assert.False(_supervisor.StartEarly("server"));
+        Assert.False(_supervisor.StartEarly("absent"));
+        Assert.Equal(ComponentState.Pending, StatusOf("server").State);
+        Assert.Equal(ComponentState.Pending, StatusOf("store").State);
+
+        _supervisor.Start(CancellationToken.None);
+        var e = Assert.Throws<InvalidOperationException>(() => _supervisor.StartEarly("store"));
+        Assert.Equal("component store started early after the supervisor started", e.Message);
+    }
+
+    [Fact]
     public async Task StopAsync_ClientDeclaresStopsBefore_StopsBeforeItsServerThoughRegisteredFirst()
     {
         // The flannel case: an in-node client registered before the server it watches, with no start dependency on it.

@@ -31,8 +31,49 @@ public sealed class DatastorePluginTests
         Assert.Equal("datastore", endpoint.ComponentName);
         var component = Assert.IsType<InProcessComponent>(Assert.Single(context.Supervisor.Components));
         Assert.Equal("datastore", component.Name);
-        Assert.Equal(new GrpcHealthProbe("unix:///var/lib/coracle/server/db/etcd.sock"), component.Readiness);
+        Assert.IsType<CustomProbe>(component.Readiness);
         Assert.False(File.Exists("/var/lib/coracle/server/db/state.db"));
+    }
+
+    [Fact]
+    public async Task Readiness_ServerRunsAndStops_TrueOnlyWhileItServesOnTheSocket()
+    {
+        var dir = Directory.CreateTempSubdirectory("coracle-ds-ready-").FullName;
+        try
+        {
+            var node = Node() with { DataDir = dir };
+            Directory.CreateDirectory(Path.Combine(dir, "server", "db"));
+            var context = new FakeContext(node);
+            new SqliteDatastorePlugin().Configure(context);
+            var component = Assert.IsType<InProcessComponent>(Assert.Single(context.Supervisor.Components));
+            var probe = Assert.IsType<CustomProbe>(component.Readiness);
+            Assert.False(await probe.Check(CancellationToken.None));
+
+            using var stop = new CancellationTokenSource();
+            var run = component.Run(stop.Token);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (!await probe.Check(CancellationToken.None))
+            {
+                Assert.False(run.IsCompleted, "the datastore stopped before it was ready");
+                Assert.True(DateTime.UtcNow < deadline, "the datastore was not ready within 60 s");
+                await Task.Delay(20);
+            }
+
+            // Ready means a client on the socket is answered at once.
+            using (var channel = Support.TestServer.CreateChannel(Path.Combine(dir, "server", "db", "etcd.sock")))
+            {
+                var health = new Grpc.Health.V1.Health.HealthClient(channel);
+                Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest())).Status);
+            }
+
+            await stop.CancelAsync();
+            await run.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.False(await probe.Check(CancellationToken.None));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]
