@@ -13,7 +13,7 @@ namespace Coracle.Core.Hosting;
 
 /// <summary>
 /// <c>coracle agent</c>, applied from a checked plan as a flat list of named steps: data dir lock; join server; status;
-/// configure plugins; host settings; tunnel; kubernetes components; node addresses; certificate renewal; start supervisor. The join's answer (the cluster's
+/// configure plugins; host settings; tunnel; kubernetes components; node addresses; fleet updates; certificate renewal; start supervisor. The join's answer (the cluster's
 /// networks, DNS and cluster-wide plugin settings) makes a new configuration for every later step; nothing is mutated.
 /// </summary>
 internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
@@ -35,6 +35,7 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         node.Step("tunnel", () => RegisterTunnelClient(config, run.Supervisor, agent));
         node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket: null, kubeletHost));
         node.Step("node addresses", () => Kubernetes.CloudNodeComponents.RegisterAgent(run.Supervisor, config, new Uri(agent.Cluster.ServerUrl), agent.Directory, loggers));
+        node.Step("fleet updates", () => Update.Fleet.FleetComponents.RegisterAgent(run.Supervisor, config, new Uri(agent.Cluster.ServerUrl), agent.Directory, loggers));
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [agent.Directory], ct => RenewDueAsync(agent.Directory, local.Log, ct)));
         // A slot on trial after an update is marked good once the node is healthy (docs/updates.md).
         using var updateGate = Update.UpdateGate.StartIfOnTrial(run.Supervisor.Snapshot, node.Log);

@@ -17,7 +17,7 @@ namespace Coracle.Core.Hosting;
 /// <summary>
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; cluster reset; certificates, token
 /// and kubeconfigs; secrets encryption; status; configure plugins; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
-/// rbac; manifests; node addresses; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
+/// rbac; manifests; node addresses; fleet updates; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 {
@@ -48,6 +48,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
             node.Step("manifests", () => RegisterManifests(node, run.Supervisor, apiserver));
             node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers));
+            node.Step("fleet updates", () => Update.Fleet.FleetComponents.RegisterServer(run.Supervisor, plan, config, apiserver, loggers));
         }
 
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(ServerIdentity.RenewDue(config, node.Log))));

@@ -6,7 +6,7 @@ namespace Coracle.Core.Kubernetes;
 
 /// <summary>
 /// The cluster roles a server puts in place as soon as kube-apiserver answers, by server-side apply with the admin
-/// credentials (field manager <c>coracle</c>). Today one: <c>system:coracle-controller</c>, the user every node's
+/// credentials (field manager <c>coracle</c>), with the <c>ApplianceUpdate</c> CustomResourceDefinition of fleet rollouts. Today one role: <c>system:coracle-controller</c>, the user every node's
 /// in-process controllers (the CNI's subnet leases, the service load balancer) act as. Kubernetes 1.32's node
 /// authorizer lets a kubelet's own credentials read only its own Node, so these controllers need a role of their own,
 /// as K3s gives its agents' <c>system:k3s-controller</c>.
@@ -19,6 +19,8 @@ internal static class ClusterRbac
     /// <summary>The objects applied: API path (without the name) and the object.</summary>
     public static IReadOnlyList<(string Path, string Kind, string Name, object Body)> Objects { get; } =
     [
+        // The ApplianceUpdate resource of fleet rollouts (docs/updates.md), before the role that names it.
+        ("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition", Update.Fleet.ApplianceUpdateResource.CrdName, Update.Fleet.ApplianceUpdateResource.Crd()),
         ("/apis/rbac.authorization.k8s.io/v1/clusterroles", "ClusterRole", ControllerUser, new Dictionary<string, object>
         {
             ["apiVersion"] = "rbac.authorization.k8s.io/v1",
@@ -39,6 +41,12 @@ internal static class ClusterRbac
                 new Dictionary<string, object> { ["apiGroups"] = new[] { "networking.k8s.io" }, ["resources"] = new[] { "ingresses", "ingressclasses" }, ["verbs"] = new[] { "get", "list", "watch" } },
                 new Dictionary<string, object> { ["apiGroups"] = new[] { "networking.k8s.io" }, ["resources"] = new[] { "ingresses/status" }, ["verbs"] = new[] { "patch", "update" } },
                 new Dictionary<string, object> { ["apiGroups"] = new[] { "networking.k8s.io" }, ["resources"] = new[] { "ingressclasses" }, ["verbs"] = new[] { "create", "patch", "update" } },
+
+                // Fleet rollouts: each node reads the ApplianceUpdates, writes its own line of their status, and drains
+                // itself through the Eviction API (node cordon: the nodes patch above).
+                new Dictionary<string, object> { ["apiGroups"] = new[] { Update.Fleet.ApplianceUpdateResource.Group }, ["resources"] = new[] { Update.Fleet.ApplianceUpdateResource.Plural }, ["verbs"] = new[] { "get", "list", "watch" } },
+                new Dictionary<string, object> { ["apiGroups"] = new[] { Update.Fleet.ApplianceUpdateResource.Group }, ["resources"] = new[] { Update.Fleet.ApplianceUpdateResource.Plural + "/status" }, ["verbs"] = new[] { "get", "update" } },
+                new Dictionary<string, object> { ["apiGroups"] = new[] { "" }, ["resources"] = new[] { "pods/eviction" }, ["verbs"] = new[] { "create" } },
             },
         }),
         ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "ClusterRoleBinding", ControllerUser, new Dictionary<string, object>
