@@ -56,7 +56,8 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
             node.Step("manifests", () => RegisterManifests(node, run.Supervisor, apiserver));
-            node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers));
+            var datastoreMember = plugins.Datastore is not null && node.Selection.Single(ExtensionPoints.Datastore) is { } store && plan.Instance(store) is IDatastoreCluster;
+            node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers, datastoreMember));
         }
 
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(ServerIdentity.RenewDue(config, node.Log))));
