@@ -188,6 +188,10 @@ internal static class Commands
 
         var uptime = DateTimeOffset.UtcNow - status.StartedAt;
         Console.WriteLine($"{status.Role} {status.NodeName}  coracle {status.Version}  pid {status.Pid}  up {SettingParser.FormatDuration(TimeSpan.FromSeconds(Math.Floor(uptime.TotalSeconds)))}");
+        if (status.JoinedFrom is { } joinedFrom)
+        {
+            Console.WriteLine($"joined the cluster of {joinedFrom}");
+        }
         Console.WriteLine();
         var rows = status.Components.Select(c => new[]
         {

@@ -391,6 +391,20 @@ internal static class ConfigLoader
                 "restart-backoff is longer than restart-max-backoff; make it shorter or equal");
         }
 
+        if (c.Role == "server" && c.ServerUrl.Length > 0)
+        {
+            // A server that joins another (docs/ha.md): the server's supervisor URL and the full server token.
+            if (!Uri.TryCreate(c.ServerUrl, UriKind.Absolute, out var joinUri) || joinUri.Scheme != "https")
+            {
+                yield return new ConfigError(From(Settings.Server), $"'{c.ServerUrl}' is not an https:// URL; use https://SERVER:9345 (a server of the cluster to join)");
+            }
+
+            if (c.Token.Length == 0)
+            {
+                yield return new ConfigError("--token", "a server that joins another needs the cluster's server token; give --token (see 'coracle token show' on a server of the cluster)");
+            }
+        }
+
         if (c.Role == "agent")
         {
             if (c.ServerUrl.Length == 0)

@@ -78,7 +78,7 @@ internal static class Settings
         "Do not run the cloud-node controller (node addresses, providerID, the uninitialized taint); kubelets then run without --cloud-provider=external and set their own addresses (no ExternalIP)") { ServerOnly = true };
 
     public static readonly Setting Server = new("agent", "server", SettingKind.String, "",
-        "Server to join, https://HOST:9345 (agent only)");
+        "Server to join, https://HOST:9345: an agent's server, or on a server another server of the cluster (it then joins as a server, with the server token; docs/ha.md)");
     public static readonly Setting PauseImage = new("agent", "pause-image", SettingKind.String, "docker.io/rancher/mirrored-pause:3.6",
         "Pod sandbox image (import it as an airgap tarball); the default comes from system-default-registry when that is set");
     public static readonly Setting KubeletArg = new("agent", "kubelet-arg", SettingKind.ArgList, Array.Empty<string>(),

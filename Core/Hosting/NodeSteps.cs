@@ -58,6 +58,15 @@ internal sealed class NodeSteps
 
     public PluginSelection Selection => _selection;
 
+    /// <summary>
+    /// On a server that joined another: what the cluster's datastore plugin returned for it (<see cref="NodeSettings.DatastoreJoin"/>),
+    /// set before step <c>configure plugins</c>; empty otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> DatastoreJoin { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>On a server that joined another: that server's URL, shown by <c>coracle status</c>; null otherwise.</summary>
+    public string? JoinedFrom { get; set; }
+
     /// <summary>What the manifests controller publishes about each add-on for <c>coracle status</c> (empty on an agent).</summary>
     public AddonBoard Addons { get; } = new();
 
@@ -240,7 +249,7 @@ internal sealed class NodeSteps
         DatastoreEndpoint? datastoreEndpoint = null;
         RuntimeEndpoint? runtimeEndpoint = null;
         var runtimeSupervisor = new RecordingSupervisor(supervisor);
-        var node = _config.ToNodeSettings() with { CgroupDriver = _host.CgroupDriver };
+        var node = _config.ToNodeSettings() with { CgroupDriver = _host.CgroupDriver, DatastoreJoin = DatastoreJoin };
         var manifests = new ManifestSink(ManifestSink.FolderFor(_config.DataDir));
         var certificates = new NodeCertificates(Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent"));
 
@@ -510,7 +519,8 @@ internal sealed class NodeSteps
         startedAt,
         supervisor.Snapshot().Select(c => new ComponentView(c.Name, c.Kind, c.State.ToString().ToLowerInvariant(), c.Pid, c.Restarts, c.Since, c.Detail)).ToList(),
         PluginViews(selection),
-        Addons.Rows.Select(a => new AddonView(a.Name, a.Source, a.State, a.Objects, a.PodsReady, a.PodsWanted, a.MissingImages, a.Detail)).ToList());
+        Addons.Rows.Select(a => new AddonView(a.Name, a.Source, a.State, a.Objects, a.PodsReady, a.PodsWanted, a.MissingImages, a.Detail)).ToList(),
+        JoinedFrom);
 
     public static List<PluginView> PluginViews(PluginSelection selection) =>
         selection.Decisions.Select(d => new PluginView(

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Coracle.Core.Addons;
 using Coracle.Core.Composition;
+using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
 using Coracle.Core.Join;
 using Coracle.Core.Kubernetes;
@@ -15,7 +16,8 @@ using Microsoft.Extensions.Logging;
 namespace Coracle.Core.Hosting;
 
 /// <summary>
-/// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; cluster reset; certificates, token
+/// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; join cluster (with
+/// <c>--server</c>, docs/ha.md); cluster reset; certificates, token
 /// and kubeconfigs; secrets encryption; status; configure plugins; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
 /// rbac; manifests; node addresses; fleet updates; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
@@ -31,6 +33,13 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         // The plan is checked; from here on the disk changes, and the first change is taking the data dir's lock, so a
         // second node on a live data dir changes nothing.
         using var dataDirLock = node.Step("data dir", () => DataDirLock.Acquire(config.DataDir, config.RunDir));
+        var joined = await node.StepAsync("join cluster", () => JoinClusterAsync(config, node.Log, cancellationToken));
+        if (joined is not null)
+        {
+            node.DatastoreJoin = joined.DatastoreJoin;
+            node.JoinedFrom = joined.Server;
+        }
+
         node.Step("cluster reset", () => ServerSnapshots.ClusterReset(plan, config, node.Log, DateTimeOffset.UtcNow));
         var identity = node.Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(config, node.Log));
         var encryptionConfig = node.Step("secrets encryption", () => SecretsEncryption.Prepare(config, node.Log));
@@ -47,7 +56,8 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
             node.Step("manifests", () => RegisterManifests(node, run.Supervisor, apiserver));
-            node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers));
+            var datastoreMember = plugins.Datastore is not null && node.Selection.Single(ExtensionPoints.Datastore) is { } store && plan.Instance(store) is IDatastoreCluster;
+            node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers, datastoreMember));
             node.Step("fleet updates", () => Update.Fleet.FleetComponents.RegisterServer(run.Supervisor, plan, config, apiserver, loggers));
         }
 
@@ -89,6 +99,40 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         });
     }
 
+    /// <summary>
+    /// Step <c>join cluster</c>: with <c>--server</c> (or after an earlier join) this server joins the cluster of another
+    /// (<see cref="ServerJoin"/>); its datastore's peer URLs go with the request when the datastore is a cluster.
+    /// </summary>
+    private Task<JoinedCluster?> JoinClusterAsync(CoracleConfig config, ILogger log, CancellationToken cancellationToken)
+    {
+        var entry = plan.Selection!.Single(ExtensionPoints.Datastore);
+        var peerUrls = config.ServerUrl.Length > 0 && entry is not null && plan.Instance(entry) is IDatastoreCluster cluster
+            ? cluster.PeerUrls(config.ToNodeSettings(), config.OptionsOf(entry.Name))
+            : [];
+        return ServerJoin.EnsureAsync(config, entry?.Name ?? "", peerUrls, log, cancellationToken);
+    }
+
+    /// <summary>
+    /// This server's datastore as servers joining it need it: a plugin that serves the default (empty) endpoint keeps the
+    /// cluster in a file of this server and cannot be shared, unless it is a cluster itself (<see cref="IDatastoreCluster"/>),
+    /// which adds the joining server as a member.
+    /// </summary>
+    private ServerJoinDatastore? JoinDatastore(NodeSteps node)
+    {
+        if (node.Selection.Single(ExtensionPoints.Datastore) is not { } entry)
+        {
+            return null;
+        }
+
+        var cluster = plan.Instance(entry) as IDatastoreCluster;
+        var settings = node.Config.ToNodeSettings() with { DatastoreJoin = node.DatastoreJoin };
+        var options = node.Config.OptionsOf(entry.Name);
+        return new ServerJoinDatastore(
+            entry.Name,
+            Embedded: cluster is null && entry.Metadata.EndpointSchemes.Contains(""),
+            AddMember: cluster is null ? null : (name, urls, ct) => cluster.AddMemberAsync(settings, options, name, urls, ct));
+    }
+
     private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels, Func<bool> runsApiServer)
     {
         var config = node.Config;
@@ -97,6 +141,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         {
             LoadBalancer = PluginSelector.ServerRuns(node.Selection, config, ExtensionPoints.LoadBalancer),
             Ingress = PluginSelector.ServerRuns(node.Selection, config, ExtensionPoints.Ingress),
+            Datastore = JoinDatastore(node),
         };
         supervisor.Add(new InProcessComponent
         {

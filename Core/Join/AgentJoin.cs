@@ -77,23 +77,7 @@ internal static class AgentJoin
         }
 
         // 2. Fetch the CA bundle without trusting the connection, retrying while the server is unreachable.
-        var ca = await RetryAsync(server, log, time, async () =>
-        {
-#pragma warning disable CA5359 // /cacerts is fetched untrusted on purpose: its hash is checked against the token before anything is trusted.
-            using var insecure = new HttpClient(new SocketsHttpHandler
-            {
-                SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true },
-#pragma warning restore CA5359
-                ConnectTimeout = TimeSpan.FromSeconds(5),
-            });
-            using var response = await insecure.GetAsync(new Uri(server, "cacerts"), ct);
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new JoinException($"{server}cacerts answered {(int)response.StatusCode}; is {server} a coracle server's supervisor port?");
-            }
-
-            return await response.Content.ReadAsByteArrayAsync(ct);
-        }, ct);
+        var ca = await FetchCaAsync(server, log, time, ct);
 
         // 3. Compare its hash with the token's.
         var actual = ClusterToken.HashCa(ca);
@@ -159,6 +143,29 @@ internal static class AgentJoin
         return new AgentIdentity(cluster, dir, token, ca, server);
     }
 
+    /// <summary>
+    /// The server's CA bundle from <c>/cacerts</c>, fetched without trusting the connection (the caller compares its hash
+    /// with the token's before trusting anything), retrying with backoff while the server is unreachable.
+    /// </summary>
+    public static Task<byte[]> FetchCaAsync(Uri server, ILogger log, TimeProvider time, CancellationToken ct) =>
+        RetryAsync(server, log, time, async () =>
+        {
+#pragma warning disable CA5359 // /cacerts is fetched untrusted on purpose: its hash is checked against the token before anything is trusted.
+            using var insecure = new HttpClient(new SocketsHttpHandler
+            {
+                SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true },
+#pragma warning restore CA5359
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+            });
+            using var response = await insecure.GetAsync(new Uri(server, "cacerts"), ct);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new JoinException($"{server}cacerts answered {(int)response.StatusCode}; is {server} a coracle server's supervisor port?");
+            }
+
+            return await response.Content.ReadAsByteArrayAsync(ct);
+        }, ct);
+
     /// <summary>An HTTP client that trusts only <paramref name="ca"/> and sends the token as a bearer credential.</summary>
     public static HttpClient TrustedClient(byte[] ca, ClusterToken token)
     {
@@ -212,7 +219,7 @@ internal static class AgentJoin
         };
     }
 
-    private static async Task<T> RetryAsync<T>(Uri server, ILogger log, TimeProvider time, Func<Task<T>> attempt, CancellationToken ct)
+    internal static async Task<T> RetryAsync<T>(Uri server, ILogger log, TimeProvider time, Func<Task<T>> attempt, CancellationToken ct)
     {
         for (var n = 0; ; n++)
         {

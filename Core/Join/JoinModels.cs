@@ -53,3 +53,45 @@ internal sealed record CertificatesResponse
 
 /// <summary>Every 4xx/5xx body of the join API.</summary>
 internal sealed record ErrorResponse([property: JsonPropertyName("error")] string Error);
+
+/// <summary>
+/// A server that joins another (<c>POST /v1/server-join</c>, server token only): its node name, the settings that must be
+/// the same on every server of a cluster (checked by the serving server before anything changes), and its datastore's
+/// peer URLs when the datastore is a cluster (embedded etcd).
+/// </summary>
+internal sealed record ServerJoinRequest
+{
+    [JsonPropertyName("nodeName")] public string? NodeName { get; init; }
+    [JsonPropertyName("datastore")] public string? Datastore { get; init; }
+    [JsonPropertyName("peerUrls")] public IReadOnlyList<string>? PeerUrls { get; init; }
+
+    /// <summary>The joining server's value of each setting that must match, by flag (<c>cluster-cidr</c> → <c>10.42.0.0/16</c>).</summary>
+    [JsonPropertyName("settings")] public Dictionary<string, string>? Settings { get; init; }
+}
+
+/// <summary>A CA certificate with its private key (PEM).</summary>
+internal sealed record CaPair([property: JsonPropertyName("cert")] string Cert, [property: JsonPropertyName("key")] string Key);
+
+/// <summary>
+/// What a joining server receives: the cluster CAs with their keys, the service-account signing key, the secrets
+/// encryption configuration (null when the cluster has none), the server token, the cluster's configuration (as agents
+/// get it) and what the datastore plugin's <c>AddMemberAsync</c> returned (empty for a shared SQL database).
+/// </summary>
+internal sealed record ServerJoinResponse
+{
+    [JsonPropertyName("cas")] public required Dictionary<string, CaPair> Cas { get; init; }
+    [JsonPropertyName("serviceAccountKey")] public required string ServiceAccountKey { get; init; }
+    [JsonPropertyName("encryptionConfig")] public string? EncryptionConfig { get; init; }
+    [JsonPropertyName("token")] public required string Token { get; init; }
+    [JsonPropertyName("cluster")] public required ClusterConfigResponse Cluster { get; init; }
+    [JsonPropertyName("datastore")] public required string Datastore { get; init; }
+    [JsonPropertyName("datastoreJoin")] public Dictionary<string, string> DatastoreJoin { get; init; } = [];
+}
+
+/// <summary>One setting of a joining server that differs from the cluster's (<c>409</c>), by flag.</summary>
+internal sealed record SettingMismatch([property: JsonPropertyName("flag")] string Flag, [property: JsonPropertyName("message")] string Message);
+
+/// <summary>The <c>409</c> body of <c>/v1/server-join</c>: one line, and each setting that must change, by flag.</summary>
+internal sealed record ServerJoinRefusal(
+    [property: JsonPropertyName("error")] string Error,
+    [property: JsonPropertyName("mismatches")] IReadOnlyList<SettingMismatch> Mismatches);

@@ -51,6 +51,9 @@ internal sealed partial class JoinServer
     /// <summary>The ingress plugin this server runs, told to joining agents; empty for none.</summary>
     public string Ingress { get; init; } = "";
 
+    /// <summary>This server's datastore as joining servers need it (<c>POST /v1/server-join</c>); null: no server may join this one.</summary>
+    public ServerJoinDatastore? Datastore { get; init; }
+
     /// <summary>The largest body <c>POST /v1/certificates</c> reads; four CSRs (even RSA 4096) are a few kilobytes.</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
@@ -80,8 +83,9 @@ internal sealed partial class JoinServer
         app.MapGet("/v1/config", (HttpContext http) => Authenticated(http, () => Results.Json(ClusterConfig(http), Json)));
         app.MapGet("/v1/readyz", (HttpContext http) => Authenticated(http, () => Results.Json(new { ready = true }, Json)));
         app.MapPost("/v1/certificates", (Func<HttpContext, Task<IResult>>)(http => AuthenticatedAsync(http, () => SignAsync(http))));
+        app.MapPost("/v1/server-join", (Func<HttpContext, Task<IResult>>)ServerJoinAsync);
         app.MapGet("/v1/tunnel", (Func<HttpContext, Task<IResult>>)(http => AuthenticatedAsync(http, () => TunnelAsync(http, ct))));
-        app.MapFallback((HttpContext http) => Error(StatusCodes.Status404NotFound, $"no endpoint {http.Request.Method} {http.Request.Path}; the join API serves /cacerts, /v1/config, /v1/certificates, /v1/readyz and /v1/tunnel"));
+        app.MapFallback((HttpContext http) => Error(StatusCodes.Status404NotFound, $"no endpoint {http.Request.Method} {http.Request.Path}; the join API serves /cacerts, /v1/config, /v1/certificates, /v1/server-join, /v1/readyz and /v1/tunnel"));
         await app.StartAsync(ct);
         _log.JoinListening(_config.SupervisorPort);
         try
@@ -127,26 +131,7 @@ internal sealed partial class JoinServer
     /// <summary>Null when the request carries a valid token; otherwise the 401 to send.</summary>
     private IResult? Authenticate(HttpContext http)
     {
-        var header = http.Request.Headers.Authorization.ToString();
-        string? secret = null;
-        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            secret = header["Bearer ".Length..].Trim();
-        }
-        else if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
-        {
-            try
-            {
-                var pair = Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..].Trim()));
-                var colon = pair.IndexOf(':', StringComparison.Ordinal);
-                secret = colon >= 0 && pair[..colon] == "node" ? pair[(colon + 1)..] : null;
-            }
-            catch (FormatException)
-            {
-                secret = null;
-            }
-        }
-
+        var secret = PresentedSecret(http);
         var remote = http.Connection.RemoteIpAddress?.ToString() ?? "?";
         if (secret is null)
         {
@@ -170,6 +155,32 @@ internal sealed partial class JoinServer
                 _log.JoinRejected(remote, http.Request.Path, "invalid token");
                 return Error(StatusCodes.Status401Unauthorized, "invalid token");
         }
+    }
+
+    /// <summary>The secret of the request's credentials (HTTP basic <c>node:SECRET</c> or bearer), or null.</summary>
+    private static string? PresentedSecret(HttpContext http)
+    {
+        var header = http.Request.Headers.Authorization.ToString();
+        string? secret = null;
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            secret = header["Bearer ".Length..].Trim();
+        }
+        else if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                var pair = Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..].Trim()));
+                var colon = pair.IndexOf(':', StringComparison.Ordinal);
+                secret = colon >= 0 && pair[..colon] == "node" ? pair[(colon + 1)..] : null;
+            }
+            catch (FormatException)
+            {
+                secret = null;
+            }
+        }
+
+        return secret;
     }
 
     private async Task<IResult> SignAsync(HttpContext http)

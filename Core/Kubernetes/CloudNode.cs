@@ -33,6 +33,9 @@ internal static class CloudNode
 
     public const string MasterLabel = "node-role.kubernetes.io/master";
 
+    /// <summary>The role label of a server whose datastore is a member of a clustered datastore (embedded etcd), as K3s sets it.</summary>
+    public const string EtcdLabel = "node-role.kubernetes.io/etcd";
+
     /// <summary>The labels a server puts on its own Node, as K3s 1.32 does: control-plane and (still) master, both <c>true</c>.</summary>
     public static IReadOnlyDictionary<string, string> ServerLabels { get; } = new SortedDictionary<string, string>(StringComparer.Ordinal)
     {

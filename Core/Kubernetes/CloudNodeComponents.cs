@@ -17,12 +17,21 @@ internal static class CloudNodeComponents
 
     public const string ControllerName = "cloud-node";
 
-    /// <summary>A server's: its Node is declared with the admin credentials; the controller runs beside kube-apiserver.</summary>
-    public static void RegisterServer(Supervisor supervisor, CoracleConfig config, KubernetesPaths paths, ILoggerFactory loggers)
+    /// <summary>
+    /// A server's: its Node is declared with the admin credentials (with <see cref="CloudNode.EtcdLabel"/> too when
+    /// <paramref name="datastoreMember"/>: its datastore is a member of a clustered one); the controller runs beside kube-apiserver.
+    /// </summary>
+    public static void RegisterServer(Supervisor supervisor, CoracleConfig config, KubernetesPaths paths, ILoggerFactory loggers, bool datastoreMember = false)
     {
         var api = new Uri($"https://127.0.0.1:{config.HttpsListenPort}");
         var (ca, cert, key) = (paths.Tls("server-ca.crt"), paths.Tls("client-admin.crt"), paths.Tls("client-admin.key"));
-        RegisterDeclaration(supervisor, config, () => new KubeApi(api, ca, cert, key, TimeSpan.FromSeconds(15)), CloudNode.ServerLabels, loggers, [WellKnownComponents.KubeApiServer]);
+        var labels = new SortedDictionary<string, string>(CloudNode.ServerLabels.ToDictionary(), StringComparer.Ordinal);
+        if (datastoreMember)
+        {
+            labels[CloudNode.EtcdLabel] = "true";
+        }
+
+        RegisterDeclaration(supervisor, config, () => new KubeApi(api, ca, cert, key, TimeSpan.FromSeconds(15)), labels, loggers, [WellKnownComponents.KubeApiServer]);
         var log = loggers.CreateLogger(ControllerName);
         if (config.DisableCloudController)
         {

@@ -2,7 +2,10 @@ using System.Text.Json.Serialization;
 
 namespace Coracle.Core.Status;
 
-/// <summary>What <c>coracle status</c> receives from a running node.</summary>
+/// <summary>
+/// What <c>coracle status</c> receives from a running node; <c>JoinedFrom</c> is the server a server joined (its
+/// <c>--server</c>, kept in <c>DATA/server/joined.json</c>), null on a first server and on agents.
+/// </summary>
 internal sealed record NodeStatus(
     string Role,
     string NodeName,
@@ -11,7 +14,8 @@ internal sealed record NodeStatus(
     DateTimeOffset StartedAt,
     IReadOnlyList<ComponentView> Components,
     IReadOnlyList<PluginView> Plugins,
-    IReadOnlyList<AddonView>? Addons = null);
+    IReadOnlyList<AddonView>? Addons = null,
+    string? JoinedFrom = null);
 
 internal sealed record ComponentView(string Name, string Kind, string State, int? Pid, int Restarts, DateTimeOffset Since, string Detail);
 

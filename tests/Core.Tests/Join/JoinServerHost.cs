@@ -52,9 +52,10 @@ internal sealed class JoinServerHost : IAsyncDisposable, IDisposable
     /// <summary>
     /// Makes the server's identity in <paramref name="dataDir"/> (node name <c>srv</c>, kube-apiserver expected on
     /// <paramref name="apiPort"/>), lets <paramref name="prepare"/> create join tokens an hour back, and starts the
-    /// join API with the passwords <paramref name="passwords"/> makes.
+    /// join API with the passwords <paramref name="passwords"/> makes; servers may join it when <paramref name="datastore"/> is given.
     /// </summary>
-    public static async Task<JoinServerHost> StartAsync(string dataDir, int apiPort, Func<CoracleConfig, FakeTimeProvider, NodePasswords> passwords, Action<JoinServerHost>? prepare = null)
+    public static async Task<JoinServerHost> StartAsync(string dataDir, int apiPort, Func<CoracleConfig, FakeTimeProvider, NodePasswords> passwords, Action<JoinServerHost>? prepare = null,
+        ServerJoinDatastore? datastore = null)
     {
         var config = ConfigLoader.Load("server", null, new Dictionary<string, string> { ["CORACLE_CONFIG_FILE"] = "", ["HOME"] = dataDir }, new Dictionary<Setting, IReadOnlyList<string>>
         {
@@ -77,7 +78,10 @@ internal sealed class JoinServerHost : IAsyncDisposable, IDisposable
         host.JoinTokens = new JoinTokenStore(dataDir, host.Time);
         prepare?.Invoke(host);
         host.Time.Advance(TimeSpan.FromHours(1));
-        var server = new JoinServer(config, certificates, host.ServerToken, host.JoinTokens, new TunnelRegistry(), passwords(config, host.Time), NullLogger.Instance, host.Time);
+        var server = new JoinServer(config, certificates, host.ServerToken, host.JoinTokens, new TunnelRegistry(), passwords(config, host.Time), NullLogger.Instance, host.Time)
+        {
+            Datastore = datastore,
+        };
         host._run = server.RunAsync(host._stop.Token);
         host.Client = TrustingClient(certificates.CertFile(ClusterCertificates.ServerCa), new Uri(host.Url));
         await host.WaitUntilListeningAsync();

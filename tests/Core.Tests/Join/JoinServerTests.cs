@@ -219,7 +219,7 @@ public sealed class JoinServerTests(JoinServerFixture server) : IClassFixture<Jo
     {
         var error = await RefusedAsync(HttpStatusCode.NotFound, HttpMethod.Get, "/v1/nope", Bearer(ServerPassword));
 
-        Assert.Equal("no endpoint GET /v1/nope; the join API serves /cacerts, /v1/config, /v1/certificates, /v1/readyz and /v1/tunnel", error);
+        Assert.Equal("no endpoint GET /v1/nope; the join API serves /cacerts, /v1/config, /v1/certificates, /v1/server-join, /v1/readyz and /v1/tunnel", error);
     }
 
     [Fact]
