@@ -38,7 +38,7 @@ internal static class EtcdMembers
             }
             else
             {
-                var response = await client.MemberAddAsync(peerUrls, learner: true, cancellationToken);
+                var response = await AddLearnerAsync(client, peerUrls, cancellationToken);
                 added = response.Member;
                 members = response.Members;
             }
@@ -62,6 +62,31 @@ internal static class EtcdMembers
         }
     }
 
+    /// <summary>
+    /// MemberAdd as a learner. etcd refuses a member change until every voting member has been connected for 5 s
+    /// (<c>etcdserver: unhealthy cluster</c>, its strict reconfiguration check), as right after a promotion: retried for 30 s.
+    /// </summary>
+    private static Task<MemberAddResponse> AddLearnerAsync(EtcdClient client, IEnumerable<string> peerUrls, CancellationToken cancellationToken) =>
+        RetryReconfigurationAsync(() => client.MemberAddAsync(peerUrls, learner: true, cancellationToken), cancellationToken);
+
+    /// <summary>A membership change, retried for 30 s while etcd's strict reconfiguration check refuses it as premature.</summary>
+    private static async Task<T> RetryReconfigurationAsync<T>(Func<Task<T>> change, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                return await change();
+            }
+            catch (RpcException e) when ((e.Status.Detail.Contains("unhealthy cluster", StringComparison.Ordinal)
+                                          || e.Status.Detail.Contains("not enough started members", StringComparison.Ordinal)) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            }
+        }
+    }
+
     /// <summary>Removes the member named <paramref name="name"/>; false when there is none.</summary>
     public static async Task<bool> RemoveAsync(EtcdLayout layout, string name, CancellationToken cancellationToken)
     {
@@ -75,7 +100,7 @@ internal static class EtcdMembers
                 return false;
             }
 
-            await client.MemberRemoveAsync(member.ID, cancellationToken);
+            await RetryReconfigurationAsync(() => client.MemberRemoveAsync(member.ID, cancellationToken), cancellationToken);
             return true;
         }
         catch (RpcException e)
