@@ -291,7 +291,7 @@ internal static class ConfigLoader
 
         if (c.ClusterInit && c.DatastoreEndpoint.Length > 0)
         {
-            yield return new ConfigError(From(Settings.ClusterInit), "--cluster-init starts an embedded etcd, but datastore-endpoint names another datastore; remove one of them");
+            yield return new ConfigError(From(Settings.ClusterInit), "an embedded etcd cannot run beside datastore-endpoint's datastore; remove one of them");
         }
 
         if (c.ClusterResetRestorePath.Length > 0 && !c.ClusterReset)
