@@ -6,3 +6,4 @@ using System.Runtime.Versioning;
 [assembly: InternalsVisibleTo("Coracle.Integration.Tests")]
 [assembly: InternalsVisibleTo("Coracle.Node.Tests")]
 [assembly: InternalsVisibleTo("Coracle.Bench.Tunnel")]
+[assembly: InternalsVisibleTo("Coracle.Plugins.Datastore.Etcd.Tests")]

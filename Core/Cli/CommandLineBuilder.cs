@@ -48,6 +48,7 @@ internal static class CommandLineBuilder
         SecretsEncryptCommands.AddTo(root);
         UpdateCommands.AddTo(root);
         SnapshotCommands.AddTo(root);
+        EtcdCommands.AddTo(root);
 
         var status = DataDirCommand("status", "Show the components and add-ons of the node running on this machine and their state", Commands.StatusAsync);
         status.Options.Add(JsonOption);

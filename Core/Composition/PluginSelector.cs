@@ -122,10 +122,14 @@ internal static class PluginSelector
 
         if (server)
         {
-            var datastore = DatastoreFor(config.DatastoreEndpoint, Source(Settings.DatastoreEndpoint), entries, errors);
+            // --cluster-init: the datastore that serves etcd endpoints (https://) runs its embedded etcd (the endpoint stays empty).
+            var clusterInit = config.ClusterInit && config.DatastoreEndpoint.Length == 0;
+            var datastore = clusterInit
+                ? DatastoreFor("https://", Source(Settings.ClusterInit) + " (embedded etcd: the datastore serving https://)", entries, errors)
+                : DatastoreFor(config.DatastoreEndpoint, Source(Settings.DatastoreEndpoint), entries, errors);
             if (datastore is not null)
             {
-                chosen[datastore.Name] = config.DatastoreEndpoint.Length == 0 ? "default datastore" : "datastore-endpoint";
+                chosen[datastore.Name] = clusterInit ? "cluster-init" : config.DatastoreEndpoint.Length == 0 ? "default datastore" : "datastore-endpoint";
             }
         }
 

@@ -211,6 +211,7 @@ internal static class ConfigLoader
             ClusterDns = Get<IPAddress>(Settings.ClusterDns),
             ClusterDomain = Get<string>(Settings.ClusterDomain),
             DatastoreEndpoint = Get<string>(Settings.DatastoreEndpoint),
+            ClusterInit = Get<bool>(Settings.ClusterInit),
             TlsSans = List(Settings.TlsSan),
             WriteKubeconfig = Get<string>(Settings.WriteKubeconfig),
             WriteKubeconfigMode = Get<UnixFileMode>(Settings.WriteKubeconfigMode),
@@ -286,6 +287,11 @@ internal static class ConfigLoader
         if (c.EtcdSnapshotDir.Length > 0 && !Path.IsPathRooted(c.EtcdSnapshotDir))
         {
             yield return new ConfigError(From(Settings.EtcdSnapshotDir), $"'{c.EtcdSnapshotDir}' is not an absolute path; use a path like /var/lib/coracle/server/db/snapshots");
+        }
+
+        if (c.ClusterInit && c.DatastoreEndpoint.Length > 0)
+        {
+            yield return new ConfigError(From(Settings.ClusterInit), "an embedded etcd cannot run beside datastore-endpoint's datastore; remove one of them");
         }
 
         if (c.ClusterResetRestorePath.Length > 0 && !c.ClusterReset)

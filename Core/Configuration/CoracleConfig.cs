@@ -24,6 +24,9 @@ internal sealed record CoracleConfig
     public required IPAddress ClusterDns { get; init; }
     public string ClusterDomain { get; init; } = "cluster.local";
     public string DatastoreEndpoint { get; init; } = "";
+
+    /// <summary><c>--cluster-init</c>: the embedded etcd datastore when no <see cref="DatastoreEndpoint"/> is given.</summary>
+    public bool ClusterInit { get; init; }
     public IReadOnlyList<string> TlsSans { get; init; } = [];
     public string WriteKubeconfig { get; init; } = "";
     public UnixFileMode WriteKubeconfigMode { get; init; }

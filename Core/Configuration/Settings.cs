@@ -36,6 +36,8 @@ internal static class Settings
         "Cluster domain") { ServerOnly = true };
     public static readonly Setting DatastoreEndpoint = new("server", "datastore-endpoint", SettingKind.String, "",
         "Datastore: empty for the default, else SCHEME://... for the installed datastore plugin serving that scheme (coracle plugins list)") { ServerOnly = true, Secret = true };
+    public static readonly Setting ClusterInit = new("server", "cluster-init", SettingKind.Boolean, "false",
+        "Start an embedded etcd (the etcd datastore plugin) as the first member of a cluster other servers join; not with datastore-endpoint (docs/ha.md)") { ServerOnly = true };
     public static readonly Setting TlsSan = new("server", "tls-san", SettingKind.StringList, Array.Empty<string>(),
         "Extra host names or IPs for the API server certificate") { ServerOnly = true };
     public static readonly Setting WriteKubeconfig = new("server", "write-kubeconfig", SettingKind.String, "/etc/coracle/coracle.yaml",
@@ -130,7 +132,7 @@ internal static class Settings
     public static IReadOnlyList<Setting> All { get; } =
     [
         DataDir, NodeName, NodeIp, NodeExternalIp, Token, Disable, ComponentsDir, SystemDefaultRegistry, LogFormat, LogLevel,
-        ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, TlsSan, WriteKubeconfig,
+        ClusterCidr, ServiceCidr, ClusterDns, ClusterDomain, DatastoreEndpoint, ClusterInit, TlsSan, WriteKubeconfig,
         WriteKubeconfigMode, HttpsListenPort, SupervisorPort, EgressSelectorMode, CertLifetime, CaCertLifetime,
         SecretsEncryption, SecretsEncryptionProvider,
         EtcdSnapshotScheduleCron, EtcdSnapshotRetention, EtcdSnapshotDir, EtcdDisableSnapshots, ClusterReset, ClusterResetRestorePath,
