@@ -123,13 +123,16 @@ internal static class PluginSelector
         if (server)
         {
             // --cluster-init: the datastore that serves etcd endpoints (https://) runs its embedded etcd (the endpoint stays empty).
-            var clusterInit = config.ClusterInit && config.DatastoreEndpoint.Length == 0;
+            // A server that joins another (--server) without --datastore-endpoint does too, as with K3s: the embedded SQLite
+            // cannot be shared, so the only cluster it can join without an external datastore is an embedded etcd one.
+            var joinsEtcd = config.ServerUrl.Length > 0 && config.DatastoreEndpoint.Length == 0;
+            var clusterInit = (config.ClusterInit && config.DatastoreEndpoint.Length == 0) || joinsEtcd;
             var datastore = clusterInit
-                ? DatastoreFor("https://", Source(Settings.ClusterInit) + " (embedded etcd: the datastore serving https://)", entries, errors)
+                ? DatastoreFor("https://", (joinsEtcd ? Source(Settings.Server) : Source(Settings.ClusterInit)) + " (embedded etcd: the datastore serving https://)", entries, errors)
                 : DatastoreFor(config.DatastoreEndpoint, Source(Settings.DatastoreEndpoint), entries, errors);
             if (datastore is not null)
             {
-                chosen[datastore.Name] = clusterInit ? "cluster-init" : config.DatastoreEndpoint.Length == 0 ? "default datastore" : "datastore-endpoint";
+                chosen[datastore.Name] = joinsEtcd ? "server (joins embedded etcd)" : clusterInit ? "cluster-init" : config.DatastoreEndpoint.Length == 0 ? "default datastore" : "datastore-endpoint";
             }
         }
 

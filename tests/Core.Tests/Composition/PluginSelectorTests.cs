@@ -81,6 +81,32 @@ public sealed class PluginSelectorTests
         Assert.Equal("postgres", selection.Single(ExtensionPoints.Datastore)!.Name);
     }
 
+    [Theory]
+    [InlineData(new[] { "cluster-init" }, "cluster-init")]
+    [InlineData(new[] { "server" }, "server (joins embedded etcd)")]
+    public void Select_ClusterInitOrServerJoiningWithoutEndpoint_PicksTheEmbeddedEtcd(string[] how, string why)
+    {
+        IReadOnlyList<PluginEntry> entries = [.. Full, Entry("etcd", ExtensionPoints.Datastore, schemes: ["http", "https"])];
+        var config = how[0] == "server"
+            ? Config("server", (Settings.Server, ["https://10.0.0.1:9345"]), (Settings.Token, ["K10abc::server:secret"]))
+            : Config("server", (Settings.ClusterInit, ["true"]));
+
+        var selection = PluginSelector.Select(entries, config, "x64");
+
+        Assert.Equal("etcd", selection.Single(ExtensionPoints.Datastore)!.Name);
+        Assert.Equal(why, selection.Decisions.Single(d => d.Entry.Name == "etcd").Why);
+    }
+
+    [Fact]
+    public void Select_ServerJoiningOnAnExternalDatastore_PicksThatDatastore()
+    {
+        IReadOnlyList<PluginEntry> entries = [.. Full, Entry("etcd", ExtensionPoints.Datastore, schemes: ["http", "https"])];
+        var config = Config("server", (Settings.Server, ["https://10.0.0.1:9345"]), (Settings.Token, ["K10abc::server:secret"]),
+            (Settings.DatastoreEndpoint, ["postgres://u:p@db:5432/k8s"]));
+
+        Assert.Equal("postgres", PluginSelector.Select(entries, config, "x64").Single(ExtensionPoints.Datastore)!.Name);
+    }
+
     [Fact]
     public void Select_UnknownDisableName_ListsInstalledPlugins()
     {
