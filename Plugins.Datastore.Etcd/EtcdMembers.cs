@@ -100,8 +100,26 @@ internal static class EtcdMembers
                 return false;
             }
 
-            await RetryReconfigurationAsync(() => client.MemberRemoveAsync(member.ID, cancellationToken), cancellationToken);
-            return true;
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (true)
+            {
+                try
+                {
+                    await RetryReconfigurationAsync(() => client.MemberRemoveAsync(member.ID, cancellationToken), cancellationToken);
+                    return true;
+                }
+                catch (RpcException e) when ((e.StatusCode == StatusCode.DeadlineExceeded || e.Status.Detail.Contains("member not found", StringComparison.Ordinal))
+                                             && DateTime.UtcNow < deadline)
+                {
+                    // A slow commit (a busy disk, a loaded board) outlives the call's deadline, and the removal may still be
+                    // applied: look again before asking again, so a removal that went through is not reported as failed.
+                    var again = await client.MemberListAsync(cancellationToken);
+                    if (again.Members.All(m => m.ID != member.ID))
+                    {
+                        return true;
+                    }
+                }
+            }
         }
         catch (RpcException e)
         {

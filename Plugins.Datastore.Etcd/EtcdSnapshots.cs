@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -14,7 +13,6 @@ namespace Coracle.Plugins.Datastore.Etcd;
 /// </summary>
 internal static class EtcdSnapshots
 {
-    private const int Trailer = 32;
     private const uint BoltMagic = 0xED0CDAED;
     private static readonly byte[] SqliteHeader = "SQLite format 3\0"u8.ToArray();
 
@@ -22,7 +20,7 @@ internal static class EtcdSnapshots
     public static (long Revision, string Sha256) Verify(EtcdLayout layout, string file)
     {
         RequireEmbedded(layout);
-        var sha = VerifyTrailer(file);
+        var sha = Convert.ToHexStringLower(SnapshotFraming.Verify(file));
         using (var stream = File.OpenRead(file))
         {
             var header = new byte[SqliteHeader.Length];
@@ -131,44 +129,6 @@ internal static class EtcdSnapshots
         {
             throw new NotSupportedException("an external etcd is restored with its own tools (etcdutl snapshot restore on its members), not by Coracle");
         }
-    }
-
-    /// <summary>Checks etcd's framing (512-byte sectors plus the SHA-256 of the data); returns the hex SHA-256.</summary>
-    private static string VerifyTrailer(string file)
-    {
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        var size = stream.Length;
-        if (size < 512 + Trailer || size % 512 != Trailer)
-        {
-            throw new InvalidDataException(
-                $"not a snapshot: its {size} bytes are not whole 512-byte sectors plus a 32-byte SHA-256 (truncated, or not written by 'coracle etcd-snapshot save' or 'etcdctl snapshot save')");
-        }
-
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 16];
-        var left = size - Trailer;
-        while (left > 0)
-        {
-            var read = stream.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
-            if (read == 0)
-            {
-                throw new InvalidDataException("the file shrank while it was read");
-            }
-
-            sha.AppendData(buffer, 0, read);
-            left -= read;
-        }
-
-        var trailer = new byte[Trailer];
-        stream.ReadExactly(trailer);
-        var actual = sha.GetHashAndReset();
-        if (!CryptographicOperations.FixedTimeEquals(actual, trailer))
-        {
-            throw new InvalidDataException(
-                $"checksum mismatch: the data hashes to sha256 {Convert.ToHexStringLower(actual)} but the trailer says {Convert.ToHexStringLower(trailer)} (the file is corrupt or truncated)");
-        }
-
-        return Convert.ToHexStringLower(trailer);
     }
 
     private static string? ReadMarker(string marker)

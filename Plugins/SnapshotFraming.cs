@@ -1,9 +1,9 @@
 using System.Security.Cryptography;
 
-namespace Coracle.Plugins.Datastore.Sql.Snapshots;
+namespace Coracle.Plugins;
 
 /// <summary>
-/// etcd's snapshot framing, which <c>etcdctl snapshot save</c> checks: the database bytes (a whole number of 512-byte
+/// etcd's snapshot framing, which <c>etcdctl snapshot save</c> checks and every <see cref="IDatastoreSnapshots"/> plugin verifies: the database bytes (a whole number of 512-byte
 /// sectors; SQLite pages are) followed by the 32-byte SHA-256 of those bytes, so the size modulo 512 is 32.
 /// </summary>
 public static class SnapshotFraming
