@@ -66,8 +66,10 @@ public sealed class FlannelDataPlane
         {
             await RunCoreAsync(cancellationToken);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
+            // A stop that lands mid-command can surface as that command's failure rather than a cancellation: the
+            // kernel state goes either way.
             Log.Stopping(_logger);
             await TeardownAsync();
             throw;

@@ -52,7 +52,7 @@ internal static class PidRecords
     /// <summary>True when <paramref name="record"/>'s process still runs: same pid, same start time.</summary>
     public static bool IsAlive(PidRecord record, string procRoot = "/proc") => StartTime(record.Pid, procRoot) == record.StartTime;
 
-    /// <summary>Field 22 of <c>/proc/PID/stat</c>; null when the process is gone.</summary>
+    /// <summary>Field 22 of <c>/proc/PID/stat</c>; null when the process is gone or a zombie (dead, not yet reaped by its parent).</summary>
     public static long? StartTime(int pid, string procRoot = "/proc")
     {
         try
@@ -60,7 +60,7 @@ internal static class PidRecords
             var stat = File.ReadAllText(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "stat"));
             // After "PID (COMM) " come the fields from 3 (state) on; starttime is field 22.
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return fields.Length > 19 && long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start) ? start : null;
+            return fields.Length > 19 && fields[0] != "Z" && long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start) ? start : null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

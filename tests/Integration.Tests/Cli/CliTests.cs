@@ -8,6 +8,7 @@ namespace Coracle.Integration.Tests.Cli;
 /// and a runtime running <c>sleep</c>), driven as a user would.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(HostPortsCollection.Name)]
 public sealed class CliTests : IDisposable
 {
     private readonly TempDir _temp = new("coracle-cli");

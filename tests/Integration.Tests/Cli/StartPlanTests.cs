@@ -8,6 +8,7 @@ namespace Coracle.Integration.Tests.Cli;
 /// and `server` leaves a fresh data dir untouched (not even created); a second server on a live data dir changes no file.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(HostPortsCollection.Name)]
 public sealed class StartPlanTests : IDisposable
 {
     private readonly TempDir _temp = new("coracle-plan");
