@@ -301,6 +301,43 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         Assert.True((await api.GetAsync($"/api/v1/namespaces/default/pods/guarded-{_id}", CancellationToken.None)).IsSuccess);
     }
 
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Rollout_NodeBackOnTheNewVersionButNeverReady_FailsAfterTheNodeTimeoutUncordoned()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var n1 = await NodeAsync(api, "a", "1.0.0", clock);
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
+        var name = await RolloutAsync(api, url, sha, nodeTimeoutSeconds: 600);
+
+        Assert.Equal("restarting", await n1.PassAsync(ControllerApi));
+        var node = (JsonObject)(await api.GetAsync($"/api/v1/nodes/{n1.Name}", CancellationToken.None)).Body!;
+        node["status"] = new JsonObject
+        {
+            ["conditions"] = new JsonArray(new JsonObject { ["type"] = "Ready", ["status"] = "False", ["reason"] = "KubeletNotReady", ["message"] = "test" }),
+        };
+        var notReady = await api.ReplaceAsync($"/api/v1/nodes/{n1.Name}/status", node, CancellationToken.None);
+        Assert.True(notReady.IsSuccess, notReady.Describe());
+
+        // Back on 2.0.0, marked good, but the Node stays NotReady: it waits (renewing its line), then gives up.
+        Assert.Equal(1, n1.Boot());
+        Assert.Equal("waiting for Ready", await n1.PassAsync(ControllerApi));
+        clock.Advance(TimeSpan.FromSeconds(599));
+        Assert.Equal("waiting for Ready", await n1.PassAsync(ControllerApi));
+        Assert.Equal(ApplianceUpdateResource.Timestamp(clock.GetUtcNow()), ApplianceUpdateResource.Nodes(await GetAsync(api, name)).Single(n => n.Name == n1.Name).RenewedAt);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(NodeStates.Failed, await n1.PassAsync(ControllerApi));
+
+        var rollout = await GetAsync(api, name);
+        Assert.Equal($"node {n1.Name}: node {n1.Name} runs version 2.0.0 (slot b marked good) but its Node did not become Ready within 600 s (nodeTimeoutSeconds); uncordoned",
+            Text(rollout["status"]!["reason"]));
+        Assert.Equal(("True", "NodeFailed"), (Condition(rollout, "Halted"), ConditionReason(rollout, "Halted")));
+        Assert.False(await UnschedulableAsync(api, n1.Name));
+        Assert.Null(await CordonedForAsync(api, n1.Name));
+    }
+
     [Fact]
     public void ReadSpec_NodeTimeout_DefaultsTo1800AndRenewsAQuarterOfItCappedAt60()
     {
