@@ -98,7 +98,7 @@ internal sealed class EtcdClient : IDisposable
         }
     }
 
-    private async Task<T> CallAsync<T>(Func<GrpcChannel, CallOptions, Task<T>> call, CancellationToken cancellationToken)
+    internal async Task<T> CallAsync<T>(Func<GrpcChannel, CallOptions, Task<T>> call, CancellationToken cancellationToken)
     {
         RpcException? last = null;
         foreach (var endpoint in Endpoints)
