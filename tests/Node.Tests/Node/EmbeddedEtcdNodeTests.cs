@@ -72,6 +72,28 @@ public sealed class EmbeddedEtcdNodeTests : IDisposable
         Assert.True(members.ExitCode == 0, members.Stdout + members.Stderr);
         Assert.Contains(node.Name, members.Stdout, StringComparison.Ordinal);
         Assert.Contains($"https://{nodeIp}:2380", members.Stdout, StringComparison.Ordinal);
+
+        // Restore on etcd (issue 19, item 4): a ConfigMap written after the snapshot, then --cluster-reset
+        // --cluster-reset-restore-path: the snapshot's data is back, the later write gone, the old etcd data moved aside.
+        node.Kubectl("create", "configmap", "after-snapshot", "--from-literal=k=later");
+        node.Signal(15);
+        node.StartServer("--cluster-reset", "--cluster-reset-restore-path", snapshot);
+        await node.WaitForAsync(() => node.Log.Contains("cluster reset: restored ", StringComparison.Ordinal), "the etcd restore", TimeSpan.FromMinutes(1));
+        await node.WaitForAsync(() => node.NodeReady(node.Name), "node Ready on the restored etcd", TimeSpan.FromMinutes(3));
+        Assert.Equal("v", node.Jsonpath("configmap", "on-etcd", "{.data.k}"));
+        Assert.Contains("NotFound", node.TryKubectl("get", "configmap", "after-snapshot").Output, StringComparison.Ordinal);
+        Assert.Single(Directory.GetDirectories(Path.Combine(node.DataDir, "server", "db"), "etcd-old-*"));
+
+        // --cluster-reset alone: etcd starts once with --force-new-cluster on its own data, which stays.
+        node.Kubectl("create", "configmap", "before-reset", "--from-literal=k=kept");
+        node.Signal(15);
+        node.StartServer("--cluster-reset");
+        await node.WaitForAsync(() => node.Log.Contains("starts once with --force-new-cluster", StringComparison.Ordinal), "the reset", TimeSpan.FromMinutes(1));
+        await node.WaitForAsync(() => node.NodeReady(node.Name), "node Ready after the reset", TimeSpan.FromMinutes(3));
+        Assert.Equal("kept", node.Jsonpath("configmap", "before-reset", "{.data.k}"));
+        var one = node.Coracle("etcd", "member", "list");
+        Assert.True(one.ExitCode == 0, one.Stdout + one.Stderr);
+        Assert.Contains(node.Name, one.Stdout, StringComparison.Ordinal);
     }
 
     public void Dispose()
