@@ -10,9 +10,14 @@ namespace Coracle.Core.Update;
 /// </summary>
 internal static class Restarter
 {
-    public static async Task<string> RestartAsync(InstallLayout layout, NodeStatus? running, TimeSpan stopTimeout, CancellationToken ct)
+    /// <param name="layout">The installation whose <c>current</c> slot is started.</param>
+    /// <param name="running">The node running now (from its status socket); null when none runs.</param>
+    /// <param name="stopTimeout">How long the running node may take to stop.</param>
+    /// <param name="ct">Stops the wait.</param>
+    /// <param name="systemdDir">The folder whose presence means systemd manages this machine (tests point it elsewhere).</param>
+    public static async Task<string> RestartAsync(InstallLayout layout, NodeStatus? running, TimeSpan stopTimeout, CancellationToken ct, string systemdDir = "/run/systemd/system")
     {
-        if (Directory.Exists("/run/systemd/system"))
+        if (Directory.Exists(systemdDir))
         {
             foreach (var unit in new[] { "coracle", "coracle-agent" })
             {
