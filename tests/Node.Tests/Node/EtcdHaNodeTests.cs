@@ -27,7 +27,7 @@ public sealed class EtcdHaNodeTests : IDisposable
     }
 
     [K8sFact(NeedsRoot = true)]
-    public async Task ThreeServers_EmbeddedEtcd_WriteOneReadOthersSurviveAKillRejoinAndRemoveAMember()
+    public async Task ThreeServers_EmbeddedEtcd_WriteOneReadOthers_SurviveAKill_DeletedNodeLosesItsMember_QuorumLossShownAndRecovered()
     {
         var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
         NodeHarness.CreateNetns(_netns[0], $"10.209.{subnet}.1", $"10.209.{subnet}.2");
