@@ -98,7 +98,7 @@ internal sealed class EtcdClient : IDisposable
         }
     }
 
-    private async Task<T> CallAsync<T>(Func<GrpcChannel, CallOptions, Task<T>> call, CancellationToken cancellationToken)
+    internal async Task<T> CallAsync<T>(Func<GrpcChannel, CallOptions, Task<T>> call, CancellationToken cancellationToken)
     {
         RpcException? last = null;
         foreach (var endpoint in Endpoints)
@@ -132,20 +132,7 @@ internal sealed class EtcdClient : IDisposable
     {
         var handler = new SocketsHttpHandler { ConnectTimeout = CallTimeout };
         handler.SslOptions.ClientCertificates = [_clientCertificate];
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-        {
-            if (certificate is null)
-            {
-                return false;
-            }
-
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(_ca);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-            return chain.Build(leaf);
-        };
+        handler.SslOptions.RemoteCertificateValidationCallback = TlsTrust.Only(_ca);
         return handler;
     }
 

@@ -17,7 +17,7 @@ namespace Coracle.Plugins.Datastore.Etcd;
 [PluginSetting("certfile", "External etcd: client certificate file (default: the node's datastore-client certificate)", Flag = "datastore-certfile", ServerOnly = true)]
 [PluginSetting("keyfile", "External etcd: client key file", Flag = "datastore-keyfile", ServerOnly = true)]
 [PluginFolder("etcd", "server/db/etcd")]
-public sealed class EtcdPlugin : IDatastore, IValidatesOptions, IDatastoreCluster, IDatastoreSnapshots
+public sealed class EtcdPlugin : IDatastore, IValidatesOptions, IDatastoreCluster, IDatastoreSnapshots, IDatastoreImport
 {
     /// <summary>The supervised component (embedded etcd, or the readiness gate of an external one).</summary>
     public const string ComponentName = EtcdLayout.ComponentName;
@@ -121,6 +121,14 @@ public sealed class EtcdPlugin : IDatastore, IValidatesOptions, IDatastoreCluste
     /// <inheritdoc/>
     public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) =>
         EtcdSnapshots.Reset(EtcdLayout.Build(node, options));
+
+    /// <inheritdoc/>
+    public bool CanImport(NodeSettings node, IReadOnlyDictionary<string, string> options) =>
+        EtcdImport.CanImport(EtcdLayout.Build(node, options));
+
+    /// <inheritdoc/>
+    public Task<DatastoreImportResult> ImportAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, IAsyncEnumerable<DatastoreKeyValue> keys, CancellationToken cancellationToken) =>
+        EtcdImport.ImportAsync(EtcdLayout.Build(node, options), keys, cancellationToken);
 
     private static async Task<bool> AnyHealthyAsync(EtcdLayout layout, CancellationToken cancellationToken)
     {

@@ -15,7 +15,7 @@ namespace Coracle.Plugins.Datastore.Sql;
 [PluginSetting("volatile-prefixes", SqlDatastoreConfigurator.VolatilePrefixesHelp, Type = PluginSettingType.StringList, Default = SqlDatastoreConfigurator.DefaultVolatilePrefixes)]
 [PluginSetting("volatile-flush-interval", SqlDatastoreConfigurator.VolatileFlushIntervalHelp, Type = PluginSettingType.Duration, Default = "30s")]
 [PluginFolder("db", "server/db")]
-public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
+public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots, IDatastoreExport
 {
     /// <inheritdoc/>
     public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
@@ -36,6 +36,19 @@ public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions, IData
 
     /// <inheritdoc/>
     public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("sqlite");
+
+    /// <inheritdoc/>
+    public string? ExportSource(NodeSettings node, IReadOnlyDictionary<string, string> options) => Export.SqliteExport.Source(node);
+
+    /// <inheritdoc/>
+    public DatastoreExportInfo VerifyExport(NodeSettings node, IReadOnlyDictionary<string, string> options) => Export.SqliteExport.Verify(node);
+
+    /// <inheritdoc/>
+    public IAsyncEnumerable<DatastoreKeyValue> ExportAsync(NodeSettings node, IReadOnlyDictionary<string, string> options, CancellationToken cancellationToken) =>
+        Export.SqliteExport.ExportAsync(node, cancellationToken);
+
+    /// <inheritdoc/>
+    public string RetireExported(NodeSettings node, IReadOnlyDictionary<string, string> options, DateTimeOffset now) => Export.SqliteExport.Retire(node, now);
 }
 
 /// <summary>etcd v3 over PostgreSQL (several servers may share one database).</summary>

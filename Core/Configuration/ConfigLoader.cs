@@ -217,6 +217,7 @@ internal static class ConfigLoader
             WriteKubeconfigMode = Get<UnixFileMode>(Settings.WriteKubeconfigMode),
             HttpsListenPort = (int)Get<long>(Settings.HttpsListenPort),
             SupervisorPort = (int)Get<long>(Settings.SupervisorPort),
+            LbServerPort = (int)Get<long>(Settings.LbServerPort),
             ServerUrl = Get<string>(Settings.Server),
             CertLifetime = Get<TimeSpan>(Settings.CertLifetime),
             CaCertLifetime = Get<TimeSpan>(Settings.CaCertLifetime),
@@ -328,7 +329,7 @@ internal static class ConfigLoader
                 $"{c.ClusterDns} is outside service-cidr {c.ServiceCidr}; pick an address inside it, like the 10th");
         }
 
-        foreach (var port in new[] { (Settings.HttpsListenPort, c.HttpsListenPort), (Settings.SupervisorPort, c.SupervisorPort) })
+        foreach (var port in new[] { (Settings.HttpsListenPort, c.HttpsListenPort), (Settings.SupervisorPort, c.SupervisorPort), (Settings.LbServerPort, c.LbServerPort) })
         {
             if (port.Item2 is < 1 or > 65535)
             {

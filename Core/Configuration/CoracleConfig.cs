@@ -65,6 +65,9 @@ internal sealed record CoracleConfig
     /// <summary>The kubelet's podLogsDir (<c>pod-logs-dir</c>).</summary>
     public string PodLogsDir { get; init; } = "/var/log/pods";
     public IReadOnlyList<int> TunnelAllowedPorts { get; init; } = [10250];
+
+    /// <summary>The loopback port of the agent's API server load balancer (<c>--lb-server-port</c>).</summary>
+    public int LbServerPort { get; init; } = 6444;
     public required string PauseImage { get; init; }
 
     /// <summary>The registry system images come from (<c>--system-default-registry</c>); empty for their own.</summary>

@@ -95,6 +95,8 @@ internal static class Settings
         "The kubelet refuses to start when kernel tunables differ from its defaults instead of changing them (CIS hardening)");
     public static readonly Setting PodLogsDir = new("agent", "pod-logs-dir", SettingKind.String, "/var/log/pods",
         "Folder of the pods' log files (the kubelet's podLogsDir; log shippers read /var/log/pods, as on K3s); several nodes on one machine need one each, or each kubelet deletes the others' logs");
+    public static readonly Setting LbServerPort = new("agent", "lb-server-port", SettingKind.Integer, 6444L,
+        "Loopback port of the agent's load balancer for the API servers (K3s's flag): the agent's kubelet, kube-proxy and controllers reach every server of the cluster through it, failing over when one is down (docs/ha.md)");
     public static readonly Setting TunnelAllowedPorts = new("agent", "tunnel-allowed-ports", SettingKind.StringList, new[] { "10250" },
         "Local ports the server may reach through the agent's tunnel (the kubelet's by default)");
 
@@ -137,7 +139,7 @@ internal static class Settings
         SecretsEncryption, SecretsEncryptionProvider,
         EtcdSnapshotScheduleCron, EtcdSnapshotRetention, EtcdSnapshotDir, EtcdDisableSnapshots, ClusterReset, ClusterResetRestorePath,
         KubeApiserverArg, KubeControllerManagerArg, KubeSchedulerArg, DisableCloudController,
-        Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, PodLogsDir, TunnelAllowedPorts,
+        Server, PauseImage, KubeletArg, KubeProxyArg, NodeLabel, NodeTaint, ProtectKernelDefaults, PodLogsDir, LbServerPort, TunnelAllowedPorts,
         PluginDirs, Cni, Ingress, LoadBalancer, Runtime, Enable,
         RestartBackoff, RestartMaxBackoff, CrashLoopLimit, CrashLoopWindow, StopTimeout,
         UpdateCa, UpdateTrialDeadline, UpdateTrialAttempts,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using Coracle.Core.Agent;
 using Coracle.Core.Configuration;
 using Coracle.Core.Identity;
 using Coracle.Core.Join;
@@ -13,7 +14,7 @@ namespace Coracle.Core.Hosting;
 
 /// <summary>
 /// <c>coracle agent</c>, applied from a checked plan as a flat list of named steps: data dir lock; join server; status;
-/// configure plugins; host settings; tunnel; kubernetes components; node addresses; fleet updates; certificate renewal; start supervisor. The join's answer (the cluster's
+/// configure plugins; host settings; load balancer; tunnel; kubernetes components; node addresses; fleet updates; certificate renewal; start supervisor. The join's answer (the cluster's
 /// networks, DNS and cluster-wide plugin settings) makes a new configuration for every later step; nothing is mutated.
 /// </summary>
 internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
@@ -32,10 +33,12 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
         var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
         var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
-        node.Step("tunnel", () => RegisterTunnelClient(config, run.Supervisor, agent));
+        var servers = node.Step("load balancer", () => RegisterLoadBalancer(config, run.Supervisor, agent));
+        node.Step("tunnel", () => RegisterTunnels(config, run.Supervisor, agent, servers));
         node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket: null, kubeletHost));
-        node.Step("node addresses", () => Kubernetes.CloudNodeComponents.RegisterAgent(run.Supervisor, config, new Uri(agent.Cluster.ServerUrl), agent.Directory, loggers));
-        node.Step("fleet updates", () => Update.Fleet.FleetComponents.RegisterAgent(run.Supervisor, config, new Uri(agent.Cluster.ServerUrl), agent.Directory, loggers));
+        var apiServer = AgentJoin.LoadBalancerUrl(config);
+        node.Step("node addresses", () => Kubernetes.CloudNodeComponents.RegisterAgent(run.Supervisor, config, apiServer, agent.Directory, loggers));
+        node.Step("fleet updates", () => Update.Fleet.FleetComponents.RegisterAgent(run.Supervisor, config, apiServer, agent.Directory, loggers));
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [agent.Directory], ct => RenewDueAsync(agent.Directory, local.Log, ct)));
         // A slot on trial after an update is marked good once the node is healthy (docs/updates.md).
         using var updateGate = Update.UpdateGate.StartIfOnTrial(run.Supervisor.Snapshot, node.Log);
@@ -108,23 +111,76 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         return due;
     }
 
-    private void RegisterTunnelClient(CoracleConfig config, Supervisor supervisor, AgentIdentity agent)
+    /// <summary>
+    /// Step <c>load balancer</c>: the API server load balancer on <c>127.0.0.1:--lb-server-port</c> and the watch of the
+    /// <c>default/kubernetes</c> Endpoints that tells it (and the tunnels) every server of the cluster.
+    /// </summary>
+    private ServerList RegisterLoadBalancer(CoracleConfig config, Supervisor supervisor, AgentIdentity agent)
+    {
+        var log = loggers.CreateLogger(LoadBalancerComponent);
+        var joined = new Uri(agent.Cluster.ServerUrl);
+        var servers = ServerList.Load(Path.Combine(agent.Directory, "load-balancer.json"), ServerList.Format(joined.Host.Trim('[', ']'), joined.Port), log);
+        var balancer = new ApiLoadBalancer(new IPEndPoint(IPAddress.Loopback, config.LbServerPort), servers, log);
+        var endpoints = new ApiServerEndpoints(AgentJoin.LoadBalancerUrl(config), Path.Combine(agent.Directory, "server-ca.crt"),
+            Path.Combine(agent.Directory, "client-coracle-controller.crt"), Path.Combine(agent.Directory, "client-coracle-controller.key"), servers, log);
+        // coracle status shows the servers it knows.
+        void Report(IReadOnlyList<string> list) => supervisor.ReportDetail(LoadBalancerComponent, $"127.0.0.1:{config.LbServerPort} to {string.Join(", ", list)}");
+        servers.Changed += Report;
+        supervisor.Add(new InProcessComponent
+        {
+            Name = LoadBalancerComponent,
+            Run = async ct =>
+            {
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                var balancing = balancer.RunAsync(stop.Token);
+                Report(servers.Servers);
+                if (await Task.WhenAny(balancer.Bound, balancing) == balancing)
+                {
+                    await balancing; // it could not listen: the one-line reason
+                }
+
+                try
+                {
+                    await endpoints.RunAsync(stop.Token);
+                }
+                finally
+                {
+                    await stop.CancelAsync();
+                    await balancing;
+                }
+            },
+            Readiness = new CustomProbe(_ => Task.FromResult(balancer.Listening)),
+            Restart = config.Restart,
+            StopTimeout = config.StopTimeout,
+            RestartOnCertificateRenewal = true,
+        });
+        return servers;
+    }
+
+    private void RegisterTunnels(CoracleConfig config, Supervisor supervisor, AgentIdentity agent, ServerList servers)
     {
         var addresses = ClusterCertificates.NodeAddresses(config).Select(a => a.ToString()).ToList();
         var tunnelLog = loggers.CreateLogger("tunnel");
-        var podNetwork = new NodePodNetwork(new Uri(agent.Cluster.ServerUrl), Path.Combine(agent.Directory, "server-ca.crt"),
+        var podNetwork = new NodePodNetwork(AgentJoin.LoadBalancerUrl(config), Path.Combine(agent.Directory, "server-ca.crt"),
             Path.Combine(agent.Directory, "client-coracle-controller.crt"), Path.Combine(agent.Directory, "client-coracle-controller.key"), config.NodeName, tunnelLog);
-        var client = new TunnelClient(agent.Server, agent.ServerCa, agent.Token, config.NodeName, addresses, config.TunnelAllowedPorts, podNetwork, tunnelLog,
-            nodePassword: AgentJoin.EnsureNodePassword(config.DataDir, config.NodeName, tunnelLog));
+        var nodePassword = AgentJoin.EnsureNodePassword(config.DataDir, config.NodeName, tunnelLog);
+        var tunnels = new AgentTunnels(servers, agent.Server,
+            url => new TunnelClient(url, agent.ServerCa, agent.Token, config.NodeName, addresses, config.TunnelAllowedPorts, podNetwork, tunnelLog, nodePassword: nodePassword)
+            {
+                RunsPodNetwork = false,
+            },
+            podNetwork, tunnelLog);
         supervisor.Add(new InProcessComponent
         {
             Name = "tunnel",
-            Run = client.RunAsync,
-            Readiness = new CustomProbe(_ => Task.FromResult(client.Connected)),
+            Run = tunnels.RunAsync,
+            Readiness = new CustomProbe(_ => Task.FromResult(tunnels.Connected)),
             Restart = config.Restart,
             StopTimeout = config.StopTimeout,
             RestartOnCertificateRenewal = true,
         });
     }
 
+    /// <summary>The agent's API server load balancer component (and its log category).</summary>
+    internal const string LoadBalancerComponent = "load-balancer";
 }

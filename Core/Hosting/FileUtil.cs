@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Coracle.Core.Hosting;
 
 /// <summary>Small file helpers: private folders and atomic, durable writes.</summary>
@@ -30,5 +32,38 @@ internal static class FileUtil
 
         File.SetUnixFileMode(temp, mode);
         File.Move(temp, path, overwrite: true);
+        DirectorySync.Sync(dir);
     }
+}
+
+
+/// <summary>fsync of a folder, so a rename in it survives a power cut.</summary>
+internal static partial class DirectorySync
+{
+    public static void Sync(string dir)
+    {
+        var fd = Open(dir, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _ = Fsync(fd);
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
 }

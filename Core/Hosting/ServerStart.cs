@@ -17,8 +17,8 @@ namespace Coracle.Core.Hosting;
 
 /// <summary>
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; join cluster (with
-/// <c>--server</c>, docs/ha.md); cluster reset; certificates, token
-/// and kubeconfigs; secrets encryption; status; configure plugins; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
+/// <c>--server</c>, docs/ha.md); cluster reset; datastore migration (docs/ha.md); certificates, token
+/// and kubeconfigs; secrets encryption; status; configure plugins; datastore migration component; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
 /// rbac; manifests; node addresses; fleet updates; etcd members; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
@@ -41,10 +41,16 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         }
 
         node.Step("cluster reset", () => ServerSnapshots.ClusterReset(plan, config, node.Log, DateTimeOffset.UtcNow));
+        var migration = node.Step("datastore migration", () => DatastoreMigration.Prepare(plan, config, joined is not null || config.ServerUrl.Length > 0, node.Log));
         var identity = node.Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(config, node.Log));
         var encryptionConfig = node.Step("secrets encryption", () => SecretsEncryption.Prepare(config, node.Log));
         await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
         var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
+        if (migration is not null)
+        {
+            plugins = node.Step("datastore migration component", () => migration.Register(run.Supervisor, plugins));
+        }
+
         node.Step("snapshots", () => ServerSnapshots.RegisterScheduler(run.Supervisor, plan, config, plugins.Datastore, loggers, node.Log));
         var kubeletHost = node.Step("host settings", () => node.PrepareHost(plugins.Runtime));
         // The join API checks node passwords against Secrets only when kube-apiserver is registered in the next step

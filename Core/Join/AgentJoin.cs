@@ -60,6 +60,68 @@ internal static class AgentJoin
         return password;
     }
 
+    /// <summary>
+    /// The supervisor URLs of the servers this agent's load balancer learned before (<c>DATA/agent/load-balancer.json</c>),
+    /// at <paramref name="server"/>'s port, other than <paramref name="server"/> itself; none on a first join.
+    /// </summary>
+    internal static IReadOnlyList<Uri> KnownServers(CoracleConfig config, Uri server)
+    {
+        var file = Path.Combine(AgentDir(config.DataDir), "load-balancer.json");
+        if (!File.Exists(file))
+        {
+            return [];
+        }
+
+        var known = Agent.ServerList.Load(file, Agent.ServerList.Format(server.Host.Trim('[', ']'), config.HttpsListenPort), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        return Agent.AgentTunnels.SupervisorUrls(known.Servers, known.Default, server).Where(u => u != server).ToList();
+    }
+
+    /// <summary>
+    /// <paramref name="server"/> when it accepts a connection, else the first of <paramref name="others"/> that does, in
+    /// rounds with backoff until one answers; <paramref name="server"/> at once when there are no others (the join's own
+    /// retries then wait for it).
+    /// </summary>
+    internal static async Task<Uri> ReachableServerAsync(Uri server, IReadOnlyList<Uri> others, ILogger log, TimeProvider time, CancellationToken ct)
+    {
+        if (others.Count == 0)
+        {
+            return server;
+        }
+
+        for (var n = 0; ; n++)
+        {
+            string? reason = null;
+            foreach (var candidate in new[] { server }.Concat(others))
+            {
+                using var tcp = new TcpClient();
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(TimeSpan.FromSeconds(3));
+                try
+                {
+                    await tcp.ConnectAsync(candidate.Host.Trim('[', ']'), candidate.Port, timeout.Token);
+                    if (candidate != server)
+                    {
+                        log.JoiningThroughAnotherServer(server.ToString(), reason ?? "no answer", candidate.ToString());
+                    }
+
+                    return candidate;
+                }
+                catch (Exception ex) when (ex is SocketException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+                {
+                    reason ??= ex is OperationCanceledException ? "no answer within 3 s" : ex.Message;
+                }
+            }
+
+            var delay = Backoff(n, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+            log.WaitingForServer(string.Join(", ", new[] { server }.Concat(others)), reason ?? "no answer", (long)delay.TotalSeconds);
+            await Task.Delay(delay, time, ct);
+        }
+    }
+
+    /// <summary>Where the agent's components reach the API servers: its load balancer on loopback.</summary>
+    public static Uri LoadBalancerUrl(CoracleConfig config) =>
+        new($"https://127.0.0.1:{config.LbServerPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}/");
+
     public static async Task<AgentIdentity> JoinAsync(CoracleConfig config, ILogger log, CancellationToken ct, TimeProvider? time = null)
     {
         time ??= TimeProvider.System;
@@ -76,7 +138,9 @@ internal static class AgentJoin
             throw new JoinException($"--token: {ex.Message}");
         }
 
-        // 2. Fetch the CA bundle without trusting the connection, retrying while the server is unreachable.
+        // 2. Fetch the CA bundle without trusting the connection, retrying while the server is unreachable. An agent that
+        //    ran before knows the cluster's other servers: while --server does not answer, it joins through one that does.
+        server = await ReachableServerAsync(server, KnownServers(config, server), log, time, ct);
         var ca = await FetchCaAsync(server, log, time, ct);
 
         // 3. Compare its hash with the token's.
@@ -134,7 +198,9 @@ internal static class AgentJoin
             FileUtil.WriteAtomic(Path.Combine(dir, name + ".crt"), pem, certMode);
         }
 
-        var apiServer = cluster.ServerUrl;
+        // The agent's components reach the API servers through its load balancer (Agent/ApiLoadBalancer), which fails
+        // over between every server of the cluster; kube-apiserver's certificate names 127.0.0.1.
+        var apiServer = LoadBalancerUrl(config).ToString().TrimEnd('/');
         Kubeconfig.Write(Path.Combine(dir, "kubelet.kubeconfig"), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-kubelet.crt"), Path.Combine(dir, "client-kubelet.key"), $"system:node:{config.NodeName}", false, keyMode);
         Kubeconfig.Write(Path.Combine(dir, "kubeproxy.kubeconfig"), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-kube-proxy.crt"), Path.Combine(dir, "client-kube-proxy.key"), "system:kube-proxy", false, keyMode);
         Kubeconfig.Write(Path.Combine(dir, ServerIdentity.ControllerKubeconfigFile), apiServer, Path.Combine(dir, "server-ca.crt"), Path.Combine(dir, "client-coracle-controller.crt"), Path.Combine(dir, "client-coracle-controller.key"), Kubernetes.ClusterRbac.ControllerUser, false, keyMode);

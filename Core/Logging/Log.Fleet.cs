@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Coracle.Core.Logging;
 
-/// <summary>Fleet rollouts (Core/Update/Fleet, the <c>ApplianceUpdate</c> controller): event ids 1600-1649.</summary>
+/// <summary>Fleet rollouts (Core/Update/Fleet, the <c>ApplianceUpdate</c> controller): event ids 1600-1699.</summary>
 internal static partial class Log
 {
     [LoggerMessage(1600, LogLevel.Information, "fleet: ApplianceUpdate {Name}: node {Node} {State}: {Message}")]
@@ -28,4 +28,13 @@ internal static partial class Log
 
     [LoggerMessage(1607, LogLevel.Warning, "fleet: ApplianceUpdate {Name}: fetching the bundle failed, trying again next pass: {Why}")]
     public static partial void FleetFetchRetry(this ILogger logger, string name, string why);
+
+    [LoggerMessage(1650, LogLevel.Error, "fleet: ApplianceUpdate {Name}: node {Node} gave no sign of life for {Seconds} s while {State} (nodeTimeoutSeconds): marking it TimedOut, the rollout halts")]
+    public static partial void FleetNodeTimedOut(this ILogger logger, string name, string node, string state, int seconds);
+
+    [LoggerMessage(1651, LogLevel.Information, "fleet: uncordoned Node {Node}, cordoned for ApplianceUpdate {Name}: {Why}")]
+    public static partial void FleetUncordoned(this ILogger logger, string node, string name, string why);
+
+    [LoggerMessage(1652, LogLevel.Warning, "fleet: ApplianceUpdate {Name} was deleted while node {Node} was draining; nothing applied, {What}")]
+    public static partial void FleetAbandoned(this ILogger logger, string name, string node, string what);
 }

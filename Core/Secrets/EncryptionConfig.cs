@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -189,37 +188,6 @@ internal sealed record EncryptionConfig(IReadOnlyList<EncryptionKey> Keys, bool 
         FileUtil.WriteAtomic(file, ToJson(), UnixFileMode.UserRead | UnixFileMode.UserWrite);
         DirectorySync.Sync(System.IO.Path.GetDirectoryName(file)!);
     }
-}
-
-/// <summary>fsync of a folder, so a rename in it survives a power cut.</summary>
-internal static partial class DirectorySync
-{
-    public static void Sync(string dir)
-    {
-        var fd = Open(dir, 0 /* O_RDONLY */);
-        if (fd < 0)
-        {
-            return;
-        }
-
-        try
-        {
-            _ = Fsync(fd);
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }
 
 /// <summary>The encryption configuration file cannot be used as it is; the message names the file and the fix.</summary>

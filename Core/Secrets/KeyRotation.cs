@@ -56,6 +56,7 @@ internal sealed class KeyRotation(KubeApi api, string configFile, ILogger log, T
 
         // Before anything changes: the API must answer, since only it can rewrite the Secrets.
         await EnsureAnswersAsync(cancellationToken);
+        await EnsureSingleServerAsync(cancellationToken);
 
         // 1. The new key first; every old key stays to decrypt.
         var name = EncryptionConfig.RotatedKeyName(provider, _time.GetUtcNow());
@@ -124,6 +125,26 @@ internal sealed class KeyRotation(KubeApi api, string configFile, ILogger log, T
         catch (KubeApiUnavailableException ex)
         {
             throw new KeyRotationException($"kube-apiserver does not answer ({ex.Message}); rotate-keys needs the running server, nothing was changed");
+        }
+    }
+
+    /// <summary>
+    /// Refuses a cluster of several servers: each server's kube-apiserver reads its own copy of the configuration, so a key
+    /// added here would encrypt Secrets the other servers cannot read (docs/secrets-encryption.md).
+    /// </summary>
+    private async Task EnsureSingleServerAsync(CancellationToken cancellationToken)
+    {
+        var nodes = await api.GetAsync("/api/v1/nodes?labelSelector=" + Uri.EscapeDataString(CloudNode.ControlPlaneLabel + "=true"), cancellationToken);
+        if (!nodes.IsSuccess)
+        {
+            throw new KeyRotationException($"cannot list the cluster's servers ({nodes.Describe()}); nothing was changed");
+        }
+
+        var servers = (nodes.Body?["items"] as JsonArray ?? []).Select(n => Addons.ObjectRef.Text(n?["metadata"]?["name"])).OfType<string>().Order(StringComparer.Ordinal).ToList();
+        if (servers.Count > 1)
+        {
+            throw new KeyRotationException(
+                $"the cluster has {servers.Count} servers ({string.Join(", ", servers)}) and rotate-keys changes this server's keys only: the others could not read Secrets written with the new key; nothing was changed (docs/secrets-encryption.md)");
         }
     }
 

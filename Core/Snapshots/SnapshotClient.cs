@@ -78,6 +78,7 @@ internal static class SnapshotClient
             }
 
             File.Move(part, file, overwrite: false);
+            Hosting.DirectorySync.Sync(Path.GetDirectoryName(file)!);
             return new Saved(size, Convert.ToHexStringLower(tail), revision);
         }
         catch (RpcException e)
@@ -140,19 +141,7 @@ internal static class SnapshotClient
         {
             var ca = X509CertificateLoader.LoadCertificateFromFile(tls.CaFile);
             handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(tls.CertFile, tls.KeyFile)];
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                if (certificate is null)
-                {
-                    return false;
-                }
-
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
-            };
+            handler.SslOptions.RemoteCertificateValidationCallback = TlsTrust.Only(ca);
         }
 
         return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = 64 << 20, DisposeHttpClient = true });

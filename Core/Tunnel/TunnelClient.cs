@@ -51,13 +51,22 @@ internal sealed class TunnelClient
 
     public bool Connected => _connected;
 
+    /// <summary>The server this client keeps its tunnel to.</summary>
+    public Uri Server => _server;
+
+    /// <summary>
+    /// False when someone else runs the node's pod network watch (an agent with a tunnel to every server runs it once for
+    /// all of them).
+    /// </summary>
+    public bool RunsPodNetwork { get; init; } = true;
+
     /// <summary>Connections that completed the handshake since the client started.</summary>
     public int Connections => Volatile.Read(ref _connections);
 
     public async Task RunAsync(CancellationToken ct)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var watching = _podNetwork.RunAsync(stop.Token);
+        var watching = RunsPodNetwork ? _podNetwork.RunAsync(stop.Token) : Task.CompletedTask;
         try
         {
             await RunTunnelAsync(ct);

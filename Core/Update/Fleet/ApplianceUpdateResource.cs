@@ -27,6 +27,19 @@ internal sealed record ApplianceUpdateSpec
 
     /// <summary>Optional PEM CA trusted for the bundle's HTTPS download, beside the system store.</summary>
     public string DownloadCa { get; init; } = "";
+
+    /// <summary>
+    /// How long a node holding a place may go without a sign of life (its line's <c>renewedAt</c> or state changing), by
+    /// the observing node's own clock, before another node marks it <c>TimedOut</c> and the rollout halts (default 1800 s:
+    /// more than a restart through <c>update-trial-attempts</c> starts of <c>update-trial-deadline</c> each).
+    /// </summary>
+    public int NodeTimeoutSeconds { get; init; } = DefaultNodeTimeoutSeconds;
+
+    /// <summary>The default of <see cref="NodeTimeoutSeconds"/>.</summary>
+    public const int DefaultNodeTimeoutSeconds = 1800;
+
+    /// <summary>How often a node holding a place renews its line: a quarter of the timeout, 1 to 60 s.</summary>
+    public TimeSpan RenewEvery => TimeSpan.FromSeconds(Math.Clamp(NodeTimeoutSeconds / 4.0, 1, 60));
 }
 
 /// <summary>One node's line of <c>status.nodes</c>.</summary>
@@ -47,6 +60,9 @@ internal sealed record NodeUpdateStatus
     public bool Cordoned { get; init; }
 
     public string UpdatedAt { get; init; } = "";
+
+    /// <summary>The holding node's heartbeat: renewed every <see cref="ApplianceUpdateSpec.RenewEvery"/> while its Coracle runs.</summary>
+    public string RenewedAt { get; init; } = "";
 }
 
 /// <summary>The states of a node in a rollout and of the rollout itself.</summary>
@@ -58,6 +74,12 @@ internal static class NodeStates
     public const string Restarting = "Restarting";
     public const string Succeeded = "Succeeded";
     public const string Failed = "Failed";
+
+    /// <summary>The node held a place but gave no sign of life for <c>nodeTimeoutSeconds</c>; written by another node.</summary>
+    public const string TimedOut = "TimedOut";
+
+    /// <summary>States that halt the rollout.</summary>
+    public static bool Halts(string state) => state is Failed or TimedOut;
 
     /// <summary>States that hold one of the rollout's <c>maxUnavailable</c> places.</summary>
     public static bool Holds(string state) => state is Claimed or Draining or Applying or Restarting;
@@ -119,6 +141,7 @@ internal static class ApplianceUpdateResource
             MaxUnavailable = Int(spec?["maxUnavailable"], 1, 1),
             DrainTimeoutSeconds = Int(spec?["drainTimeoutSeconds"], 300, 0),
             DownloadCa = ObjectRef.Text(spec?["downloadCA"]) ?? "",
+            NodeTimeoutSeconds = Int(spec?["nodeTimeoutSeconds"], ApplianceUpdateSpec.DefaultNodeTimeoutSeconds, 1),
         };
     }
 
@@ -137,6 +160,7 @@ internal static class ApplianceUpdateResource
             Message = ObjectRef.Text(n["message"]) ?? "",
             Cordoned = n["cordoned"] is JsonValue c && c.TryGetValue<bool>(out var b) && b,
             UpdatedAt = ObjectRef.Text(n["updatedAt"]) ?? "",
+            RenewedAt = ObjectRef.Text(n["renewedAt"]) ?? "",
         }).Where(n => n.Name.Length > 0).ToList();
 
     /// <summary>
@@ -148,7 +172,7 @@ internal static class ApplianceUpdateResource
         var copy = (JsonObject)item.DeepClone();
         var status = copy["status"] as JsonObject ?? new JsonObject();
         copy["status"] = status;
-        var nodes = Nodes(item).Where(n => n.Name != node.Name).Append(node).OrderBy(n => n.Name, StringComparer.Ordinal);
+        var nodes = Nodes(item).Where(n => n.Name != node.Name).Append(node).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
         status["nodes"] = new JsonArray(nodes.Select(n => (JsonNode)new JsonObject
         {
             ["name"] = n.Name,
@@ -158,16 +182,18 @@ internal static class ApplianceUpdateResource
             ["message"] = n.Message,
             ["cordoned"] = n.Cordoned,
             ["updatedAt"] = n.UpdatedAt,
+            ["renewedAt"] = n.RenewedAt,
         }).ToArray());
         var oldPhase = Phase(item);
         status["phase"] = phase;
         status["reason"] = phase == NodeStates.PhaseFailed ? reason : "";
         status["observedGeneration"] = item["metadata"]?["generation"]?.DeepClone();
-        status["conditions"] = Conditions(item, phase, reason, oldPhase != phase, now);
+        var timedOut = phase == NodeStates.PhaseFailed && nodes.Any(n => n.State == NodeStates.TimedOut && reason.StartsWith($"node {n.Name}: ", StringComparison.Ordinal));
+        status["conditions"] = Conditions(item, phase, reason, timedOut ? "NodeTimedOut" : "NodeFailed", oldPhase != phase, now);
         return copy;
     }
 
-    private static JsonArray Conditions(JsonObject item, string phase, string reason, bool changed, DateTimeOffset now)
+    private static JsonArray Conditions(JsonObject item, string phase, string reason, string haltedWhy, bool changed, DateTimeOffset now)
     {
         var old = (item["status"]?["conditions"] as JsonArray ?? []).OfType<JsonObject>().ToDictionary(c => ObjectRef.Text(c["type"]) ?? "", c => c, StringComparer.Ordinal);
         JsonObject Condition(string type, bool on, string why, string message)
@@ -188,7 +214,7 @@ internal static class ApplianceUpdateResource
 
         return
         [
-            Condition("Halted", phase == NodeStates.PhaseFailed, phase == NodeStates.PhaseFailed ? "NodeFailed" : "NotHalted", phase == NodeStates.PhaseFailed ? reason : ""),
+            Condition("Halted", phase == NodeStates.PhaseFailed, phase == NodeStates.PhaseFailed ? haltedWhy : "NotHalted", phase == NodeStates.PhaseFailed ? reason : ""),
             Condition("Complete", phase == NodeStates.PhaseSucceeded, phase == NodeStates.PhaseSucceeded ? "AllNodesUpdated" : phase, phase == NodeStates.PhaseSucceeded ? "every selected node runs the bundle's version" : ""),
         ];
     }
@@ -239,7 +265,8 @@ internal static class ApplianceUpdateResource
                       "nodeSelector": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Labels a node must carry to take part; empty: every node." },
                       "maxUnavailable": { "type": "integer", "minimum": 1, "default": 1, "description": "How many nodes may be updating (cordoned) at once." },
                       "drainTimeoutSeconds": { "type": "integer", "minimum": 0, "default": 300, "description": "How long a node's drain may take before the rollout halts." },
-                      "downloadCA": { "type": "string", "description": "Optional PEM CA certificates trusted for the HTTPS download, beside the system store (the bundle's signature and sha256 protect its content)." }
+                      "downloadCA": { "type": "string", "description": "Optional PEM CA certificates trusted for the HTTPS download, beside the system store (the bundle's signature and sha256 protect its content)." },
+                      "nodeTimeoutSeconds": { "type": "integer", "minimum": 1, "default": 1800, "description": "How long a node holding a place may give no sign of life (status.nodes[].renewedAt) before another node marks it TimedOut and the rollout halts. Must exceed a restart through every trial start." }
                     }
                   },
                   "status": {
@@ -254,12 +281,13 @@ internal static class ApplianceUpdateResource
                           "type": "object",
                           "properties": {
                             "name": { "type": "string" },
-                            "state": { "type": "string", "description": "Claimed, Draining, Applying, Restarting (these hold a maxUnavailable place), Succeeded or Failed." },
+                            "state": { "type": "string", "description": "Claimed, Draining, Applying, Restarting (these hold a maxUnavailable place), Succeeded, Failed or TimedOut." },
                             "fromVersion": { "type": "string" },
                             "version": { "type": "string" },
                             "message": { "type": "string" },
-                            "cordoned": { "type": "boolean", "description": "The rollout cordoned the node (and uncordons it)." },
-                            "updatedAt": { "type": "string" }
+                            "cordoned": { "type": "boolean", "description": "The rollout cordoned the node (and uncordons it); the Node carries the annotation updates.coracle.io/cordoned-for naming the rollout." },
+                            "updatedAt": { "type": "string" },
+                            "renewedAt": { "type": "string", "description": "The holding node's heartbeat." }
                           }
                         }
                       },

@@ -42,7 +42,7 @@ internal static class FleetComponents
             (int)Math.Max(1, ((TimeSpan)config.Sources[Settings.UpdateTrialDeadline].Value).TotalSeconds),
             snapshot,
             log);
-        var controller = new FleetController(() => new KubeApi(api, ca, cert, key, TimeSpan.FromSeconds(30)), config.NodeName, node, log, TimeProvider.System);
+        var controller = new FleetController(new FleetConnection(api, ca, cert, key), config.NodeName, node, log, TimeProvider.System);
         supervisor.Add(new InProcessComponent
         {
             Name = Name,

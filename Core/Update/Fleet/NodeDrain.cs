@@ -26,20 +26,58 @@ internal sealed class NodeDrain(KubeApi api, string node, TimeProvider time)
             : throw new FleetException($"reading Node {node}: {response.Describe()}");
     }
 
-    /// <summary>Marks the node (un)schedulable by server-side apply of <c>spec.unschedulable</c> (field manager coracle-fleet).</summary>
-    public async Task SetUnschedulableAsync(bool unschedulable, CancellationToken ct)
+    /// <summary>
+    /// The annotation a node's controller puts on its own Node with the cordon, naming the rollout it cordoned for. It
+    /// outlives the rollout and a restart of Coracle: a node uncordons itself when the rollout it names is gone, finished or
+    /// no longer holds the node's place; a cordon without it (made by hand) is never lifted.
+    /// </summary>
+    public const string CordonAnnotation = "updates.coracle.io/cordoned-for";
+
+    /// <summary>The rollout <paramref name="nodeObject"/> was cordoned for (<see cref="CordonAnnotation"/>), or null.</summary>
+    public static string? CordonedFor(JsonNode? nodeObject) => ObjectRef.Text(nodeObject?["metadata"]?["annotations"]?[CordonAnnotation]);
+
+    /// <summary>
+    /// Cordons the node for <paramref name="rollout"/>, or uncordons it (<paramref name="rollout"/> null), by server-side
+    /// apply of <c>spec.unschedulable</c> and <see cref="CordonAnnotation"/> (field manager coracle-fleet): the uncordon's
+    /// apply leaves the annotation out, which removes it.
+    /// </summary>
+    public async Task SetUnschedulableAsync(string? rollout, CancellationToken ct)
     {
+        var metadata = new JsonObject { ["name"] = node };
+        if (rollout is not null)
+        {
+            metadata["annotations"] = new JsonObject { [CordonAnnotation] = rollout };
+        }
+
         var body = new JsonObject
         {
             ["apiVersion"] = "v1",
             ["kind"] = "Node",
-            ["metadata"] = new JsonObject { ["name"] = node },
-            ["spec"] = new JsonObject { ["unschedulable"] = unschedulable },
+            ["metadata"] = metadata,
+            ["spec"] = new JsonObject { ["unschedulable"] = rollout is not null },
         };
+        var doing = rollout is not null ? "cordoning" : "uncordoning";
         var response = await api.ApplyAsync(NodePath, body, FieldManager, ct);
         if (!response.IsSuccess)
         {
-            throw new FleetException($"{(unschedulable ? "cordoning" : "uncordoning")} Node {node}: {response.Describe()}");
+            throw new FleetException($"{doing} Node {node}: {response.Describe()}");
+        }
+
+        // Another manager that also wrote the annotation keeps it after the apply: remove it by a replace.
+        for (var attempt = 0; rollout is null && CordonedFor(response.Body) is not null; attempt++)
+        {
+            var current = (JsonObject)response.Body!;
+            (current["metadata"]!["annotations"] as JsonObject)?.Remove(CordonAnnotation);
+            response = await api.ReplaceAsync(NodePath, current, ct);
+            if (response.IsConflict && attempt < 5)
+            {
+                response = await api.GetAsync(NodePath, ct);
+            }
+
+            if (!response.IsSuccess)
+            {
+                throw new FleetException($"{doing} Node {node}: removing the annotation {CordonAnnotation}: {response.Describe()}");
+            }
         }
     }
 

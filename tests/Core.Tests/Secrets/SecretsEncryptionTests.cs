@@ -108,6 +108,17 @@ public sealed class SecretsEncryptionTests : IDisposable
         Assert.Contains("Provider: aescbc", status, StringComparison.Ordinal);
         Assert.Contains("kube-apiserver: uses this configuration", status, StringComparison.Ordinal);
 
+        // A second server in the cluster: rotate-keys refuses in one line and changes nothing (each server has its own file).
+        var other = JsonNode.Parse("""{"apiVersion":"v1","kind":"Node","metadata":{"name":"other-server","labels":{"node-role.kubernetes.io/control-plane":"true"}}}""")!;
+        var self = JsonNode.Parse("""{"apiVersion":"v1","kind":"Node","metadata":{"name":"this-server","labels":{"node-role.kubernetes.io/control-plane":"true"}}}""")!;
+        Assert.True((await admin.CreateAsync("/api/v1/nodes", other, CancellationToken.None)).IsSuccess);
+        Assert.True((await admin.CreateAsync("/api/v1/nodes", self, CancellationToken.None)).IsSuccess);
+        var fileBefore = File.ReadAllText(file);
+        var refused = await Assert.ThrowsAsync<KeyRotationException>(() => rotation.RotateAsync("aescbc", CancellationToken.None));
+        Assert.Equal("the cluster has 2 servers (other-server, this-server) and rotate-keys changes this server's keys only: the others could not read Secrets written with the new key; nothing was changed (docs/secrets-encryption.md)", refused.Message);
+        Assert.Equal(fileBefore, File.ReadAllText(file));
+        Assert.True((await admin.DeleteAsync("/api/v1/nodes/other-server", CancellationToken.None)).IsSuccess);
+
         // 5. The provider switches at the next rotation: secretbox, every Secret again.
         var (boxKey, _, boxRemoved) = await rotation.RotateAsync("secretbox", CancellationToken.None);
         Assert.Equal([key.Name], boxRemoved);

@@ -5,6 +5,7 @@ using Coracle.Core.Tests.Support;
 using Coracle.Core.Update;
 using Coracle.Core.Update.Fleet;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Coracle.Core.Tests.Update;
 
@@ -51,6 +52,7 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         var rollout = await GetAsync(api, name);
         Assert.Equal((NodeStates.PhaseInProgress, NodeStates.Restarting), (Phase(rollout), StateOf(rollout, n1.Name)));
         Assert.True(await UnschedulableAsync(api, n1.Name));
+        Assert.Equal(name, await CordonedForAsync(api, n1.Name));
         Assert.True((await api.GetAsync($"/api/v1/namespaces/default/pods/evict-{_id}", CancellationToken.None)).IsNotFound);
         Assert.True((await api.GetAsync($"/api/v1/namespaces/default/pods/ds-{_id}", CancellationToken.None)).IsSuccess);
         Assert.True((await api.GetAsync($"/api/v1/namespaces/default/pods/mirror-{_id}", CancellationToken.None)).IsSuccess);
@@ -71,6 +73,7 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         Assert.Equal(NodeStates.PhaseInProgress, Phase(rollout));
         Assert.Equal("updated from 1.0.0 to 2.0.0; slot b marked good, node Ready, uncordoned", MessageOf(rollout, n1.Name));
         Assert.False(await UnschedulableAsync(api, n1.Name));
+        Assert.Null(await CordonedForAsync(api, n1.Name));
         Assert.Equal("restarting", await n2.PassAsync(ControllerApi));
         Assert.Equal(1, n2.Boot());
         Assert.Equal(NodeStates.Succeeded, await n2.PassAsync(ControllerApi));
@@ -147,15 +150,7 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         using var api = fixture.Api();
         await PrepareAsync(api);
         var n1 = await NodeAsync(api, "a", "1.0.0");
-        await PodAsync(api, "guarded-" + _id, n1.Name, running: true);
-        var pdb = await api.CreateAsync("/apis/policy/v1/namespaces/default/poddisruptionbudgets", new JsonObject
-        {
-            ["apiVersion"] = "policy/v1",
-            ["kind"] = "PodDisruptionBudget",
-            ["metadata"] = new JsonObject { ["name"] = "guard-" + _id },
-            ["spec"] = new JsonObject { ["minAvailable"] = 1, ["selector"] = new JsonObject { ["matchLabels"] = new JsonObject { ["pod"] = "guarded-" + _id } } },
-        }, CancellationToken.None);
-        Assert.True(pdb.IsSuccess, pdb.Describe());
+        await GuardedPodAsync(api, n1.Name);
         await using var server = await BundleServer.StartAsync(Pki);
         var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
         var name = await RolloutAsync(api, url, sha, drainTimeoutSeconds: 0);
@@ -183,6 +178,177 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         Assert.Contains("spec.sha256: Invalid value: \"not-a-digest\"", response.Message, StringComparison.Ordinal);
     }
 
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Run_RolloutCreatedWhileRunning_TheWatchStartsTheNodeLongBeforeTheResync()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var n1 = await NodeAsync(api, "a", "1.0.0");
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
+        using var stop = new CancellationTokenSource(HangGuard);
+
+        // The resync is an hour away: only a watch event can make the controller look again.
+        var running = n1.RunAsync(TimeSpan.FromHours(1), stop.Token);
+        await UntilAsync(() => Task.FromResult(n1.Ready), "the controller's first pass", running);
+        var name = await RolloutAsync(api, url, sha);
+
+        await UntilAsync(async () => StateOf(await GetAsync(api, name), n1.Name) == NodeStates.Restarting, "the node restarting for the rollout", running);
+        Assert.True(await UnschedulableAsync(api, n1.Name));
+        Assert.Equal(name, await CordonedForAsync(api, n1.Name));
+        Assert.Equal("b", n1.Layout.ActiveSlot());
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Rollout_ClaimingNodeGoesSilent_AnotherNodeMarksItTimedOutTheRolloutHaltsAndItUncordonsWhenBack()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var n1 = await NodeAsync(api, "a", "1.0.0");
+        var n2 = await NodeAsync(api, "b", "1.0.0", clock);
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
+        var name = await RolloutAsync(api, url, sha, nodeTimeoutSeconds: 600);
+
+        // n1 claims, cordons, applies and goes down to restart, and does not come back (no controller runs for it).
+        Assert.Equal("restarting", await n1.PassAsync(ControllerApi));
+        Assert.Equal("waiting", await n2.PassAsync(ControllerApi));
+        clock.Advance(TimeSpan.FromSeconds(599));
+        Assert.Equal("waiting", await n2.PassAsync(ControllerApi));
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(NodeStates.TimedOut, await n2.PassAsync(ControllerApi));
+
+        var rollout = await GetAsync(api, name);
+        var why = $"timed out: no sign of life for 600 s (nodeTimeoutSeconds) while Restarting (version 2.0.0 in slot b on trial; restarting); noticed by node {n2.Name}; it stays cordoned until its Coracle runs again (or kubectl uncordon {n1.Name})";
+        Assert.Equal((NodeStates.PhaseFailed, NodeStates.TimedOut, why), (Phase(rollout), StateOf(rollout, n1.Name), MessageOf(rollout, n1.Name)));
+        Assert.Equal($"node {n1.Name}: {why}", Text(rollout["status"]!["reason"]));
+        Assert.Equal(("True", "NodeTimedOut"), (Condition(rollout, "Halted"), ConditionReason(rollout, "Halted")));
+
+        // Halted: n2 never starts; n1 stays cordoned while it is away.
+        Assert.Null(await n2.PassAsync(ControllerApi));
+        Assert.Null(StateOf(await GetAsync(api, name), n2.Name));
+        Assert.Equal("a", n2.Layout.ActiveSlot());
+        Assert.False(await UnschedulableAsync(api, n2.Name));
+        Assert.True(await UnschedulableAsync(api, n1.Name));
+
+        // n1 comes back (its restart): it holds no place any more, so it lifts the cordon its annotation names.
+        Assert.Equal(1, n1.Boot());
+        Assert.Equal("uncordoned", await n1.PassAsync(ControllerApi));
+        Assert.False(await UnschedulableAsync(api, n1.Name));
+        Assert.Null(await CordonedForAsync(api, n1.Name));
+        Assert.Null(await n1.PassAsync(ControllerApi));
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Rollout_DeletedWhileNodeRestarting_NodeUncordonsAfterItsRestartAndAHandCordonStays()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var n1 = await NodeAsync(api, "a", "1.0.0");
+        var n2 = await NodeAsync(api, "b", "1.0.0");
+        var byHand = await api.ApplyAsync($"/api/v1/nodes/{n2.Name}", new JsonObject
+        {
+            ["apiVersion"] = "v1", ["kind"] = "Node", ["metadata"] = new JsonObject { ["name"] = n2.Name }, ["spec"] = new JsonObject { ["unschedulable"] = true },
+        }, "kubectl-by-hand", CancellationToken.None);
+        Assert.True(byHand.IsSuccess, byHand.Describe());
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
+        var name = await RolloutAsync(api, url, sha);
+
+        Assert.Equal("restarting", await n1.PassAsync(ControllerApi));
+        Assert.Equal("waiting", await n2.PassAsync(ControllerApi));
+        var deleted = await api.DeleteAsync(ApplianceUpdateResource.PathOf(name), CancellationToken.None);
+        Assert.True(deleted.IsSuccess, deleted.Describe());
+
+        // n1 restarts into 2.0.0 with no rollout left to record into: it lifts its own cordon.
+        Assert.Equal(1, n1.Boot());
+        Assert.Equal("uncordoned", await n1.PassAsync(ControllerApi));
+        Assert.False(await UnschedulableAsync(api, n1.Name));
+        Assert.Null(await CordonedForAsync(api, n1.Name));
+        Assert.Equal("2.0.0", n1.Slot.RunningVersion);
+
+        // n2 was cordoned by hand (no annotation): it stays cordoned.
+        Assert.Null(await n2.PassAsync(ControllerApi));
+        Assert.True(await UnschedulableAsync(api, n2.Name));
+        Assert.Equal("a", n2.Layout.ActiveSlot());
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Rollout_DeletedWhileDraining_NodeStopsBeforeApplyingAndUncordons()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var n1 = await NodeAsync(api, "a", "1.0.0");
+        var untouched = Images.TreeHash(Path.Combine(n1.Root, "slots"));
+        await GuardedPodAsync(api, n1.Name);
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
+
+        // The disruption budget holds the drain (for up to 60 s); the heartbeat (every 1 s) notices the deletion.
+        var name = await RolloutAsync(api, url, sha, drainTimeoutSeconds: 60, nodeTimeoutSeconds: 4);
+        var pass = n1.PassAsync(ControllerApi);
+        await UntilAsync(async () => StateOf(await GetAsync(api, name), n1.Name) == NodeStates.Draining, "the node draining", pass);
+        var deleted = await api.DeleteAsync(ApplianceUpdateResource.PathOf(name), CancellationToken.None);
+        Assert.True(deleted.IsSuccess, deleted.Describe());
+
+        Assert.Equal("rollout deleted: update stopped before applying, uncordoned", await pass);
+        Assert.False(await UnschedulableAsync(api, n1.Name));
+        Assert.Null(await CordonedForAsync(api, n1.Name));
+        Assert.Equal(untouched, Images.TreeHash(Path.Combine(n1.Root, "slots")));
+        Assert.True((await api.GetAsync($"/api/v1/namespaces/default/pods/guarded-{_id}", CancellationToken.None)).IsSuccess);
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Rollout_NodeBackOnTheNewVersionButNeverReady_FailsAfterTheNodeTimeoutUncordoned()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var n1 = await NodeAsync(api, "a", "1.0.0", clock);
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2", "2.0.0", Starts);
+        var name = await RolloutAsync(api, url, sha, nodeTimeoutSeconds: 600);
+
+        Assert.Equal("restarting", await n1.PassAsync(ControllerApi));
+        var node = (JsonObject)(await api.GetAsync($"/api/v1/nodes/{n1.Name}", CancellationToken.None)).Body!;
+        node["status"] = new JsonObject
+        {
+            ["conditions"] = new JsonArray(new JsonObject { ["type"] = "Ready", ["status"] = "False", ["reason"] = "KubeletNotReady", ["message"] = "test" }),
+        };
+        var notReady = await api.ReplaceAsync($"/api/v1/nodes/{n1.Name}/status", node, CancellationToken.None);
+        Assert.True(notReady.IsSuccess, notReady.Describe());
+
+        // Back on 2.0.0, marked good, but the Node stays NotReady: it waits (renewing its line), then gives up.
+        Assert.Equal(1, n1.Boot());
+        Assert.Equal("waiting for Ready", await n1.PassAsync(ControllerApi));
+        clock.Advance(TimeSpan.FromSeconds(599));
+        Assert.Equal("waiting for Ready", await n1.PassAsync(ControllerApi));
+        Assert.Equal(ApplianceUpdateResource.Timestamp(clock.GetUtcNow()), ApplianceUpdateResource.Nodes(await GetAsync(api, name)).Single(n => n.Name == n1.Name).RenewedAt);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(NodeStates.Failed, await n1.PassAsync(ControllerApi));
+
+        var rollout = await GetAsync(api, name);
+        Assert.Equal($"node {n1.Name}: node {n1.Name} runs version 2.0.0 (slot b marked good) but its Node did not become Ready within 600 s (nodeTimeoutSeconds); uncordoned",
+            Text(rollout["status"]!["reason"]));
+        Assert.Equal(("True", "NodeFailed"), (Condition(rollout, "Halted"), ConditionReason(rollout, "Halted")));
+        Assert.False(await UnschedulableAsync(api, n1.Name));
+        Assert.Null(await CordonedForAsync(api, n1.Name));
+    }
+
+    [Fact]
+    public void ReadSpec_NodeTimeout_DefaultsTo1800AndRenewsAQuarterOfItCappedAt60()
+    {
+        static ApplianceUpdateSpec Spec(string extra) =>
+            ApplianceUpdateResource.ReadSpec(JsonNode.Parse("{\"spec\":{\"bundleURL\":\"https://u/x.cub\",\"sha256\":\"" + new string('a', 64) + "\"" + extra + "}}"), out _)!;
+
+        Assert.Equal((1800, TimeSpan.FromSeconds(60)), (Spec("").NodeTimeoutSeconds, Spec("").RenewEvery));
+        Assert.Equal((8, TimeSpan.FromSeconds(2)), (Spec(""","nodeTimeoutSeconds":8""").NodeTimeoutSeconds, Spec(""","nodeTimeoutSeconds":8""").RenewEvery));
+        Assert.Equal((1, TimeSpan.FromSeconds(1)), (Spec(""","nodeTimeoutSeconds":0""").NodeTimeoutSeconds, Spec(""","nodeTimeoutSeconds":0""").RenewEvery));
+    }
+
     [Fact]
     public void Evictable_DaemonSetMirrorAndFinishedPods_AreLeftOnTheNode()
     {
@@ -196,8 +362,41 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         Assert.False(NodeDrain.Evictable(Pod("""{"metadata":{},"status":{"phase":"Failed"}}""")));
     }
 
-    private KubeApi ControllerApi() => new(fixture.Server, fixture.CaFile, fixture.CertFile.Replace("client-admin", "client-coracle-controller", StringComparison.Ordinal),
-        fixture.KeyFile.Replace("client-admin", "client-coracle-controller", StringComparison.Ordinal), TimeSpan.FromSeconds(15));
+    private FleetConnection Controller => new(fixture.Server, fixture.CaFile, fixture.CertFile.Replace("client-admin", "client-coracle-controller", StringComparison.Ordinal),
+        fixture.KeyFile.Replace("client-admin", "client-coracle-controller", StringComparison.Ordinal)) { RequestTimeout = TimeSpan.FromSeconds(15) };
+
+    private KubeApi ControllerApi() => Controller.Api();
+
+    /// <summary>Polls <paramref name="done"/> until true; fails when <paramref name="alongside"/> ended first or after <see cref="HangGuard"/>.</summary>
+    private static async Task UntilAsync(Func<Task<bool>> done, string what, Task alongside)
+    {
+        using var guard = new CancellationTokenSource(HangGuard);
+        while (!await done())
+        {
+            if (alongside.IsCompleted)
+            {
+                await alongside;
+                Assert.Fail($"ended before {what}");
+            }
+
+            Assert.False(guard.IsCancellationRequested, $"no {what} within {HangGuard.TotalSeconds} s");
+            await Task.Delay(100, CancellationToken.None);
+        }
+    }
+
+    /// <summary>A running pod on <paramref name="node"/> that a PodDisruptionBudget (minAvailable 1) keeps from eviction.</summary>
+    private async Task GuardedPodAsync(KubeApi api, string node)
+    {
+        await PodAsync(api, "guarded-" + _id, node, running: true);
+        var pdb = await api.CreateAsync("/apis/policy/v1/namespaces/default/poddisruptionbudgets", new JsonObject
+        {
+            ["apiVersion"] = "policy/v1",
+            ["kind"] = "PodDisruptionBudget",
+            ["metadata"] = new JsonObject { ["name"] = "guard-" + _id },
+            ["spec"] = new JsonObject { ["minAvailable"] = 1, ["selector"] = new JsonObject { ["matchLabels"] = new JsonObject { ["pod"] = "guarded-" + _id } } },
+        }, CancellationToken.None);
+        Assert.True(pdb.IsSuccess, pdb.Describe());
+    }
 
     /// <summary>The CRD and the controllers' ClusterRole, as the server applies them; the default ServiceAccount pods need.</summary>
     private async Task PrepareAsync(KubeApi api)
@@ -215,7 +414,7 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
     }
 
     /// <summary>A Ready Node labelled for this test, and its install root with <paramref name="version"/> in slot a.</summary>
-    private async Task<TestNode> NodeAsync(KubeApi api, string suffix, string version)
+    private async Task<TestNode> NodeAsync(KubeApi api, string suffix, string version, TimeProvider? time = null)
     {
         var name = $"fleet-{_id}-{suffix}";
         var created = await api.CreateAsync("/api/v1/nodes", new JsonObject
@@ -235,7 +434,7 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         var ready = await api.ReplaceAsync($"/api/v1/nodes/{name}/status", node, CancellationToken.None);
         Assert.True(ready.IsSuccess, ready.Describe());
         var root = Images.Install(_temp.Combine("root-" + suffix), Images.Scripted(version, Starts));
-        return new TestNode(name, root, Pki.Cert("ca"));
+        return new TestNode(name, root, Pki.Cert("ca"), Controller, time ?? TimeProvider.System);
     }
 
     private static async Task PodAsync(KubeApi api, string name, string node, string? owner = null, bool mirror = false, bool running = false)
@@ -287,6 +486,17 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         return (server.Url(name + ".cub"), Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(bundle))));
     }
 
+    private JsonObject Resource(string name, string url, string sha, int drainTimeoutSeconds, int? nodeTimeoutSeconds = null)
+    {
+        var resource = Resource(name, url, sha, drainTimeoutSeconds);
+        if (nodeTimeoutSeconds is { } timeout)
+        {
+            resource["spec"]!["nodeTimeoutSeconds"] = timeout;
+        }
+
+        return resource;
+    }
+
     private JsonObject Resource(string name, string url, string sha, int drainTimeoutSeconds) => new()
     {
         ["apiVersion"] = ApplianceUpdateResource.ApiVersion,
@@ -302,10 +512,10 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         },
     };
 
-    private async Task<string> RolloutAsync(KubeApi api, string url, string sha, int drainTimeoutSeconds = 30)
+    private async Task<string> RolloutAsync(KubeApi api, string url, string sha, int drainTimeoutSeconds = 30, int? nodeTimeoutSeconds = null)
     {
         var name = "rollout-" + _id;
-        var created = await api.CreateAsync(ApplianceUpdateResource.ListPath, Resource(name, url, sha, drainTimeoutSeconds), CancellationToken.None);
+        var created = await api.CreateAsync(ApplianceUpdateResource.ListPath, Resource(name, url, sha, drainTimeoutSeconds, nodeTimeoutSeconds), CancellationToken.None);
         Assert.True(created.IsSuccess, created.Describe());
         return name;
     }
@@ -316,6 +526,9 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
         Assert.True(response.IsSuccess, response.Describe());
         return (JsonObject)response.Body!;
     }
+
+    private static async Task<string?> CordonedForAsync(KubeApi api, string node) =>
+        NodeDrain.CordonedFor((await api.GetAsync($"/api/v1/nodes/{node}", CancellationToken.None)).Body);
 
     private static async Task<bool> UnschedulableAsync(KubeApi api, string node) =>
         (await api.GetAsync($"/api/v1/nodes/{node}", CancellationToken.None)).Body?["spec"]?["unschedulable"]?.GetValue<bool>() == true;
@@ -331,16 +544,23 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
     private static string? Condition(JsonObject rollout, string type) =>
         (rollout["status"]?["conditions"] as JsonArray)?.FirstOrDefault(c => Text(c?["type"]) == type)?["status"]?.GetValue<string>();
 
+    private static string? ConditionReason(JsonObject rollout, string type) =>
+        (rollout["status"]?["conditions"] as JsonArray)?.FirstOrDefault(c => Text(c?["type"]) == type)?["reason"]?.GetValue<string>();
+
     /// <summary>
     /// One node's Coracle: its install root, its <see cref="SlotNode"/>, and its controller; <see cref="Boot"/> plays the
     /// unit after the controller asked for a restart.
     /// </summary>
     private sealed class TestNode
     {
+        private readonly FleetConnection _connection;
+        private readonly TimeProvider _time;
         private FleetController _controller;
 
-        public TestNode(string name, string root, string ca)
+        public TestNode(string name, string root, string ca, FleetConnection connection, TimeProvider time)
         {
+            _connection = connection;
+            _time = time;
             Name = name;
             Root = root;
             Layout = new InstallLayout(root);
@@ -365,7 +585,16 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
 
         public bool RestartAsked { get; private set; }
 
-        private FleetController NewController() => new(() => throw new InvalidOperationException("PassAsync only"), Name, Slot, NullLogger.Instance, TimeProvider.System);
+        public bool Ready => _controller.Ready;
+
+        private FleetController NewController(TimeSpan? resync = null) => new(_connection, Name, Slot, NullLogger.Instance, _time) { Resync = resync ?? TimeSpan.FromMinutes(5) };
+
+        /// <summary>The controller as the component runs it (watches, passes), with <paramref name="resync"/>.</summary>
+        public Task RunAsync(TimeSpan resync, CancellationToken ct)
+        {
+            _controller = NewController(resync);
+            return _controller.RunAsync(ct);
+        }
 
         public async Task<string?> PassAsync(Func<KubeApi> connect)
         {

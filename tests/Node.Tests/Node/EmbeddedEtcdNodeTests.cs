@@ -4,7 +4,8 @@ namespace Coracle.Node.Tests.Node;
 
 /// <summary>
 /// <c>coracle server --cluster-init</c> on a real single-server cluster (CORACLE_K8S_BIN, containerd, flannel, in its own
-/// network namespace): the etcd plugin supervises Debian's etcd with mutual TLS, kube-apiserver stores the cluster in it,
+/// network namespace), added to a server that first ran on SQLite: the restart migrates every key into the embedded etcd
+/// (K3s's behaviour) before kube-apiserver starts; the etcd plugin supervises Debian's etcd with mutual TLS, kube-apiserver stores the cluster in it,
 /// the node is Ready, <c>coracle etcd-snapshot save</c> takes an etcd snapshot and <c>coracle etcd member list</c> shows
 /// the one member.
 /// </summary>
@@ -30,14 +31,28 @@ public sealed class EmbeddedEtcdNodeTests : IDisposable
         NodeHarness.CreateNetns(_netns, $"10.205.{subnet}.1", nodeIp);
         var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "etcdh-" + _id, _netns, nodeIp);
 
-        // In the config file, as K3s's config.yaml: the node commands (etcd-snapshot, etcd member) read it too.
+        // First on the default SQLite, only until kube-apiserver takes a ConfigMap; then stopped (SIGTERM).
+        node.StartServer();
+        await node.WaitForAsync(() => node.TryKubectl("create", "configmap", "before-migration", "--from-literal=k=sqlite").ExitCode == 0,
+            "kube-apiserver on SQLite taking ConfigMap before-migration", TimeSpan.FromMinutes(3));
+        node.Signal(15);
+        var stateDb = Path.Combine(node.DataDir, "server", "db", "state.db");
+        Assert.True(File.Exists(stateDb));
+
+        // In the config file, as K3s's config.yaml: the node commands (etcd-snapshot, etcd member) read it too. The restart
+        // migrates SQLite into the embedded etcd before kube-apiserver starts (issue 19 item 5).
         File.AppendAllText(node.ConfigFile, "[server]\ncluster-init = true\n");
         node.StartServer();
         await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
         Assert.Equal("ready", node.Component("etcd").State);
         Assert.Contains("embedded etcd member " + node.Name, node.Log, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(node.DataDir, "server", "db", "etcd", "member")));
-        Assert.False(File.Exists(Path.Combine(node.DataDir, "server", "db", "state.db")));
+        Assert.False(File.Exists(stateDb));
+        Assert.Equal("sqlite", node.Jsonpath("configmap", "before-migration", "{.data.k}"));
+        Assert.Matches($@"migrated \d+ keys \(revision \d+\) from SQLite {System.Text.RegularExpressions.Regex.Escape(stateDb)} to embedded etcd; the SQLite file is kept as {System.Text.RegularExpressions.Regex.Escape(stateDb)}\.migrated", node.Log);
+        Assert.True(File.Exists(stateDb + ".migrated"));
+        Assert.False(File.Exists(Path.Combine(node.DataDir, "server", "datastore-migration.json")));
+        Assert.Equal("ready", node.Component("datastore-migration").State);
 
         node.Kubectl("create", "configmap", "on-etcd", "--from-literal=k=v");
         Assert.Equal("v", node.Jsonpath("configmap", "on-etcd", "{.data.k}"));

@@ -8,27 +8,33 @@ namespace Coracle.Node.Tests.Node;
 /// Two <c>coracle server</c>s on one real PostgreSQL (K3s's external-database HA), each in its own network namespace
 /// (prefix <c>joinh-</c>): the first has a veth to the test host, where PostgreSQL listens on the host's end; the second
 /// sits on a LAN with the first and routes through it. The second joins the first with <c>--server</c> and the server
-/// token. PostgreSQL, both nodes, the namespaces and the host route are removed even when an assertion fails.
+/// token. An agent on a third namespace (a LAN with the first) joins the first and runs a pod: its load balancer and
+/// tunnels reach both servers, so after the first dies its node stays Ready and its pod's logs come through the second.
+/// PostgreSQL, the nodes, the namespaces and the host route are removed even when an assertion fails.
 /// </summary>
 [Trait("Category", "Integration")]
 [Collection(RealClusterCollection.Name)]
 public sealed class ServerJoinNodeTests : IDisposable
 {
+    private const string Busybox = "docker.io/library/busybox:coracle";
     private readonly string _id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(2));
     private readonly string _root = Directory.CreateTempSubdirectory("coracle-joinh-").FullName;
     private readonly string _firstNetns;
     private readonly string _secondNetns;
+    private readonly string _agentNetns;
     private readonly List<Process> _helpers = [];
     private readonly string _pgDir = Path.Combine(Path.GetTempPath(), "coracle-joinh-pg-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)));
     private string? _hostRoute;
     private string? _pgData;
     private NodeHarness? _first;
     private NodeHarness? _second;
+    private NodeHarness? _agent;
 
     public ServerJoinNodeTests()
     {
         _firstNetns = "joinh-a-" + _id;
         _secondNetns = "joinh-b-" + _id;
+        _agentNetns = "joinh-c-" + _id;
     }
 
     [K8sFact(NeedsRoot = true)]
@@ -39,6 +45,9 @@ public sealed class ServerJoinNodeTests : IDisposable
         NodeHarness.CreateNetns(_firstNetns, hostIp, $"10.207.{subnet}.2");
         var (firstIp, secondIp) = ($"10.208.{subnet}.1", $"10.208.{subnet}.2");
         NodeHarness.CreateLan(_firstNetns, _secondNetns, "ja-" + _id, "jb-" + _id, firstIp, secondIp);
+        var agentIp = $"10.212.{subnet}.2";
+        NodeHarness.CreateLan(_firstNetns, _agentNetns, "jc-" + _id, "jd-" + _id, $"10.212.{subnet}.1", agentIp);
+        NodeHarness.Bash(_firstNetns, "sysctl -qw net.ipv4.ip_forward=1");
         _hostRoute = $"10.208.{subnet}.0/24";
         Run.Ok("ip", "route", "add", _hostRoute, "via", $"10.207.{subnet}.2");
         var endpoint = StartPostgres(hostIp, $"10.207.{subnet}.0/24", _hostRoute);
@@ -46,6 +55,8 @@ public sealed class ServerJoinNodeTests : IDisposable
         var image = NodeHarness.LayOutImage(_root);
         var first = _first = new NodeHarness(_root, image, "srv1-" + _id, _firstNetns, firstIp);
         var second = _second = new NodeHarness(_root, image, "srv2-" + _id, _secondNetns, secondIp);
+        var agent = _agent = new NodeHarness(_root, image, "agt-" + _id, _agentNetns, agentIp);
+        Coracle.Plugins.Runtime.Containerd.ImageBuilder.WriteArchive(Path.Combine(agent.ImagesDir, "busybox.tar.gz"), Busybox, [], ["sh"]);
 
         // 1. The first server on PostgreSQL, then the second joins it with the server token.
         first.StartServer("--datastore-endpoint", endpoint);
@@ -86,6 +97,26 @@ public sealed class ServerJoinNodeTests : IDisposable
 
         await WaitAsync(() => Holder(second, "coracle-manifests") == first.Name, () => $"the manifests Lease held by {first.Name}, the first server (holder '{Holder(second, "coracle-manifests")}')");
 
+        // 3b. An agent joins the first server; its load balancer learns both API servers from the kubernetes Endpoints
+        //     and it keeps a tunnel to each, so the second server's kube-apiserver reaches its pod's logs too.
+        agent.StartAgent($"https://{firstIp}:9345", token);
+        await WaitAsync(() => second.NodeReady(agent.Name), $"agent {agent.Name} Ready", TimeSpan.FromMinutes(3));
+        first.Apply($$"""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: on-agent}
+            spec:
+              nodeName: {{agent.Name}}
+              terminationGracePeriodSeconds: 1
+              containers:
+              - {name: bb, image: "{{Busybox}}", imagePullPolicy: Never, command: ["sh", "-c", "echo hello-from-the-agent; sleep 100000"]}
+            """);
+        await WaitAsync(() => first.Jsonpath("pod", "on-agent", "{.status.phase}") == "Running", "pod on-agent Running on the agent");
+        await WaitAsync(() => second.TryKubectl("logs", "on-agent").Output.Contains("hello-from-the-agent", StringComparison.Ordinal),
+            () => $"the agent's pod logs through the second server (agent log: {Tail(agent.Log)})", TimeSpan.FromMinutes(2));
+        Assert.Contains($"to [{firstIp}:6443, {secondIp}:6443]", agent.Log, StringComparison.Ordinal);
+        Assert.Contains($"tunnel: keeping a tunnel to server https://{secondIp}:9345/", agent.Log, StringComparison.Ordinal);
+
         // 4. kill -9 the first: the second keeps serving, its node stays Ready, and every singleton moves to it.
         first.Signal(9);
         await WaitAsync(() => Holder(second, "coracle-manifests") == second.Name, () => $"the manifests Lease taken by {second.Name} (holder '{Holder(second, "coracle-manifests")}')", TimeSpan.FromMinutes(2));
@@ -99,7 +130,25 @@ public sealed class ServerJoinNodeTests : IDisposable
             $"{first.Name} NotReady (Unknown) through {second.Name}", TimeSpan.FromMinutes(3));
         Assert.True(second.NodeReady(second.Name), $"{second.Name} is not Ready after the first server died");
         Assert.Equal("ready", second.Component("kube-apiserver").State);
+
+        // The agent's kubelet moved to the second server through its load balancer: by the time the first server's node
+        // is Unknown (no heartbeat for the grace period), an agent stuck on the first would be too.
+        Assert.True(second.NodeReady(agent.Name), $"agent {agent.Name} is not Ready after the first server died; agent log: {Tail(agent.Log)}");
+        Assert.Contains($"load balancer: switched to API server {secondIp}:6443", agent.Log, StringComparison.Ordinal);
+        Assert.Contains("hello-from-the-agent", second.Kubectl("logs", "on-agent"), StringComparison.Ordinal);
+
+        // The agent restarts while the server it joined is still down: it joins through the second, which it learned.
+        agent.Signal(15);
+        agent.StartAgent($"https://{firstIp}:9345", token);
+        await WaitAsync(() => agent.Log.Contains($"joining through https://{secondIp}:9345/", StringComparison.Ordinal),
+            () => $"the restarted agent joining through the second server (agent log: {Tail(agent.Log)})", TimeSpan.FromMinutes(2));
+        await WaitAsync(() => agent.Component("kubelet").State == "ready" && agent.Component("tunnel").State == "ready",
+            () => $"the restarted agent's kubelet and tunnel ready (agent log: {Tail(agent.Log)})", TimeSpan.FromMinutes(3));
+        // A restarted kubelet reports NotReady until its runtime and pod checks have run once.
+        await WaitAsync(() => second.NodeReady(agent.Name), $"agent {agent.Name} Ready again after its restart", TimeSpan.FromMinutes(2));
     }
+
+    private static string Tail(string log) => log.Length > 3000 ? log[^3000..] : log;
 
     private static string Holder(NodeHarness through, string lease) =>
         through.TryKubectl("-n", "kube-system", "get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}") is (0, var holder) ? holder.Trim() : "";
@@ -146,7 +195,7 @@ public sealed class ServerJoinNodeTests : IDisposable
     {
         try
         {
-            NodeHarness.TearDown(_helpers, [_second, _first], [_secondNetns, _firstNetns], Path.Combine(_root, "nodes-none"));
+            NodeHarness.TearDown(_helpers, [_agent, _second, _first], [_agentNetns, _secondNetns, _firstNetns], Path.Combine(_root, "nodes-none"));
         }
         finally
         {
