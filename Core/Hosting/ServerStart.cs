@@ -19,7 +19,7 @@ namespace Coracle.Core.Hosting;
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; join cluster (with
 /// <c>--server</c>, docs/ha.md); cluster reset; datastore migration (docs/ha.md); certificates, token
 /// and kubeconfigs; secrets encryption; status; configure plugins; datastore migration component; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
-/// rbac; manifests; node addresses; fleet updates; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
+/// rbac; manifests; node addresses; fleet updates; etcd members; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 {
@@ -65,6 +65,13 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             var datastoreMember = plugins.Datastore is not null && node.Selection.Single(ExtensionPoints.Datastore) is { } store && plan.Instance(store) is IDatastoreCluster;
             node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers, datastoreMember));
             node.Step("fleet updates", () => Update.Fleet.FleetComponents.RegisterServer(run.Supervisor, plan, config, apiserver, loggers));
+            if (datastoreMember && config.DatastoreEndpoint.Length == 0
+                && node.Selection.Single(ExtensionPoints.Datastore) is { } members && plan.Instance(members) is IDatastoreCluster cluster)
+            {
+                // docs/ha.md "Members follow Nodes" and "Quorum" (embedded members only: an external cluster's members are not Nodes).
+                node.Step("etcd members", () => EtcdMembersController.Register(run.Supervisor, config, apiserver, cluster,
+                    config.ToNodeSettings() with { DatastoreJoin = node.DatastoreJoin }, config.OptionsOf(members.Name), loggers));
+            }
         }
 
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [identity.Certificates.Directory], _ => Task.FromResult(ServerIdentity.RenewDue(config, node.Log))));

@@ -51,6 +51,10 @@ internal sealed class KubeApi : IDisposable
     public Task<KubeResponse> ApplyAsync(string path, JsonNode body, string fieldManager, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Patch, $"{path}?fieldManager={Uri.EscapeDataString(fieldManager)}&force=true", body, "application/apply-patch+yaml", cancellationToken);
 
+    /// <summary>A strategic merge patch (<c>application/strategic-merge-patch+json</c>), e.g. of a Node's status conditions (merged by type).</summary>
+    public Task<KubeResponse> PatchAsync(string path, JsonNode body, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Patch, path, body, "application/strategic-merge-patch+json", cancellationToken);
+
     public Task<KubeResponse> CreateAsync(string collectionPath, JsonNode body, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, collectionPath, body, "application/json", cancellationToken);
 

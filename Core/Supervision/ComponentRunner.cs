@@ -58,6 +58,9 @@ internal sealed class ComponentRunner : IDisposable
     /// <summary>A plugin-reported detail, shown when the supervisor has nothing more urgent to say.</summary>
     public string ReportedDetail { get; set; } = "";
 
+    /// <summary>Set by the component itself: while it is ready, <c>coracle status</c> shows it <see cref="ComponentState.Degraded"/>.</summary>
+    public bool ReportedDegraded { get; set; }
+
     public void Dispose()
     {
         _stop.Dispose();
@@ -73,7 +76,7 @@ internal sealed class ComponentRunner : IDisposable
             lock (_gate)
             {
                 return new ComponentStatus(_spec.Name, _spec is ProcessComponent ? "process" : "in-process",
-                    _state, _pid, _restarts.Restarts, _since, _detail.Length > 0 ? _detail : ReportedDetail);
+                    _state == ComponentState.Ready && ReportedDegraded ? ComponentState.Degraded : _state, _pid, _restarts.Restarts, _since, _detail.Length > 0 ? _detail : ReportedDetail);
             }
         }
     }

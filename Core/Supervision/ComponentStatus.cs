@@ -11,6 +11,9 @@ internal enum ComponentState
     Stopping,
     Stopped,
     Unavailable,
+
+    /// <summary>Ready, but the component reports that what it watches is in trouble (the etcd members without quorum); the detail says what.</summary>
+    Degraded,
 }
 
 /// <summary>A snapshot of one component.</summary>

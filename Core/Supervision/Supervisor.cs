@@ -93,6 +93,27 @@ internal sealed class Supervisor : ISupervisor
         runner.ReportedDetail = detail;
     }
 
+    /// <summary>
+    /// An in-process component's own verdict on what it watches: <paramref name="detail"/> as its detail line and, while
+    /// <paramref name="degraded"/> and ready, the state <see cref="ComponentState.Degraded"/> in <c>coracle status</c>.
+    /// </summary>
+    public void ReportHealth(string name, string detail, bool degraded)
+    {
+        ComponentRunner? runner;
+        lock (_gate)
+        {
+            runner = _runners.FirstOrDefault(r => r.Spec.Name == name);
+        }
+
+        if (runner is null)
+        {
+            throw new InvalidOperationException($"no component named {name}");
+        }
+
+        runner.ReportedDetail = detail;
+        runner.ReportedDegraded = degraded;
+    }
+
     public Task WaitReadyAsync(string name, CancellationToken cancellationToken)
     {
         ComponentRunner? runner;
@@ -236,7 +257,7 @@ internal sealed class Supervisor : ISupervisor
             restarted.Add(runner.Spec.Name);
             var deadline = _time.GetUtcNow() + readyTimeout;
             while (_time.GetUtcNow() < deadline
-                && !(runner.Generation > generation && runner.Status.State is ComponentState.Ready or ComponentState.Failed))
+                && !(runner.Generation > generation && runner.Status.State is ComponentState.Ready or ComponentState.Degraded or ComponentState.Failed))
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken);
             }

@@ -8,7 +8,9 @@ namespace Coracle.Node.Tests.Node;
 /// sit on a LAN with it and route to each other through it. The second and third join with <c>--server</c> and the
 /// server token alone (no <c>--cluster-init</c>, as with K3s), become etcd members through the join API, and each serves
 /// the API. Then the second is killed -9 (the other two keep quorum and serve writes), restarted (it rejoins with its
-/// data) and the third is stopped and removed from the members with <c>coracle etcd member remove</c>.
+/// data). The etcd-members component reports the degraded-but-quorate state in the first's Node conditions. The third
+/// is stopped and its Node deleted: its member is removed by the servers themselves. Then the second is killed -9 again:
+/// the first alone has lost quorum and its <c>coracle status</c> says so; the second comes back and everything recovers.
 /// </summary>
 [Trait("Category", "Integration")]
 [Collection(RealClusterCollection.Name)]
@@ -25,7 +27,7 @@ public sealed class EtcdHaNodeTests : IDisposable
     }
 
     [K8sFact(NeedsRoot = true)]
-    public async Task ThreeServers_EmbeddedEtcd_WriteOneReadOthersSurviveAKillRejoinAndRemoveAMember()
+    public async Task ThreeServers_EmbeddedEtcd_WriteOneReadOthers_SurviveAKill_DeletedNodeLosesItsMember_QuorumLossShownAndRecovered()
     {
         var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
         NodeHarness.CreateNetns(_netns[0], $"10.209.{subnet}.1", $"10.209.{subnet}.2");
@@ -73,23 +75,63 @@ public sealed class EtcdHaNodeTests : IDisposable
         Assert.Contains("quorum: yes (3 voting members)", down.Output, StringComparison.Ordinal);
         Assert.Equal("no", down.Healthy.GetValueOrDefault(second.Name));
 
+        // The degraded-but-quorate state is on the first's Node (etcd-members checks every 10 s) and in its status.
+        await WaitAsync(() => Condition(first, first.Name, "EtcdMembersHealthy").Contains($"False MembersUnhealthy 2 of 3 etcd members healthy; unhealthy: {second.Name} (", StringComparison.Ordinal),
+            () => $"EtcdMembersHealthy on {first.Name} naming {second.Name} (now: {Condition(first, first.Name, "EtcdMembersHealthy")})");
+        Assert.Equal("True QuorumReached 2 of 3 voting members healthy, a majority is 2: one more down stops writes", Condition(first, first.Name, "EtcdQuorum"));
+        Assert.Contains($"3 members, 2 healthy, quorum (unhealthy: {second.Name})", Status(first), StringComparison.Ordinal);
+
         // 5. The second comes back with its data (the join values are ignored now) and catches up.
         second.StartServer(join);
         await WaitAsync(() => second.TryKubectl("get", "configmap", "written-while-second-down", "-o", "jsonpath={.data.k}") is (0, "two"),
             "the write made while the second was down, read through the restarted second", TimeSpan.FromMinutes(3));
         await WaitAsync(() => Members(first).Healthy.GetValueOrDefault(second.Name) == "yes", () => $"the second healthy again ({Members(first).Output})");
 
-        // 6. Remove the third cleanly: stop it, remove its member; the two left keep quorum.
+        await WaitAsync(() => Condition(first, first.Name, "EtcdMembersHealthy") == "True AllMembersHealthy 3 of 3 etcd members healthy",
+            () => $"EtcdMembersHealthy back on {first.Name} (now: {Condition(first, first.Name, "EtcdMembersHealthy")})");
+        Assert.Equal("True MemberNotLearner Node is a voting member of the etcd cluster", Condition(first, second.Name, "EtcdIsVoter"));
+
+        // 6. Remove the third the K3s way: stop it and delete its Node. Every server put the finalizer coracle.dev/etcd-member
+        //    on the etcd Nodes; a server removes the member by itself, then drops it, so kubectl returns once the member is gone.
+        Assert.Contains("coracle.dev/etcd-member", first.Jsonpath("node", third.Name, "{.metadata.finalizers}"), StringComparison.Ordinal);
         third.Signal(15);
-        var removed = first.Coracle("etcd", "member", "remove", third.Name);
-        Assert.True(removed.ExitCode == 0, removed.Stdout + removed.Stderr);
-        Assert.Equal($"member {third.Name} removed", removed.Stdout.Trim());
+        first.Kubectl("delete", "node", third.Name, "--timeout=120s");
         var after = Members(first);
         Assert.Equal(0, after.Code);
         Assert.True(after.Voting.SetEquals([first.Name, second.Name]), after.Output);
         Assert.Contains("quorum: yes (2 voting members)", after.Output, StringComparison.Ordinal);
-        second.Kubectl("create", "configmap", "written-after-remove", "--from-literal=k=three");
-        Assert.Equal("three", first.Jsonpath("configmap", "written-after-remove", "{.data.k}"));
+        Assert.Contains($"etcd member {third.Name} removed: its node was deleted", first.Log + second.Log, StringComparison.Ordinal);
+        var again = first.Coracle("etcd", "member", "remove", third.Name);
+        Assert.Equal((1, "", $"coracle: error: etcd member remove: no member named '{third.Name}'; 'coracle etcd member list' shows the members"),
+            (again.ExitCode, again.Stdout, again.Stderr.Trim()));
+
+        // 7. kill -9 the second: one of two voting members left, quorum lost; the survivor's status says so (component degraded).
+        second.Signal(9);
+        await WaitAsync(() => first.Component("etcd-members").State == "degraded", () => $"etcd-members degraded on {first.Name} ({Status(first)})");
+        Assert.Contains("quorum LOST: a majority of the 2 voting members cannot be reached", Status(first), StringComparison.Ordinal);
+        Assert.Equal(1, Members(first).Code);
+
+        // 8. The second comes back: quorum and the conditions recover, writes go on.
+        second.StartServer(join);
+        await WaitAsync(() => Status(first).Contains("2 members, 2 healthy, quorum", StringComparison.Ordinal) && first.Component("etcd-members").State == "ready",
+            () => $"etcd-members ready again on {first.Name} ({Status(first)})", TimeSpan.FromMinutes(3));
+        await WaitAsync(() => Condition(first, first.Name, "EtcdMembersHealthy") == "True AllMembersHealthy 2 of 2 etcd members healthy",
+            () => $"EtcdMembersHealthy recovered on {first.Name} (now: {Condition(first, first.Name, "EtcdMembersHealthy")})");
+        Assert.Contains("etcd quorum back: 2 members, ", first.Log, StringComparison.Ordinal);
+        first.Kubectl("create", "configmap", "written-after-remove", "--from-literal=k=three");
+        await WaitAsync(() => second.TryKubectl("get", "configmap", "written-after-remove", "-o", "jsonpath={.data.k}") is (0, "three"),
+            "the write made after the recovery, read through the restarted second", TimeSpan.FromMinutes(3));
+    }
+
+    /// <summary>A Node condition as "STATUS REASON MESSAGE", read through <paramref name="node"/>'s kube-apiserver; empty when absent.</summary>
+    private static string Condition(NodeHarness node, string name, string type) =>
+        node.Jsonpath("node", name, $"{{range .status.conditions[?(@.type==\"{type}\")]}}{{.status}} {{.reason}} {{.message}}{{end}}");
+
+    /// <summary><c>coracle status</c> on <paramref name="node"/> (its output, whatever the exit code).</summary>
+    private static string Status(NodeHarness node)
+    {
+        var (_, stdout, stderr) = node.Coracle("status", "--data-dir", node.DataDir);
+        return stdout + stderr;
     }
 
     /// <summary><c>coracle etcd member list</c> on <paramref name="node"/>: exit code, voting members that are healthy, each member's HEALTHY column.</summary>
