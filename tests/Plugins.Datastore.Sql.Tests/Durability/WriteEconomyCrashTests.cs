@@ -18,8 +18,11 @@ public sealed class WriteEconomyCrashTests
     private const int Cycles = 50;
     private const int FlushMs = 200;
 
-    /// <summary>Margin on top of the flush interval before a volatile write must have reached the disk (2 cores shared).</summary>
-    private static readonly TimeSpan Margin = TimeSpan.FromSeconds(3);
+    /// <summary>
+    /// Margin on top of the flush interval before a volatile write must have reached the disk: the suite runs beside the
+    /// real-Kubernetes tests on 2 shared cores, where a starved flusher ran more than 3 s late.
+    /// </summary>
+    private static readonly TimeSpan Margin = TimeSpan.FromSeconds(10);
 
     [Fact]
     public async Task KillNine_FiftyCyclesWithWriteEconomy_DurableKeptVolatileBoundedRevisionsAboveAllHandedOut()
@@ -101,8 +104,8 @@ public sealed class WriteEconomyCrashTests
 
             // Kill mid-load after some writes were acknowledged (gates, not timing assertions); every tenth cycle runs
             // long enough for volatile writes to age past the flush bound.
-            var minimum = Stopwatch.GetTimestamp() + (long)((cycle % 10 == 9 ? 4.0 : 0.3) * Stopwatch.Frequency);
-            for (var waited = 0; (revisions.Count < 30 || Stopwatch.GetTimestamp() < minimum) && waited < 600 && !host.HasExited; waited++)
+            var minimum = Stopwatch.GetTimestamp() + (long)((cycle % 10 == 9 ? 11.0 : 0.3) * Stopwatch.Frequency);
+            for (var waited = 0; (revisions.Count < 30 || Stopwatch.GetTimestamp() < minimum) && waited < 800 && !host.HasExited; waited++)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(50));
             }
