@@ -183,7 +183,7 @@ internal static class Commands
         if (result.GetValue(CommandLineBuilder.JsonOption))
         {
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(status, StatusJson.Default.NodeStatus));
-            return ExitCodes.Ok;
+            return Unhealthy(status) is null ? ExitCodes.Ok : ExitCodes.RuntimeFailure;
         }
 
         var uptime = DateTimeOffset.UtcNow - status.StartedAt;
@@ -204,7 +204,24 @@ internal static class Commands
             Console.Write(AddonTable(addons));
         }
 
+        if (Unhealthy(status) is { } unhealthy)
+        {
+            WriteErrors([$"status: {unhealthy}; its DETAIL column says why"]);
+            return ExitCodes.RuntimeFailure;
+        }
+
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// The components that are in trouble and will not get out of it by waiting (failed: gave up restarting; degraded:
+    /// running, but what it watches is not, such as etcd without quorum), as "NAME is STATE, ..."; null when none is.
+    /// Starting, pending, back-off and unavailable (a component this node does not run) are not trouble for the exit code.
+    /// </summary>
+    internal static string? Unhealthy(NodeStatus status)
+    {
+        var bad = status.Components.Where(c => c.State is "failed" or "degraded").Select(c => $"{c.Name} is {c.State}").ToList();
+        return bad.Count == 0 ? null : string.Join(", ", bad);
     }
 
     /// <summary><c>coracle status</c>'s add-ons: name, state, objects owned, pods ready of wanted, one line of detail.</summary>

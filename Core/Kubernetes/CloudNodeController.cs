@@ -18,6 +18,7 @@ internal sealed class NodeDeclaration(
     Func<KubeApi> connect, string nodeName, IReadOnlyDictionary<string, string?> annotations, IReadOnlyDictionary<string, string> labels, ILogger log, TimeProvider? time = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly NodeWorkQueue _work = new(TimeSpan.FromSeconds(1), time ?? TimeProvider.System);
     private volatile bool _declared;
 
     /// <summary>True once the Node carried the annotations and labels.</summary>
@@ -104,10 +105,8 @@ internal sealed class NodeDeclaration(
 internal sealed class CloudNodeController(Uri apiServer, string caFile, string certFile, string keyFile, ILogger log, TimeProvider? time = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly System.Threading.Channels.Channel<bool> _signal = System.Threading.Channels.Channel.CreateBounded<bool>(
-        new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite });
+    private readonly NodeWorkQueue _work = new(TimeSpan.FromSeconds(1), time ?? TimeProvider.System);
     private readonly object _gate = new();
-    private readonly HashSet<string> _queued = new(StringComparer.Ordinal);
     private readonly HashSet<string> _waitingLogged = new(StringComparer.Ordinal);
     private volatile bool _synced;
 
@@ -128,7 +127,7 @@ internal sealed class CloudNodeController(Uri apiServer, string caFile, string c
         var watching = watch.RunAsync(stop.Token);
         try
         {
-            await ReconcileLoopAsync(api, watch, cancellationToken);
+            await _work.RunAsync((name, token) => ReconcileAsync(api, name, token), () => _synced |= watch.Synced, cancellationToken);
         }
         finally
         {
@@ -151,7 +150,7 @@ internal sealed class CloudNodeController(Uri apiServer, string caFile, string c
 
                 if (CloudNode.NeedsWork(node))
                 {
-                    _queued.Add(name);
+                    _work.Add(name);
                 }
                 else if (CloudNode.IsTainted(node) && CloudNode.Addresses(node) is null && _waitingLogged.Add(name))
                 {
@@ -160,46 +159,7 @@ internal sealed class CloudNodeController(Uri apiServer, string caFile, string c
             }
         }
 
-        _signal.Writer.TryWrite(true);
-    }
-
-    private async Task ReconcileLoopAsync(KubeApi api, ClusterWatch<JsonObject> watch, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            await _signal.Reader.ReadAsync(cancellationToken);
-            List<string> names;
-            lock (_gate)
-            {
-                names = [.. _queued];
-                _queued.Clear();
-            }
-
-            var retry = new List<string>();
-            foreach (var name in names)
-            {
-                if (!await ReconcileAsync(api, name, cancellationToken))
-                {
-                    retry.Add(name);
-                }
-            }
-
-            if (watch.Synced)
-            {
-                _synced = true;
-            }
-
-            if (retry.Count > 0)
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken);
-                lock (_gate)
-                {
-                    _queued.UnionWith(retry);
-                }
-
-                _signal.Writer.TryWrite(true);
-            }
-        }
+        _work.Signal();
     }
 
     /// <summary>Brings one Node up to date; false when it should be tried again (conflict, kube-apiserver away).</summary>

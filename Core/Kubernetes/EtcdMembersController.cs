@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Threading.Channels;
 using Coracle.Core.Configuration;
 using Coracle.Core.Hosting;
 using Coracle.Core.Logging;
@@ -34,9 +33,8 @@ internal sealed class EtcdMembersController(
     public const string ComponentName = "etcd-members";
 
     private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly object _gate = new();
-    private readonly HashSet<string> _queued = new(StringComparer.Ordinal);
+    private NodeWorkQueue? _work;
 
     // Deletions left to other servers (this server's own Node), by resourceVersion: not looked at again until the Node
     // changes (then the members are checked again: it may have become the only one), and logged once.
@@ -52,6 +50,9 @@ internal sealed class EtcdMembersController(
 
     /// <summary>True once the first list of Nodes was handled.</summary>
     public bool Ready => _synced;
+
+    // Made on first use, after the init-only RetryDelay is set.
+    private NodeWorkQueue Work => LazyInitializer.EnsureInitialized(ref _work, () => new NodeWorkQueue(RetryDelay, _time));
 
     /// <summary>Registers the component (step <c>etcd members</c> of <c>coracle server</c>), after kube-apiserver.</summary>
     public static void Register(Supervisor supervisor, CoracleConfig config, KubernetesPaths paths, IDatastoreCluster cluster, NodeSettings settings,
@@ -93,7 +94,7 @@ internal sealed class EtcdMembersController(
         var checking = CheckLoopAsync(api, stop.Token);
         try
         {
-            await WorkLoopAsync(api, watch, cancellationToken);
+            await Work.RunAsync((name, token) => ReconcileAsync(api, name, token), () => _synced |= watch.Synced, cancellationToken);
         }
         finally
         {
@@ -125,50 +126,11 @@ internal sealed class EtcdMembersController(
                     continue;
                 }
 
-                _queued.Add(name);
+                Work.Add(name);
             }
         }
 
-        _signal.Writer.TryWrite(true);
-    }
-
-    private async Task WorkLoopAsync(KubeApi api, ClusterWatch<JsonObject> watch, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            await _signal.Reader.ReadAsync(cancellationToken);
-            List<string> names;
-            lock (_gate)
-            {
-                names = [.. _queued];
-                _queued.Clear();
-            }
-
-            var retry = new List<string>();
-            foreach (var name in names)
-            {
-                if (!await ReconcileAsync(api, name, cancellationToken))
-                {
-                    retry.Add(name);
-                }
-            }
-
-            if (watch.Synced)
-            {
-                _synced = true;
-            }
-
-            if (retry.Count > 0)
-            {
-                await Task.Delay(RetryDelay, _time, cancellationToken);
-                lock (_gate)
-                {
-                    _queued.UnionWith(retry);
-                }
-
-                _signal.Writer.TryWrite(true);
-            }
-        }
+        Work.Signal();
     }
 
     /// <summary>Adds the finalizer to an etcd Node, or removes the member of a deleted one; false when it should be tried again.</summary>

@@ -37,4 +37,7 @@ internal static partial class Log
 
     [LoggerMessage(1652, LogLevel.Warning, "fleet: ApplianceUpdate {Name} was deleted while node {Node} was draining; nothing applied, {What}")]
     public static partial void FleetAbandoned(this ILogger logger, string name, string node, string what);
+
+    [LoggerMessage(1653, LogLevel.Information, "fleet: ApplianceUpdate {Name} succeeded: every Node it selects now runs its version (a selected Node that had not finished is gone); marked by node {Node}")]
+    public static partial void FleetFinished(this ILogger logger, string name, string node);
 }

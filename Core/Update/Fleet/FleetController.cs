@@ -41,6 +41,7 @@ internal sealed class FleetController(FleetConnection connection, string nodeNam
 {
     private readonly Dictionary<string, FetchedBundle> _fetched = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string Seen, DateTimeOffset Since)> _observed = new(StringComparer.Ordinal);
+    private string? _waitingLogged;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private DateTimeOffset? _notReadySince;
     private TimeSpan _next;
@@ -180,6 +181,31 @@ internal sealed class FleetController(FleetConnection connection, string nodeNam
                 && (ApplianceUpdateResource.ReadSpec(item, out _) is not { } spec || ApplianceUpdateResource.Selects(spec.NodeSelector, node.Body?["metadata"]?["labels"])))
             {
                 return await StartAsync(api, item, ct);
+            }
+        }
+
+        return await FinishAsync(api, items, ct);
+    }
+
+    /// <summary>
+    /// A rollout still InProgress although every Node it selects now has succeeded (a selected Node that had not finished
+    /// was deleted, or unlabelled) is marked Succeeded by a node whose own line succeeded. Nothing is written otherwise,
+    /// so the passes the write wakes on the other nodes write nothing again. Returns what it did, or null.
+    /// </summary>
+    private async Task<string?> FinishAsync(KubeApi api, IReadOnlyList<JsonObject> items, CancellationToken ct)
+    {
+        foreach (var item in items)
+        {
+            if (ApplianceUpdateResource.Phase(item) == NodeStates.PhaseInProgress && Mine(item) is { State: NodeStates.Succeeded } mine
+                && ApplianceUpdateResource.Nodes(item).All(n => !NodeStates.Holds(n.State)) && await AllSucceededAsync(api, item, mine, ct))
+            {
+                var written = await RecordAsync(api, Name(item), mine,
+                    fresh => ApplianceUpdateResource.Phase(fresh) == NodeStates.PhaseInProgress && ApplianceUpdateResource.Nodes(fresh).All(n => !NodeStates.Holds(n.State)), ct);
+                if (written == NodeStates.Succeeded)
+                {
+                    log.FleetFinished(Name(item), nodeName);
+                    return "finished";
+                }
             }
         }
 
@@ -333,7 +359,14 @@ internal sealed class FleetController(FleetConnection connection, string nodeNam
         var holding = ApplianceUpdateResource.Nodes(fresh).Where(n => NodeStates.Holds(n.State)).ToList();
         if (holding.Count >= spec.MaxUnavailable)
         {
-            log.FleetWaiting(name, holding.Count, spec.MaxUnavailable, string.Join(", ", holding.Select(n => $"{n.Name} {n.State}")));
+            // Logged when who holds the places changes, not on every watch event while they hold them.
+            var who = string.Join(", ", holding.Select(n => $"{n.Name} {n.State}"));
+            if (_waitingLogged != name + "|" + who)
+            {
+                _waitingLogged = name + "|" + who;
+                log.FleetWaiting(name, holding.Count, spec.MaxUnavailable, who);
+            }
+
             return "waiting";
         }
 

@@ -43,6 +43,23 @@ public sealed class CommandsTests : IDisposable
 
     private void RecordRunningNode(Dictionary<string, string> env) => RunRecord.Write(Path.Combine(env["CORACLE_RUN_DIR"], "data-dir"), Running);
 
+    private static NodeStatus WithStates(params string[] states) => new(
+        "server", "node-a", "0.1.0", 4242, DateTimeOffset.UnixEpoch,
+        [.. states.Select((state, i) => new ComponentView($"c{i}", "process", state, null, 0, DateTimeOffset.UnixEpoch, ""))],
+        []);
+
+    [Fact]
+    public void Unhealthy_StartingPendingBackoffUnavailableOrReady_NoneSoStatusExitsZero()
+    {
+        Assert.Null(Commands.Unhealthy(WithStates("ready", "starting", "pending", "backoff", "unavailable", "stopped")));
+    }
+
+    [Fact]
+    public void Unhealthy_FailedAndDegraded_NamedInOrderSoStatusExitsOne()
+    {
+        Assert.Equal("c1 is degraded, c3 is failed", Commands.Unhealthy(WithStates("ready", "degraded", "starting", "failed")));
+    }
+
     [Fact]
     public void PreferRunningNode_NoDataDirGiven_TheRecordedRunningNode()
     {

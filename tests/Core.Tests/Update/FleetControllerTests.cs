@@ -87,6 +87,32 @@ public sealed class FleetControllerTests(ApiServerFixture fixture) : IClassFixtu
     }
 
     [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task Rollout_SelectedNodeDeletedBeforeItsTurn_TheUpdatedNodeMarksTheRolloutSucceededOnce()
+    {
+        using var api = fixture.Api();
+        await PrepareAsync(api);
+        var n1 = await NodeAsync(api, "d1", "1.0.0");
+        var n2 = await NodeAsync(api, "d2", "1.0.0");
+        await using var server = await BundleServer.StartAsync(Pki);
+        var (url, sha) = Serve(server, "v2d", "2.0.0", Starts);
+        var name = await RolloutAsync(api, url, sha);
+
+        Assert.Equal("restarting", await n1.PassAsync(ControllerApi));
+        Assert.Equal(1, n1.Boot());
+        Assert.Equal(NodeStates.Succeeded, await n1.PassAsync(ControllerApi));
+        Assert.Equal(NodeStates.PhaseInProgress, Phase(await GetAsync(api, name)));
+
+        // n2 leaves the cluster before its turn: nothing else will report, so n1 finishes the rollout, once.
+        Assert.True((await api.DeleteAsync($"/api/v1/nodes/{n2.Name}", CancellationToken.None)).IsSuccess);
+        Assert.Equal("finished", await n1.PassAsync(ControllerApi));
+        var rollout = await GetAsync(api, name);
+        Assert.Equal((NodeStates.PhaseSucceeded, "True"), (Phase(rollout), Condition(rollout, "Complete")));
+        var version = rollout["metadata"]!["resourceVersion"]!.GetValue<string>();
+        Assert.Null(await n1.PassAsync(ControllerApi));
+        Assert.Equal(version, (await GetAsync(api, name))["metadata"]!["resourceVersion"]!.GetValue<string>());
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
     public async Task Rollout_V3ExitsAtStart_FirstNodeRollsBackAndTheRolloutHaltsWithTheReason()
     {
         using var api = fixture.Api();

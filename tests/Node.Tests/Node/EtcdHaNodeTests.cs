@@ -109,6 +109,8 @@ public sealed class EtcdHaNodeTests : IDisposable
         second.Signal(9);
         await WaitAsync(() => first.Component("etcd-members").State == "degraded", () => $"etcd-members degraded on {first.Name} ({Status(first)})");
         Assert.Contains("quorum LOST: a majority of the 2 voting members cannot be reached", Status(first), StringComparison.Ordinal);
+        var degraded = first.Coracle("status", "--data-dir", first.DataDir);
+        Assert.Equal((1, "coracle: error: status: etcd-members is degraded; its DETAIL column says why"), (degraded.ExitCode, degraded.Stderr.Trim()));
         Assert.Equal(1, Members(first).Code);
 
         // 8. The second comes back: quorum and the conditions recover, writes go on.
@@ -118,6 +120,7 @@ public sealed class EtcdHaNodeTests : IDisposable
         await WaitAsync(() => Condition(first, first.Name, "EtcdMembersHealthy") == "True AllMembersHealthy 2 of 2 etcd members healthy",
             () => $"EtcdMembersHealthy recovered on {first.Name} (now: {Condition(first, first.Name, "EtcdMembersHealthy")})");
         Assert.Contains("etcd quorum back: 2 members, ", first.Log, StringComparison.Ordinal);
+        Assert.Equal(0, first.Coracle("status", "--data-dir", first.DataDir).ExitCode);
         first.Kubectl("create", "configmap", "written-after-remove", "--from-literal=k=three");
         await WaitAsync(() => second.TryKubectl("get", "configmap", "written-after-remove", "-o", "jsonpath={.data.k}") is (0, "three"),
             "the write made after the recovery, read through the restarted second", TimeSpan.FromMinutes(3));

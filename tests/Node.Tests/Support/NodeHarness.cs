@@ -265,8 +265,9 @@ internal sealed class NodeHarness : IDisposable
     /// <summary>The PID and restart count of a component from <c>coracle status</c>.</summary>
     public (string State, int? Pid, int Restarts) Component(string name)
     {
+        // Exit 1 with the table printed: a component is failed or degraded (the table still says which).
         var (code, stdout, _) = Coracle("status", "--data-dir", DataDir);
-        if (code != 0)
+        if (code != 0 && !stdout.Contains("COMPONENT", StringComparison.Ordinal))
         {
             return ("unreachable", null, 0);
         }
