@@ -243,26 +243,101 @@ internal sealed class NodeSteps
     private string? KubeletArg(string name) =>
         _config.KubeletArgs.Select(a => a.TrimStart('-')).LastOrDefault(a => a.StartsWith(name + "=", StringComparison.Ordinal))?[(name.Length + 1)..];
 
+    /// <summary>
+    /// Step <c>datastore</c>, before the certificates: configures the datastore plugin and starts its component at once,
+    /// when the plugin asks for none of the node's certificates (the SQL datastores on their unix socket; not with
+    /// <c>listen-address</c>, not the embedded etcd). A plugin that asks (<see cref="INodeCertificates"/>) is configured
+    /// again, and only then registered, in step <c>configure plugins</c>, once the certificates exist. Everything the
+    /// Kubernetes components need waits for the datastore, so it opens while the certificates and the other plugins are
+    /// prepared (docs/benchmarks.md). True when the datastore was configured here.
+    /// </summary>
+    public bool ConfigureDatastoreEarly(Supervisor supervisor)
+    {
+        if (Selection.Single(ExtensionPoints.Datastore) is not { } entry || !entry.Metadata.Implemented || PluginSelector.TurnedOffBy(entry, _config) is not null)
+        {
+            return false;
+        }
+
+        var certificates = new CertificatesNotYetMade(CertificatesDir);
+        var held = new HeldSupervisor(supervisor);
+        DatastoreEndpoint? endpoint = null;
+        Exception? failure = null;
+        try
+        {
+            Guard(entry, () => endpoint = ((IDatastore)_plan.Instance(entry)).Configure(PluginContextFor(entry, held, NodeSettingsForPlugins(), new ManifestSink(ManifestSink.FolderFor(_config.DataDir)), certificates)));
+        }
+        catch (Exception ex) when (ex is ConfigException or InvalidOperationException)
+        {
+            failure = ex;
+        }
+
+        if (certificates.Asked)
+        {
+            _log.DatastoreAfterCertificates(entry.Name);
+            return false;
+        }
+
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+
+        held.Commit();
+        _earlyDatastore = endpoint;
+        _datastoreConfigured = true;
+        if (endpoint?.ComponentName is { } component)
+        {
+            supervisor.StartEarly(component);
+        }
+
+        return true;
+    }
+
+    private DatastoreEndpoint? _earlyDatastore;
+    private bool _datastoreConfigured;
+
+    private string CertificatesDir => Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent");
+
+    private NodeSettings NodeSettingsForPlugins() => _config.ToNodeSettings() with { CgroupDriver = _host.CgroupDriver, DatastoreJoin = DatastoreJoin };
+
+    private PluginContext PluginContextFor(PluginEntry entry, ISupervisor supervisor, NodeSettings node, ManifestSink manifests, INodeCertificates certificates) => new(
+        node,
+        _config.OptionsOf(entry.Name),
+        FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, "plugins", entry.Name)),
+        entry.Folders.ToDictionary(f => f.Name, f => FileUtil.PrivateDirectory(f.Under(_config.DataDir)), StringComparer.Ordinal),
+        _loggers.CreateLogger(entry.Name),
+        _loggers,
+        supervisor,
+        manifests,
+        certificates);
+
+    private void Guard(PluginEntry entry, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (PluginConfigException ex)
+        {
+            throw new ConfigException(StartPlan.OptionPlace(_config, entry, ex.Key), ex.Message);
+        }
+        catch (Exception ex) when (ex is not ConfigException)
+        {
+            throw new InvalidOperationException($"{entry.Point} plugin {entry.Name} failed to configure: {ex.Message}", ex);
+        }
+    }
+
     public ConfiguredPlugins ConfigurePlugins(Supervisor supervisor)
     {
         var selection = Selection;
-        DatastoreEndpoint? datastoreEndpoint = null;
+        DatastoreEndpoint? datastoreEndpoint = _earlyDatastore;
         RuntimeEndpoint? runtimeEndpoint = null;
         var runtimeSupervisor = new RecordingSupervisor(supervisor);
-        var node = _config.ToNodeSettings() with { CgroupDriver = _host.CgroupDriver, DatastoreJoin = DatastoreJoin };
+        var node = NodeSettingsForPlugins();
         var manifests = new ManifestSink(ManifestSink.FolderFor(_config.DataDir));
-        var certificates = new NodeCertificates(Path.Combine(_config.DataDir, _config.Role == "server" ? "server/tls" : "agent"));
+        var certificates = new NodeCertificates(CertificatesDir);
 
-        PluginContext ContextFor(PluginEntry entry, ISupervisor? recording = null) => new(
-            node,
-            _config.OptionsOf(entry.Name),
-            FileUtil.PrivateDirectory(Path.Combine(_config.DataDir, "plugins", entry.Name)),
-            entry.Folders.ToDictionary(f => f.Name, f => FileUtil.PrivateDirectory(f.Under(_config.DataDir)), StringComparer.Ordinal),
-            _loggers.CreateLogger(entry.Name),
-            _loggers,
-            recording ?? supervisor,
-            manifests,
-            certificates);
+        PluginContext ContextFor(PluginEntry entry, ISupervisor? recording = null) => PluginContextFor(entry, recording ?? supervisor, node, manifests, certificates);
 
         T? Create<T>(PluginEntry? entry)
             where T : class
@@ -295,22 +370,6 @@ internal sealed class NodeSteps
             return (T)_plan.Instance(entry);
         }
 
-        void Guard(PluginEntry entry, Action action)
-        {
-            try
-            {
-                action();
-            }
-            catch (PluginConfigException ex)
-            {
-                throw new ConfigException(StartPlan.OptionPlace(_config, entry, ex.Key), ex.Message);
-            }
-            catch (Exception ex) when (ex is not ConfigException)
-            {
-                throw new InvalidOperationException($"{entry.Point} plugin {entry.Name} failed to configure: {ex.Message}", ex);
-            }
-        }
-
         foreach (var point in ExtensionPoints.All)
         {
             if (!selection.Active(point).Any() && point is not (ExtensionPoints.RuntimeHandler or ExtensionPoints.Addon))
@@ -319,7 +378,7 @@ internal sealed class NodeSteps
             }
         }
 
-        if (selection.Single(ExtensionPoints.Datastore) is { } ds && Create<IDatastore>(ds) is { } datastore)
+        if (!_datastoreConfigured && selection.Single(ExtensionPoints.Datastore) is { } ds && Create<IDatastore>(ds) is { } datastore)
         {
             Guard(ds, () => datastoreEndpoint = datastore.Configure(ContextFor(ds)));
 
@@ -531,6 +590,54 @@ internal sealed class NodeSteps
             d.Selected,
             d.Why,
             d.Entry.Folder)).ToList();
+}
+
+/// <summary>
+/// The node's certificates before step <c>certificates, token and kubeconfigs</c> made them: answers as a missing one would,
+/// and remembers that a plugin asked, so that plugin is configured again once they exist.
+/// </summary>
+internal sealed class CertificatesNotYetMade(string directory) : INodeCertificates
+{
+    public bool Asked { get; private set; }
+
+    public string Directory
+    {
+        get
+        {
+            Asked = true;
+            return directory;
+        }
+    }
+
+    public TlsFiles? Get(string identity)
+    {
+        Asked = true;
+        return null;
+    }
+}
+
+/// <summary>Holds the components a plugin registers until <see cref="Commit"/> passes them on; dropped otherwise.</summary>
+internal sealed class HeldSupervisor(ISupervisor inner) : ISupervisor
+{
+    private readonly List<ComponentSpec> _held = [];
+
+    public void Add(ComponentSpec component) => _held.Add(component);
+
+    public void Commit()
+    {
+        foreach (var component in _held)
+        {
+            inner.Add(component);
+        }
+
+        _held.Clear();
+    }
+
+    public Task WaitReadyAsync(string name, CancellationToken cancellationToken) => inner.WaitReadyAsync(name, cancellationToken);
+
+    public void ReportUnavailable(string name, string reason) => inner.ReportUnavailable(name, reason);
+
+    public void ReportDetail(string name, string detail) => inner.ReportDetail(name, detail);
 }
 
 /// <summary>What configuring the plugins produced for the Kubernetes components.</summary>

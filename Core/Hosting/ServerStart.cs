@@ -17,8 +17,8 @@ namespace Coracle.Core.Hosting;
 
 /// <summary>
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; join cluster (with
-/// <c>--server</c>, docs/ha.md); cluster reset; datastore migration (docs/ha.md); certificates, token
-/// and kubeconfigs; secrets encryption; status; configure plugins; datastore migration component; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
+/// <c>--server</c>, docs/ha.md); cluster reset; datastore migration (docs/ha.md); status; datastore (configured and started
+/// before the certificates when its plugin needs none); certificates, token and kubeconfigs; secrets encryption; configure plugins; datastore migration component; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
 /// rbac; manifests; node addresses; fleet updates; etcd members; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
@@ -42,9 +42,13 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 
         node.Step("cluster reset", () => ServerSnapshots.ClusterReset(plan, config, node.Log, DateTimeOffset.UtcNow));
         var migration = node.Step("datastore migration", () => DatastoreMigration.Prepare(plan, config, joined is not null || config.ServerUrl.Length > 0, node.Log));
+
+        // The datastore opens first: everything the Kubernetes components need waits for it, and unless its plugin asks for
+        // the node's certificates (a TLS listener, the embedded etcd), it needs none of the next steps (docs/benchmarks.md).
+        await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
+        node.Step("datastore", () => node.ConfigureDatastoreEarly(run.Supervisor));
         var identity = node.Step("certificates, token and kubeconfigs", () => ServerIdentity.Prepare(config, node.Log));
         var encryptionConfig = node.Step("secrets encryption", () => SecretsEncryption.Prepare(config, node.Log));
-        await using var run = node.Step("status", () => node.OpenRun(DateTimeOffset.UtcNow));
         var plugins = node.Step("configure plugins", () => node.ConfigurePlugins(run.Supervisor));
         if (migration is not null)
         {
