@@ -165,8 +165,8 @@ internal sealed class NodeSteps
     public async Task<int> RunUntilStoppedAsync(Supervisor supervisor, Stopwatch clock, CancellationToken cancellationToken)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, stopping, "SIGTERM"));
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => Stop(ctx, stopping, "SIGINT"));
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, supervisor, stopping, "SIGTERM"));
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => Stop(ctx, supervisor, stopping, "SIGINT"));
 
         // Components are not tied to the signal token: a signal cancels them all at once, while StopAsync below stops
         // them one by one in reverse dependency order (kube-apiserver before the datastore it needs to shut down).
@@ -186,10 +186,13 @@ internal sealed class NodeSteps
         return ExitCodes.Ok;
     }
 
-    private void Stop(PosixSignalContext context, CancellationTokenSource stopping, string signal)
+    private void Stop(PosixSignalContext context, Supervisor supervisor, CancellationTokenSource stopping, string signal)
     {
         context.Cancel = true;
         _log.SignalReceived(signal);
+
+        // The components that handle the signal themselves (Kestrel hosts) may end before StopAsync reaches them.
+        supervisor.BeginShutdown();
         stopping.Cancel();
     }
 

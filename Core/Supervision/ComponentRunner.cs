@@ -190,7 +190,10 @@ internal sealed class ComponentRunner : IDisposable
                 catch (Exception ex) when (ex is not OperationCanceledException || !cycle.IsCancellationRequested)
                 {
                     reason = ex.Message;
-                    _log.StartFailed(reason);
+                    if (!_shuttingDown)
+                    {
+                        _log.StartFailed(reason);
+                    }
                 }
                 finally
                 {

@@ -208,6 +208,25 @@ internal sealed class Supervisor : ISupervisor
     }
 
     /// <summary>
+    /// The node is stopping (a signal arrived): every component learns it at once, before <see cref="StopAsync"/> reaches
+    /// it, so one that ends by itself on the same signal meanwhile (ASP.NET Core's console lifetime stops a Kestrel host
+    /// that is still starting) is neither restarted nor reported as a failure.
+    /// </summary>
+    public void BeginShutdown()
+    {
+        List<ComponentRunner> runners;
+        lock (_gate)
+        {
+            runners = [.. _runners];
+        }
+
+        foreach (var runner in runners)
+        {
+            runner.BeginShutdown();
+        }
+    }
+
+    /// <summary>
     /// Stops components in reverse dependency order (and each <see cref="ComponentSpec.StopsBefore"/> before its
     /// server), each bounded by its stop timeout.
     /// </summary>

@@ -143,6 +143,37 @@ public sealed class SupervisorTests : IDisposable
     }
 
     [Fact]
+    public async Task BeginShutdown_InProcessComponentEndsByItselfOnTheSameSignal_NotReportedAsFailedNorRestarted()
+    {
+        // A Kestrel host still starting when SIGTERM arrives is stopped by ASP.NET Core's own signal handling, before the
+        // supervisor's stop reaches it: the node stops, so that is no failure.
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var runs = 0;
+        _supervisor.Add(new InProcessComponent
+        {
+            Name = "web",
+            Restart = Fast,
+            Run = async _ =>
+            {
+                Interlocked.Increment(ref runs);
+                await signal.Task;
+                throw new OperationCanceledException("the application is shutting down");
+            },
+        });
+        _supervisor.Start(CancellationToken.None);
+        await _supervisor.WaitReadyAsync("web", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        _supervisor.BeginShutdown();
+        signal.SetResult();
+        await Wait.UntilAsync(() => _logs.Lines.Any(l => l.StartsWith("[web] exited while the node stops", StringComparison.Ordinal)), "the exit while stopping");
+        await _supervisor.StopAsync();
+
+        Assert.Equal(1, runs);
+        Assert.Contains("[web] exited while the node stops (the application is shutting down); not restarted", _logs.Lines);
+        Assert.DoesNotContain(_logs.Lines, l => l.Contains("failed to start", StringComparison.Ordinal) || (l.Contains("restart", StringComparison.Ordinal) && !l.Contains("not restarted", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task StartEarly_ThenStopWithoutStart_StopsTheEarlyComponent()
     {
         // A start-up step failed after the datastore started early: the node stops it without ever starting the rest.

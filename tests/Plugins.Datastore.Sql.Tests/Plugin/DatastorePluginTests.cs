@@ -31,7 +31,8 @@ public sealed class DatastorePluginTests
         Assert.Equal("datastore", endpoint.ComponentName);
         var component = Assert.IsType<InProcessComponent>(Assert.Single(context.Supervisor.Components));
         Assert.Equal("datastore", component.Name);
-        Assert.IsType<CustomProbe>(component.Readiness);
+        // Its probe is a field read, made every 20 ms so kube-apiserver starts as soon as the datastore serves.
+        Assert.Equal(TimeSpan.FromMilliseconds(20), Assert.IsType<CustomProbe>(component.Readiness).Interval);
         Assert.False(File.Exists("/var/lib/coracle/server/db/state.db"));
     }
 
