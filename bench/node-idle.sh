@@ -15,7 +15,15 @@ rss() { awk '/VmRSS/ {s+=$2} END {print s}' $(for p in $(all); do echo /proc/"$p
 written() { local p s=0 w; for p in $(all); do w="$(awk '/^write_bytes/ {print $2; exit}' /proc/"$p"/io 2>/dev/null)"; s=$((s + ${w:-0})); done; echo "$s"; }
 echo "coracle pid $pid; $(all | wc -l) processes"
 echo "coracle RSS: $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) kB; node RSS: $(rss) kB"
+# Per process (pid, name, write_bytes), to break the total down; a process that exits in the window counts 0.
+each() { local p; for p in $(all); do echo "$p $(cat /proc/"$p"/comm 2>/dev/null) $(awk '/^write_bytes/ {print $2; exit}' /proc/"$p"/io 2>/dev/null)"; done; }
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+each0="$(each)"
 before_c="$(awk '/^write_bytes/ {print $2}' /proc/"$pid"/io)"; before="$(written)"
 sleep "$window"
 after_c="$(awk '/^write_bytes/ {print $2}' /proc/"$pid"/io)"; after="$(written)"
-echo "written per minute: node $(( (after - before) * 60 / window )) B, coracle $(( (after_c - before_c) * 60 / window )) B"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "written per minute: node $(( (after - before) * 60 / window )) B ($(awk -v b=$((after - before)) -v w="$window" 'BEGIN {printf "%.1f", b / w / 1024}') KiB/s), coracle $(( (after_c - before_c) * 60 / window )) B"
+echo "by process (B/min, non-zero):"
+join <(echo "$each0" | awk 'NF == 3 {print $1, $2, $3}' | sort) <(each | awk 'NF == 3 {print $1, $2, $3}' | sort) \
+  | awk -v w="$window" '{d = ($5 - $3) * 60 / w; if (d > 0) printf "  %-8s %-18s %9d\n", $1, $2, d}' | sort -k3 -nr

@@ -365,6 +365,7 @@ public sealed class RevisionLog : IAsyncDisposable
             $"INSERT OR REPLACE INTO coracle_log({columns}) SELECT {columns} FROM coracle_volatile WHERE NOT ({condition})",
             $"INSERT OR REPLACE INTO coracle_current(name, id, lease) SELECT v.name, v.id, v.lease FROM coracle_volatile v WHERE v.deleted = 0 AND NOT ({condition.Replace("name", "v.name", StringComparison.Ordinal)}) AND v.id = (SELECT MAX(w.id) FROM coracle_volatile w WHERE w.name = v.name)",
             $"DELETE FROM coracle_volatile WHERE NOT ({condition})",
+            VolatileStore.RaiseCompactToFloor,
         ];
         connection.Transaction = _dialect.BeginWrite(connection.Connection);
         try
@@ -412,8 +413,11 @@ public sealed class RevisionLog : IAsyncDisposable
 
     /// <summary>
     /// Writes the volatile rows not yet on disk and removes the ones compaction made invisible, in one transaction on
-    /// the writer's connection. With <paramref name="final"/> (a clean stop) the reservation is brought back to the
-    /// newest revision, so the next start continues without a gap. Returns the rows written.
+    /// the writer's connection. Only what a restart needs is written: the newest row of each changed key (a deleted
+    /// key's rows are removed), the older rows of those keys are deleted, and the flush's revision is recorded as the
+    /// floor below which the next open treats history as compacted. With <paramref name="final"/> (a clean stop) the
+    /// reservation is brought back to the newest revision, so the next start continues without a gap. Returns the
+    /// rows taken off the unflushed queue.
     /// </summary>
     private int FlushVolatile(PooledConnection connection, bool final)
     {
@@ -435,7 +439,21 @@ public sealed class RevisionLog : IAsyncDisposable
         {
             connection.Transaction = _dialect.BeginWrite(connection.Connection);
             var session = new LogSession(connection, _dialect.Sql, revision, compact);
-            var bytes = session.WriteVolatile(rows);
+            var newest = VolatileStore.NewestPerKey(rows);
+            var bytes = session.WriteVolatile(newest.Where(r => !r.Deleted));
+            foreach (var row in newest)
+            {
+                var delete = connection.Command(VolatileStore.DeleteOlderRows);
+                LogSession.Add(delete, "@k", row.Key);
+                LogSession.Add(delete, "@id", row.Id);
+                delete.ExecuteNonQuery();
+            }
+
+            if (newest.Count > 0)
+            {
+                session.SetMeta(VolatileStore.FloorMeta, revision);
+            }
+
             if (compact > _volatileCompactFlushed)
             {
                 session.CompactVolatile(LogIds.End(compact));
@@ -458,7 +476,7 @@ public sealed class RevisionLog : IAsyncDisposable
             }
 
             Interlocked.Increment(ref Stats._volatileFlushes);
-            Interlocked.Add(ref Stats._volatileFlushedRows, rows.Count);
+            Interlocked.Add(ref Stats._volatileFlushedRows, newest.Count(r => !r.Deleted));
             Interlocked.Add(ref Stats._volatileFlushedBytes, bytes);
             return rows.Count;
         }
@@ -572,9 +590,11 @@ public sealed class RevisionLog : IAsyncDisposable
             {
                 var wait = dirty ? (int)_options.IdleCheckpoint.TotalMilliseconds : Timeout.Infinite;
                 var flushDue = FlushDueInMs();
+                var waitForFlush = false;
                 if (flushDue >= 0 && (wait == Timeout.Infinite || flushDue < wait))
                 {
                     wait = flushDue;
+                    waitForFlush = true;
                 }
 
                 if (!_queue.TryTake(out first, wait))
@@ -584,7 +604,9 @@ public sealed class RevisionLog : IAsyncDisposable
                         break;
                     }
 
-                    if (FlushDueInMs() == 0)
+                    // A timed wait may end a few milliseconds early: when it was the flush's, flush (not the idle
+                    // checkpoint, which would copy the WAL into the database before every flush).
+                    if (waitForFlush || FlushDueInMs() == 0)
                     {
                         dirty |= FlushVolatile(connection, final: false) > 0;
                         continue;

@@ -14,10 +14,26 @@ internal sealed class VolatileStore
         "CREATE TABLE IF NOT EXISTS coracle_volatile(id INTEGER PRIMARY KEY, name BLOB NOT NULL, create_revision INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL, value BLOB, deleted INTEGER NOT NULL, prev_id INTEGER NOT NULL)",
         "CREATE INDEX IF NOT EXISTS coracle_volatile_name ON coracle_volatile(name, id)",
         "INSERT OR IGNORE INTO coracle_meta(name, value) VALUES ('reserved', 0)",
+        "INSERT OR IGNORE INTO coracle_meta(name, value) VALUES ('volatile_floor', 0)",
     ];
 
     public const string InsertRow =
         "INSERT OR REPLACE INTO coracle_volatile(id, name, create_revision, version, lease, value, deleted, prev_id) VALUES (@id, @k, @cr, @ver, @lease, @val, @del, @prev)";
+
+    /// <summary>Removes a key's flushed rows older than the one a flush writes now (a restart needs only the newest).</summary>
+    public const string DeleteOlderRows =
+        "DELETE FROM coracle_volatile WHERE name = @k AND id < @id";
+
+    /// <summary>
+    /// The meta entry holding the revision of the newest flush: the flushed history of volatile keys is complete only
+    /// from there on, so the next open treats every revision below it as compacted (etcd's answer for history it no
+    /// longer holds).
+    /// </summary>
+    public const string FloorMeta = "volatile_floor";
+
+    /// <summary>At open: the compacted revision is raised to the floor of the last flush.</summary>
+    public const string RaiseCompactToFloor =
+        "UPDATE coracle_meta SET value = (SELECT f.value FROM coracle_meta f WHERE f.name = 'volatile_floor') WHERE name = 'compact' AND value < (SELECT f.value FROM coracle_meta f WHERE f.name = 'volatile_floor')";
 
     public const string CompactRows =
         "DELETE FROM coracle_volatile WHERE id < @idEnd AND (deleted = 1 OR EXISTS (SELECT 1 FROM coracle_volatile n WHERE n.name = coracle_volatile.name AND n.id > coracle_volatile.id AND n.id < @idEnd))";
@@ -182,6 +198,22 @@ internal sealed class VolatileStore
         {
             return [.. _unflushed.Values];
         }
+    }
+
+    /// <summary>
+    /// The rows a flush writes: the newest of each key among <paramref name="rows"/> (oldest first, as
+    /// <see cref="TakeUnflushed"/> returns them). A restart needs no more: the intermediate revisions of a volatile key
+    /// are history only, and the next open treats that history as compacted (<see cref="FloorMeta"/>).
+    /// </summary>
+    public static List<LogRow> NewestPerKey(List<LogRow> rows)
+    {
+        var newest = new Dictionary<byte[], LogRow>(ByteArrayEquality.Instance);
+        foreach (var row in rows)
+        {
+            newest[row.Key] = row;
+        }
+
+        return [.. newest.Values.OrderBy(r => r.Id)];
     }
 
     /// <summary>Rows live at <paramref name="revision"/> in key order, at most <paramref name="limit"/> (0: all).</summary>
@@ -379,5 +411,19 @@ internal sealed class VolatileStore
         }
 
         return [0];
+    }
+
+    private sealed class ByteArrayEquality : IEqualityComparer<byte[]>
+    {
+        public static readonly ByteArrayEquality Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj)
+        {
+            var hash = default(HashCode);
+            hash.AddBytes(obj);
+            return hash.ToHashCode();
+        }
     }
 }

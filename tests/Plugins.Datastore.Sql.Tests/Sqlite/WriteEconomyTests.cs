@@ -58,8 +58,8 @@ public sealed class WriteEconomyTests
             Assert.True(s.Server.Log!.Stats.VolatileBatches >= 2);
         }
 
-        // A clean stop flushed both versions and brought the reservation back: no revision gap.
-        Assert.Equal(2, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
+        // A clean stop flushed the newest version (all a restart needs) and brought the reservation back: no revision gap.
+        Assert.Equal(1, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
         Assert.Equal(volatileRev, Rows(dir, "SELECT value FROM coracle_meta WHERE name = 'reserved'"));
         await using (var s = await Start(dir, TimeSpan.FromHours(1)))
         {
@@ -124,9 +124,13 @@ public sealed class WriteEconomyTests
         {
             var kv = Assert.Single((await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/leases/a") })).Kvs);
             Assert.Equal(rev, kv.ModRevision);
-            Assert.Equal("1", S(Assert.Single((await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/leases/a"), Revision = rev - 1 })).Kvs).Value));
+            Assert.Equal(2, kv.Version);
+
+            // The flush kept only the newest version: the older revision is compacted, as etcd answers for history it dropped.
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/leases/a"), Revision = rev - 1 }));
+            Assert.Equal("etcdserver: mvcc: required revision has been compacted", e.Status.Detail);
             Assert.Equal(0, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
-            Assert.Equal(3, Rows(dir, "SELECT COUNT(*) FROM coracle_log"));
+            Assert.Equal(2, Rows(dir, "SELECT COUNT(*) FROM coracle_log"));
             await PutKey(s, "/registry/leases/b", "durable now");
         }
 
@@ -134,7 +138,7 @@ public sealed class WriteEconomyTests
         {
             var r = await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/"), RangeEnd = PrefixEnd("/registry/") });
             Assert.Equal(["/registry/leases/a", "/registry/leases/b", "/registry/pods/p"], r.Kvs.Select(k => S(k.Key)));
-            Assert.Equal(3, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
+            Assert.Equal(2, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
             Assert.Equal(1, Rows(dir, "SELECT COUNT(*) FROM coracle_log"));
             Assert.Equal(0, Rows(dir, "SELECT COUNT(*) FROM coracle_current WHERE name >= CAST('/registry/leases/' AS BLOB) AND name < CAST('/registry/leases0' AS BLOB)"));
         }
@@ -173,5 +177,101 @@ public sealed class WriteEconomyTests
         var now = await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/"), RangeEnd = PrefixEnd("/registry/") });
         Assert.Equal(["/registry/pods/a", "/registry/pods/b"], now.Kvs.Select(k => S(k.Key)));
         Assert.Equal(0, s.Server.Log!.VolatileRows.Rows);
+    }
+
+    [Fact]
+    public async Task Flush_ManyRevisionsOfFewKeys_WritesNewestRowPerKeyAndRestartKeepsThem()
+    {
+        var dir = TempDir("economy-thin");
+        long last, deletedAt, created;
+        await using (var s = await Start(dir, TimeSpan.FromMilliseconds(200)))
+        {
+            created = await PutKey(s, "/registry/leases/a", "a0");
+            for (var i = 1; i < 20; i++)
+            {
+                await PutKey(s, "/registry/leases/a", $"a{i}");
+            }
+
+            await PutKey(s, "/registry/leases/gone", "x");
+            deletedAt = (await s.Kv.DeleteRangeAsync(new DeleteRangeRequest { Key = B("/registry/leases/gone") })).Header.Revision;
+            last = await PutKey(s, "/registry/leases/b", "b0");
+
+            // A gate, not a timing assertion: the periodic flush (not the clean stop) writes them.
+            for (var i = 0; i < 300 && Rows(dir, "SELECT value FROM coracle_meta WHERE name = 'volatile_floor'") < last; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            // One row per live key: no intermediate revision of a, nothing of the deleted key.
+            Assert.Equal(last, Rows(dir, "SELECT value FROM coracle_meta WHERE name = 'volatile_floor'"));
+            Assert.Equal(2, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
+            Assert.Equal(0, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile WHERE name = CAST('/registry/leases/gone' AS BLOB)"));
+
+            // More revisions of a: the next flush replaces its row instead of adding one.
+            last = await PutKey(s, "/registry/leases/a", "a20");
+            for (var i = 0; i < 300 && Rows(dir, "SELECT value FROM coracle_meta WHERE name = 'volatile_floor'") < last; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(2, Rows(dir, "SELECT COUNT(*) FROM coracle_volatile"));
+
+            // While it runs, the history is still whole (served from memory).
+            Assert.Equal("a0", S(Assert.Single((await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/leases/a"), Revision = created })).Kvs).Value));
+        }
+
+        await using (var s = await Start(dir, TimeSpan.FromHours(1)))
+        {
+            var r = await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/leases/"), RangeEnd = PrefixEnd("/registry/leases/") });
+            Assert.Equal(["/registry/leases/a a20", "/registry/leases/b b0"], r.Kvs.Select(k => $"{S(k.Key)} {S(k.Value)}"));
+            var a = r.Kvs[0];
+            Assert.Equal(last, a.ModRevision);
+            Assert.Equal(created, a.CreateRevision);
+            Assert.Equal(21, a.Version);
+            Assert.Equal(last, r.Header.Revision);
+            Assert.True(deletedAt < last);
+            Assert.Equal(last + 1, await PutKey(s, "/registry/leases/c", "c0"));
+        }
+    }
+
+    [Fact]
+    public async Task Watch_FromBeforeTheFlushAfterRestart_CompactedLikeEtcdAndFromTheFloorReplays()
+    {
+        var dir = TempDir("economy-floor");
+        long first, floor;
+        await using (var s = await Start(dir, TimeSpan.FromHours(1)))
+        {
+            first = await PutKey(s, "/registry/pods/a", "1");
+            await PutKey(s, "/registry/leases/l", "1");
+            await PutKey(s, "/registry/leases/l", "2");
+            floor = await PutKey(s, "/registry/pods/a", "2");
+        }
+
+        await using (var s = await Start(dir, TimeSpan.FromHours(1)))
+        {
+            // History below the last flush is compacted, for durable and volatile keys alike (etcd compacts globally).
+            await using (var old = new WatchSession(s.Watch))
+            {
+                var created = await old.CreateAsync(new WatchCreateRequest { Key = B("/registry/"), RangeEnd = PrefixEnd("/registry/"), StartRevision = first });
+                var canceled = await old.NextAsync();
+                Assert.True(canceled.Canceled);
+                Assert.Equal(floor, canceled.CompactRevision);
+                Assert.Equal(created.WatchId, canceled.WatchId);
+            }
+
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/pods/a"), Revision = first }));
+            Assert.Equal("etcdserver: mvcc: required revision has been compacted", e.Status.Detail);
+
+            // At the floor every key reads as it was; a watch from just above it sees every later change in order.
+            var at = await s.Kv.RangeAsync(new RangeRequest { Key = B("/registry/"), RangeEnd = PrefixEnd("/registry/"), Revision = floor });
+            Assert.Equal(["/registry/leases/l 2", "/registry/pods/a 2"], at.Kvs.Select(k => $"{S(k.Key)} {S(k.Value)}"));
+            await using var watch = new WatchSession(s.Watch);
+            await watch.CreateAsync(new WatchCreateRequest { Key = B("/registry/"), RangeEnd = PrefixEnd("/registry/"), StartRevision = floor + 1, PrevKv = true });
+            await PutKey(s, "/registry/leases/l", "3");
+            await PutKey(s, "/registry/pods/a", "3");
+            var events = await watch.EventsAsync(2);
+            Assert.Equal(["/registry/leases/l 3 prev 2", "/registry/pods/a 3 prev 2"], events.Select(x => $"{S(x.Kv.Key)} {S(x.Kv.Value)} prev {S(x.PrevKv.Value)}"));
+            Assert.Equal([floor + 1, floor + 2], events.Select(x => x.Kv.ModRevision));
+        }
     }
 }
