@@ -418,7 +418,7 @@ public sealed class LogSession
 }
 
 /// <summary>An open connection with its prepared commands, reused across sessions.</summary>
-internal sealed class PooledConnection(DbConnection connection) : IDisposable
+internal sealed class PooledConnection(DbConnection connection, bool prepareStatements = false) : IDisposable
 {
     private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
 
@@ -434,6 +434,19 @@ internal sealed class PooledConnection(DbConnection connection) : IDisposable
         {
             cmd = Connection.CreateCommand();
             cmd.CommandText = sql;
+            cmd.Transaction = Transaction;
+            if (prepareStatements)
+            {
+                try
+                {
+                    cmd.Prepare();
+                }
+                catch (DbException)
+                {
+                    // Not compilable yet (a table a statement before it creates); compiled when it runs.
+                }
+            }
+
             _commands[sql] = cmd;
         }
 

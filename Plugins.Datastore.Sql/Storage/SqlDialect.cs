@@ -54,6 +54,13 @@ public sealed record SqlDialect
     /// <summary>Writes a consistent copy of the store to a file (SQLite <c>VACUUM INTO</c>); null when unsupported.</summary>
     public Func<DbConnection, string, Task>? SnapshotTo { get; init; }
 
+    /// <summary>
+    /// True when a cached command should be prepared once, explicitly, when it is first created (SQLite: its
+    /// provider keeps a command's statement compiled only after <c>Prepare()</c> or after every result set was
+    /// read, so a scalar or a single-row read otherwise compiles its SQL again on every call).
+    /// </summary>
+    public bool PrepareStatements { get; init; }
+
     /// <summary>The longest key the schema stores.</summary>
     public int MaxKeyBytes { get; init; } = 1 << 20;
 

@@ -55,15 +55,16 @@ public static class SqlDialects
                 "CREATE TABLE IF NOT EXISTS coracle_lease(id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
                 "INSERT OR IGNORE INTO coracle_meta(name, value) VALUES ('schema', 1), ('rev', 1), ('compact', 0), ('compact_done', 0)",
             ],
-            Sql = new SqlStatements
+            Sql = SqliteLimits(new SqlStatements
             {
                 UpsertCurrent = "INSERT INTO coracle_current(name, id, lease) VALUES (@k, @id, @lease) ON CONFLICT(name) DO UPDATE SET id = excluded.id, lease = excluded.lease",
                 DbSize = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
                 DbSizeInUse = "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
                 Defragment = ["PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"],
-            },
+            }),
             BeginRead = c => ((SqliteConnection)c).BeginTransaction(deferred: true),
             BeginWrite = c => ((SqliteConnection)c).BeginTransaction(deferred: false),
+            PrepareStatements = true,
             Verify = ct => SqliteIntegrity.VerifyAsync(path, connectionString, ct),
             SnapshotTo = async (c, file) =>
             {
@@ -79,6 +80,16 @@ public static class SqlDialects
             SupportsWriteEconomy = true,
         };
     }
+
+    // SQLite reads a LIMIT that is a bare bound parameter while planning and marks the statement to be compiled
+    // again whenever that parameter is bound anew, so every Get (a put's read of the key) and every range compiled
+    // its SELECT again. "@limit + 0" is the same number but no longer a bare parameter: the statement stays compiled.
+    private static SqlStatements SqliteLimits(SqlStatements sql) => sql with
+    {
+        RangeCurrent = sql.RangeCurrent.Replace("LIMIT @limit", "LIMIT @limit + 0", StringComparison.Ordinal),
+        RangeAt = sql.RangeAt.Replace("LIMIT @limit", "LIMIT @limit + 0", StringComparison.Ordinal),
+        Events = sql.Events.Replace("LIMIT @limit", "LIMIT @limit + 0", StringComparison.Ordinal),
+    };
 
     /// <summary>PostgreSQL, possibly shared by several servers (LISTEN/NOTIFY plus polling).</summary>
     public static SqlDialect Postgres(string connectionString, string location)

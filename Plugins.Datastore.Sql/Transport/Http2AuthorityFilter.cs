@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
 
@@ -12,7 +13,12 @@ namespace Coracle.Plugins.Datastore.Sql.Transport;
 /// <c>endpoint status</c>; Kestrel resets such streams with PROTOCOL_ERROR and has no setting to allow them
 /// (dotnet/aspnetcore#18522, #47043). Every other frame passes unchanged; the server's output is not touched.
 /// </summary>
-internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
+/// <remarks>
+/// The filter is the <see cref="PipeReader"/> Kestrel reads: it reads the transport only when Kestrel asks for
+/// more bytes and filters them on Kestrel's own read, so a request costs no extra task or thread-pool hop (an
+/// earlier version pumped every connection through a second pipe on its own task, one more wake-up per read).
+/// </remarks>
+internal sealed class Http2AuthorityFilter : PipeReader, IDuplexPipe
 {
     private const int PrefaceLength = 24;
     private const int FrameHeaderLength = 9;
@@ -27,11 +33,20 @@ internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
     private const int MaxFrame = 16384;
 
     private readonly IDuplexPipe _transport;
-    private readonly Pipe _pipe = new(new PipeOptions(useSynchronizationContext: false, pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024));
+    private readonly PipeReader _source;
+
+    // The filtered bytes Kestrel has not consumed yet. Never pauses: the transport is read only when Kestrel has
+    // examined everything here, so it holds at most one transport read beyond what Kestrel keeps.
+    private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
     private readonly HpackAuthorityRewriter _hpack = new();
-    private readonly Task _pump;
     private int _preface = PrefaceLength;
     private bool _passThrough;
+
+    // True when Kestrel has examined every filtered byte, so the next read must wait for the transport.
+    private bool _needInput = true;
+    private bool _sourceDone;
+    private volatile bool _cancelRequested;
+    private ReadOnlySequence<byte> _handedOut;
 
     // A header block split over HEADERS and CONTINUATION frames: the raw frames and the block so far.
     private ArrayBufferWriter<byte>? _pendingFrames;
@@ -40,13 +55,13 @@ internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
     private uint _pendingStream;
     private byte[] _pendingPriority = [];
 
-    private Http2AuthorityFilter(IDuplexPipe transport)
+    internal Http2AuthorityFilter(IDuplexPipe transport)
     {
         _transport = transport;
-        _pump = PumpAsync();
+        _source = transport.Input;
     }
 
-    public PipeReader Input => _pipe.Reader;
+    public PipeReader Input => this;
 
     public PipeWriter Output => _transport.Output;
 
@@ -63,49 +78,113 @@ internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
         finally
         {
             context.Transport = original;
-            await filter.DisposeAsync();
+            filter.Release();
         }
     };
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        _transport.Input.CancelPendingRead();
-        await _pump;
+        while (true)
+        {
+            if (TryHandOut(out var ready))
+            {
+                return ready;
+            }
+
+            Take(await _source.ReadAsync(cancellationToken));
+        }
     }
 
-    private async Task PumpAsync()
+    public override bool TryRead(out ReadResult result)
     {
-        await Task.Yield();
-        var input = _transport.Input;
-        var writer = _pipe.Writer;
-        Exception? error = null;
-        try
+        while (true)
         {
-            while (true)
+            if (TryHandOut(out result))
             {
-                var result = await input.ReadAsync();
-                var buffer = result.Buffer;
-                if (result.IsCanceled)
-                {
-                    break;
-                }
-
-                var consumed = Filter(buffer, writer, result.IsCompleted);
-                input.AdvanceTo(consumed, buffer.End);
-                var flush = await writer.FlushAsync();
-                if (flush.IsCompleted || result.IsCompleted)
-                {
-                    break;
-                }
+                return true;
             }
+
+            if (!_source.TryRead(out var input))
+            {
+                return false;
+            }
+
+            Take(input);
         }
-        catch (Exception e)
+    }
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        var examinedAll = _handedOut.IsEmpty || _handedOut.Slice(examined).IsEmpty;
+        _handedOut = default;
+        _pipe.Reader.AdvanceTo(consumed, examined);
+        _needInput = examinedAll && !_sourceDone;
+    }
+
+    public override void CancelPendingRead()
+    {
+        _cancelRequested = true;
+        _source.CancelPendingRead();
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        Release();
+        _source.Complete(exception);
+    }
+
+    /// <summary>Returns the filter's buffers; the transport itself is Kestrel's to complete.</summary>
+    private void Release()
+    {
+        _pipe.Reader.Complete();
+        _pipe.Writer.Complete();
+    }
+
+    private bool TryHandOut(out ReadResult result)
+    {
+        if (_cancelRequested)
         {
-            error = e;
+            // Kestrel asked to cancel its pending read: hand out what is buffered, marked canceled, once.
+            _cancelRequested = false;
+            _pipe.Reader.CancelPendingRead();
+            _pipe.Reader.TryRead(out result);
+            _handedOut = result.Buffer;
+            return true;
         }
 
-        await writer.CompleteAsync(error);
-        await input.CompleteAsync();
+        if (!_needInput && _pipe.Reader.TryRead(out result))
+        {
+            _handedOut = result.Buffer;
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    // Filters one transport read into the pipe. A canceled transport read only wakes the loop; a cancellation is
+    // reported when Kestrel asked for it (_cancelRequested), never for a stale one.
+    private void Take(ReadResult input)
+    {
+        var buffer = input.Buffer;
+        var consumed = Filter(buffer, _pipe.Writer, input.IsCompleted);
+        var produced = _pipe.Writer.UnflushedBytes > 0;
+        _source.AdvanceTo(consumed, buffer.End);
+        if (produced)
+        {
+            var flush = _pipe.Writer.FlushAsync();
+            Debug.Assert(flush.IsCompletedSuccessfully, "the filter's pipe never pauses");
+            _needInput = false;
+        }
+
+        if (input.IsCompleted)
+        {
+            _sourceDone = true;
+            _pipe.Writer.Complete();
+            _needInput = false;
+        }
     }
 
     private SequencePosition Filter(ReadOnlySequence<byte> buffer, PipeWriter writer, bool final)
@@ -139,7 +218,25 @@ internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
             var type = header[3];
             var flags = header[4];
             var stream = BinaryPrimitives.ReadUInt32BigEndian(header[5..]) & 0x7fffffff;
-            if (type == Headers && _pendingBlock is null)
+            if (type == Headers && _pendingBlock is null && (flags & (EndHeaders | Padded | Priority)) == EndHeaders)
+            {
+                // The usual request: one HEADERS frame holding the whole block, read in place.
+                var payload = frame.Slice(FrameHeaderLength);
+                if (!_hpack.TryRewrite(payload.IsSingleSegment ? payload.FirstSpan : payload.ToArray(), out var rewritten))
+                {
+                    Copy(frame, writer);
+                    _passThrough = true;
+                }
+                else if (rewritten is null)
+                {
+                    Copy(frame, writer);
+                }
+                else
+                {
+                    WriteBlock(writer, [], rewritten, flags, stream);
+                }
+            }
+            else if (type == Headers && _pendingBlock is null)
             {
                 StartBlock(frame, flags, stream, writer);
             }
@@ -241,17 +338,24 @@ internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
             return;
         }
 
-        // One HEADERS frame (CONTINUATIONs if the block outgrew a frame), padding dropped, priority kept.
-        var payload = new byte[_pendingPriority.Length + rewritten.Length];
-        _pendingPriority.CopyTo(payload, 0);
-        rewritten.CopyTo(payload, _pendingPriority.Length);
+        WriteBlock(writer, _pendingPriority, rewritten, _pendingFlags, _pendingStream);
+        _pendingFrames = null;
+        _pendingBlock = null;
+    }
+
+    // One HEADERS frame (CONTINUATIONs if the block outgrew a frame), padding dropped, priority kept.
+    private static void WriteBlock(PipeWriter writer, byte[] priority, byte[] block, byte blockFlags, uint stream)
+    {
+        var payload = new byte[priority.Length + block.Length];
+        priority.CopyTo(payload, 0);
+        block.CopyTo(payload, priority.Length);
         var type = Headers;
         var offset = 0;
         do
         {
             var chunk = Math.Min(MaxFrame, payload.Length - offset);
             var last = offset + chunk == payload.Length;
-            var flags = type == Headers ? (byte)(_pendingFlags & (EndStream | Priority)) : (byte)0;
+            var flags = type == Headers ? (byte)(blockFlags & (EndStream | Priority)) : (byte)0;
             if (last)
             {
                 flags |= EndHeaders;
@@ -263,16 +367,13 @@ internal sealed class Http2AuthorityFilter : IDuplexPipe, IAsyncDisposable
             span[2] = (byte)chunk;
             span[3] = type;
             span[4] = flags;
-            BinaryPrimitives.WriteUInt32BigEndian(span[5..], _pendingStream);
+            BinaryPrimitives.WriteUInt32BigEndian(span[5..], stream);
             payload.AsSpan(offset, chunk).CopyTo(span[FrameHeaderLength..]);
             writer.Advance(FrameHeaderLength + chunk);
             offset += chunk;
             type = Continuation;
         }
         while (offset < payload.Length);
-
-        _pendingFrames = null;
-        _pendingBlock = null;
     }
 
     private void FlushPending(PipeWriter writer)

@@ -12,17 +12,31 @@ namespace Coracle.Bench.Etcd;
 /// <summary>The workloads, each run by <see cref="BenchOptions.Clients"/> clients over <see cref="BenchOptions.Conns"/> HTTP/2 connections.</summary>
 public sealed class Bench : IAsyncDisposable
 {
-    private readonly BenchOptions _o;
+    // USER_HZ: the unit of utime and stime in /proc/PID/stat (100 on every Linux architecture .NET runs on).
+    private const double ClockTicksPerSecond = 100;
+
+    private BenchOptions _o;
+    private readonly BenchTarget _target;
     private readonly GrpcChannel[] _channels;
     private readonly ByteString _value;
     private readonly string _run = DateTime.UtcNow.Ticks.ToString("x", CultureInfo.InvariantCulture);
+    private int _passes;
 
     public Bench(BenchOptions options)
+        : this(options, new BenchTarget(options.Label, options.Endpoint, options.Pid))
     {
-        _o = options;
-        _channels = [.. Enumerable.Range(0, options.Conns).Select(_ => Connect(options.Endpoint))];
+    }
+
+    public Bench(BenchOptions options, BenchTarget target)
+    {
+        _o = options with { Label = target.Label, Endpoint = target.Endpoint, Pid = target.Pid };
+        _target = target;
+        _channels = [.. Enumerable.Range(0, options.Conns).Select(_ => Connect(target.Endpoint))];
         _value = ByteString.CopyFrom(Enumerable.Repeat((byte)'v', options.ValueSize).ToArray());
     }
+
+    /// <summary>The server this bench talks to.</summary>
+    public BenchTarget Target => _target;
 
     private KV.KVClient Kv(int client) => new(_channels[client % _channels.Length]);
 
@@ -52,26 +66,144 @@ public sealed class Bench : IAsyncDisposable
     public async Task RunWorkloadsAsync()
     {
         Console.WriteLine(Inv($"# {_o.Label} {_o.Endpoint}: {_o.Clients} clients, {_o.Conns} connections, {_o.ValueSize}-byte values, {_o.Duration.TotalSeconds} s per workload"));
-        Console.WriteLine("| target | workload | ops/s | p50 ms | p99 ms | errors | server RSS MB (peak) |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
-
-        // Warm-up (JIT, connections, page cache); not reported.
-        await RunAsync(TimeSpan.FromSeconds(2), c => i => Kv(c).PutAsync(new PutRequest { Key = B(Inv($"bench/warm/{c}/{i % 100}")), Value = _value }).ResponseAsync);
+        Console.WriteLine("| target | workload | ops/s | p50 ms | p99 ms | server CPU µs/op | errors | server RSS MB (peak) |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+        await WarmUpAsync();
         foreach (var workload in _o.Workloads)
         {
-            var result = workload switch
-            {
-                "put" => await PutAsync(),
-                "range-l" => await RangeAsync(serializable: false),
-                "range-s" => await RangeAsync(serializable: true),
-                "list" => await ListAsync(),
-                "txn-create" => await TxnCreateAsync(),
-                "txn-update" => await TxnUpdateAsync(),
-                "watch" => await WatchAsync(),
-                _ => throw new ArgumentException($"unknown workload {workload}"),
-            };
-            Console.WriteLine(Inv($"| {_o.Label} | {workload} | {result.Throughput:F0} | {result.P50:F2} | {result.P99:F2} | {result.Errors} | {Rss()} |"));
+            var result = await RunWorkloadAsync(workload);
+            Console.WriteLine(Inv($"| {_o.Label} | {workload} | {result.Throughput:F0} | {result.P50:F2} | {result.P99:F2} | {Micros(result.CpuPerOp)} | {result.Errors} | {Rss()} |"));
         }
+    }
+
+    /// <summary>
+    /// Several servers side by side: each workload runs on every target in turn before the next workload starts,
+    /// so the targets see the same machine load; one table with every target's figures and each target's
+    /// throughput and CPU per request against the first target's.
+    /// </summary>
+    public static async Task CompareAsync(BenchOptions options)
+    {
+        var benches = options.Targets.Select(t => new Bench(options, t)).ToList();
+        try
+        {
+            Console.WriteLine(Inv($"# {options.Clients} clients, {options.Conns} connections, {options.ValueSize}-byte values, {options.Duration.TotalSeconds} s per workload per target; {Environment.ProcessorCount} cores, load {LoadAverage()}"));
+            var header = new StringBuilder("| workload |");
+            var rule = new StringBuilder("|---|");
+            foreach (var b in benches)
+            {
+                header.Append(Inv($" {b._o.Label} ops/s | p50 ms | p99 ms | CPU µs/op |"));
+                rule.Append("---:|---:|---:|---:|");
+            }
+
+            foreach (var b in benches.Skip(1))
+            {
+                header.Append(Inv($" {b._o.Label} / {benches[0]._o.Label} ops | CPU |"));
+                rule.Append("---:|---:|");
+            }
+
+            Console.WriteLine(header);
+            Console.WriteLine(rule);
+            foreach (var b in benches)
+            {
+                await b.WarmUpAsync();
+            }
+
+            foreach (var workload in options.Workloads)
+            {
+                var results = new List<Result>();
+                foreach (var b in benches)
+                {
+                    results.Add(await b.RunWorkloadAsync(workload));
+                }
+
+                var row = new StringBuilder(Inv($"| {workload} |"));
+                foreach (var r in results)
+                {
+                    row.Append(Inv($" {r.Throughput:F0}{(r.Errors > 0 ? Inv($" ({r.Errors} errors)") : "")} | {r.P50:F2} | {r.P99:F2} | {Micros(r.CpuPerOp)} |"));
+                }
+
+                foreach (var r in results.Skip(1))
+                {
+                    row.Append(Inv($" {r.Throughput / results[0].Throughput:F2} | {r.CpuPerOp / results[0].CpuPerOp:F2} |"));
+                }
+
+                Console.WriteLine(row);
+            }
+
+            var rss = new StringBuilder("| server RSS MB (peak) |");
+            foreach (var b in benches)
+            {
+                rss.Append(Inv($" {b.Rss()} | | | |"));
+            }
+
+            Console.WriteLine(rss);
+            Console.WriteLine(Inv($"# load after: {LoadAverage()}"));
+        }
+        finally
+        {
+            foreach (var b in benches)
+            {
+                await b.DisposeAsync();
+            }
+        }
+    }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "-";
+
+    private static string Micros(double seconds) => double.IsNaN(seconds) ? "-" : Inv($"{seconds * 1e6:F0}");
+
+    // Warm-up (JIT, connections, page cache); not reported.
+    private Task WarmUpAsync() =>
+        RunAsync(TimeSpan.FromSeconds(2), c => i => Kv(c).PutAsync(new PutRequest { Key = B(Inv($"bench/warm/{c}/{i % 100}")), Value = _value }).ResponseAsync);
+
+    /// <summary>One workload, with the server's CPU time (user + system, all threads) per request done over it.</summary>
+    public async Task<Result> RunWorkloadAsync(string workload)
+    {
+        if (_o.WarmEach > TimeSpan.Zero)
+        {
+            var measured = _o;
+            _o = _o with { Duration = _o.WarmEach };
+            try
+            {
+                await Workload(workload)();
+            }
+            finally
+            {
+                _o = measured;
+            }
+        }
+
+        var before = CpuSeconds();
+        var result = await Workload(workload)();
+        var used = CpuSeconds() - before;
+        return result with { CpuPerOp = result.Count == 0 || _o.Pid is null ? double.NaN : used / result.Count };
+    }
+
+    private Func<Task<Result>> Workload(string workload) => workload switch
+    {
+        "put" => PutAsync,
+        "range-l" => () => RangeAsync(serializable: false),
+        "range-s" => () => RangeAsync(serializable: true),
+        "list" => ListAsync,
+        "txn-create" => TxnCreateAsync,
+        "txn-update" => TxnUpdateAsync,
+        "watch" => WatchAsync,
+        "keepalive" => KeepAliveAsync,
+        _ => throw new ArgumentException($"unknown workload {workload}"),
+    };
+
+    /// <summary>utime + stime of the server process (all its threads), in seconds; NaN without --pid.</summary>
+    private double CpuSeconds()
+    {
+        if (_o.Pid is not { } pid)
+        {
+            return double.NaN;
+        }
+
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[14 - 3], CultureInfo.InvariantCulture) + long.Parse(fields[15 - 3], CultureInfo.InvariantCulture)) / ClockTicksPerSecond;
     }
 
     private string Rss()
@@ -121,19 +253,23 @@ public sealed class Bench : IAsyncDisposable
     }
 
     // kube-apiserver's create: compare create_revision = 0, then put.
-    private Task<Result> TxnCreateAsync() => RunAsync(_o.Duration, c => async i =>
+    private Task<Result> TxnCreateAsync()
     {
-        var key = B(Inv($"bench/create/{_run}/{c}/{i}"));
-        var r = await Kv(c).TxnAsync(new TxnRequest
+        var pass = ++_passes;
+        return RunAsync(_o.Duration, c => async i =>
         {
-            Compare = { new Compare { Key = key, Target = Compare.Types.CompareTarget.Create, Result = Compare.Types.CompareResult.Equal, CreateRevision = 0 } },
-            Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = _value } } },
+            var key = B(Inv($"bench/create/{_run}/{pass}/{c}/{i}"));
+            var r = await Kv(c).TxnAsync(new TxnRequest
+            {
+                Compare = { new Compare { Key = key, Target = Compare.Types.CompareTarget.Create, Result = Compare.Types.CompareResult.Equal, CreateRevision = 0 } },
+                Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = _value } } },
+            });
+            if (!r.Succeeded)
+            {
+                throw new InvalidOperationException("create failed");
+            }
         });
-        if (!r.Succeeded)
-        {
-            throw new InvalidOperationException("create failed");
-        }
-    });
+    }
 
     // kube-apiserver's GuaranteedUpdate: compare mod_revision = the revision read, then put; re-read on conflict.
     private Task<Result> TxnUpdateAsync() => RunAsync(_o.Duration, c =>
@@ -231,6 +367,52 @@ public sealed class Bench : IAsyncDisposable
         var all = latencies.SelectMany(l => l).ToList();
         var expected = (long)puts * _o.Clients;
         return Result.From(all, start.Elapsed, expected - all.Count) with { Throughput = all.Count / start.Elapsed.TotalSeconds };
+    }
+
+    // kube-apiserver's and kubelet's lease keep-alive: each client holds a lease and sends LeaseKeepAlive requests
+    // on its own stream as fast as the answers come; ops/s = answered keep-alives.
+    private async Task<Result> KeepAliveAsync()
+    {
+        var latencies = new List<double>[_o.Clients];
+        var errors = 0L;
+        var leases = new long[_o.Clients];
+        for (var c = 0; c < _o.Clients; c++)
+        {
+            leases[c] = (await new Lease.LeaseClient(_channels[c % _channels.Length]).LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 })).ID;
+        }
+
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, _o.Clients).Select(c => Task.Run(async () =>
+        {
+            var mine = latencies[c] = [];
+            using var call = new Lease.LeaseClient(_channels[c % _channels.Length]).LeaseKeepAlive();
+            var request = new LeaseKeepAliveRequest { ID = leases[c] };
+            while (clock.Elapsed < _o.Duration)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                await call.RequestStream.WriteAsync(request);
+                if (!await call.ResponseStream.MoveNext(CancellationToken.None) || call.ResponseStream.Current.TTL <= 0)
+                {
+                    if (Interlocked.Increment(ref errors) <= 3)
+                    {
+                        await Console.Error.WriteLineAsync(Inv($"keep-alive of lease {leases[c]} failed"));
+                    }
+
+                    break;
+                }
+
+                mine.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+
+            await call.RequestStream.CompleteAsync();
+        })));
+        var result = Result.From(latencies.SelectMany(l => l).ToList(), clock.Elapsed, errors);
+        foreach (var id in leases)
+        {
+            await new Lease.LeaseClient(_channels[0]).LeaseRevokeAsync(new LeaseRevokeRequest { ID = id });
+        }
+
+        return result;
     }
 
     private async Task<Result> RunAsync(TimeSpan duration, Func<int, Func<long, Task>> op)
@@ -374,12 +556,18 @@ public sealed class Bench : IAsyncDisposable
 }
 
 /// <summary>Throughput and latency percentiles of one workload.</summary>
-public sealed record Result(double Throughput, double P50, double P99, long Errors)
+public sealed record Result(double Throughput, double P50, double P99, long Errors, long Count)
 {
+    /// <summary>Server CPU seconds (user + system) per request done; NaN when the server's pid is unknown.</summary>
+    public double CpuPerOp { get; init; } = double.NaN;
+
     public static Result From(List<double> latencies, TimeSpan elapsed, long errors)
     {
         latencies.Sort();
         double At(double q) => latencies.Count == 0 ? double.NaN : latencies[(int)Math.Round(q * (latencies.Count - 1))];
-        return new Result(latencies.Count / elapsed.TotalSeconds, At(0.50), At(0.99), errors);
+        return new Result(latencies.Count / elapsed.TotalSeconds, At(0.50), At(0.99), errors, latencies.Count);
     }
 }
+
+/// <summary>One server under test: a name for the tables, its endpoint and, when known, its process id.</summary>
+public sealed record BenchTarget(string Label, string Endpoint, int? Pid);

@@ -7,10 +7,12 @@ public sealed record BenchOptions
 {
     public const string Usage = """
         usage: Coracle.Bench.Etcd --endpoint unix:///path/etcd.sock|http://127.0.0.1:2379 [options]
+               Coracle.Bench.Etcd --target LABEL=ENDPOINT[@PID] --target LABEL=ENDPOINT[@PID] ... [options]   (side by side, ratios against the first)
                Coracle.Bench.Etcd --serve DIR [--listen 127.0.0.1:PORT] [--compact-interval 5m] [--idle-checkpoint 30s] [--write-economy on|off] [--volatile-flush-interval 30s]   (host Coracle on SQLite in DIR)
           --clients 16 --conns 4 --value-size 256 --duration 10s
-          --workloads put,range-l,range-s,list,txn-create,txn-update,watch
-          --pid PID                 server process: report its RSS and /proc/PID/io write_bytes
+          --warm-each 0s            run each workload this long, unmeasured, before its measured run (JIT; a server's steady state)
+          --workloads put,range-l,range-s,list,txn-create,txn-update,watch,keepalive
+          --pid PID                 server process: report its RSS, CPU time per request and /proc/PID/io write_bytes
           --label NAME              name printed in the result rows
           --churn N --keys 1000 --db FILE    N updates over --keys keys; peak FILE and FILE-wal sizes
           --heartbeat ROUNDS --keys 100 --value-size 600 --interval 10s [--settle 31s]    node-heartbeat writes (settle: wait before reading write_bytes)
@@ -34,7 +36,13 @@ public sealed record BenchOptions
 
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
 
-    public IReadOnlyList<string> Workloads { get; init; } = ["put", "range-l", "range-s", "list", "txn-create", "txn-update", "watch"];
+    /// <summary>Each workload first runs this long unmeasured, so the measured run sees a warmed-up server (zero: none).</summary>
+    public TimeSpan WarmEach { get; init; }
+
+    public IReadOnlyList<string> Workloads { get; init; } = ["put", "range-l", "range-s", "list", "txn-create", "txn-update", "watch", "keepalive"];
+
+    /// <summary>--target: servers compared side by side, the first being the reference of the ratios.</summary>
+    public IReadOnlyList<BenchTarget> Targets { get; init; } = [];
 
     public int? Pid { get; init; }
 
@@ -77,8 +85,10 @@ public sealed record BenchOptions
                 "--conns" => o with { Conns = Int(Next()) },
                 "--value-size" => o with { ValueSize = Int(Next()) },
                 "--duration" => o with { Duration = Time(Next()) },
+                "--warm-each" => o with { WarmEach = Next() is "0" or "0s" ? TimeSpan.Zero : Time(args[i]) },
                 "--workloads" => o with { Workloads = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) },
                 "--pid" => o with { Pid = Int(Next()) },
+                "--target" => o with { Targets = [.. o.Targets, Target(Next())] },
                 "--label" => o with { Label = Next() },
                 "--churn" => o with { Churn = Int(Next()) },
                 "--keys" => o with { Keys = Int(Next()) },
@@ -92,12 +102,39 @@ public sealed record BenchOptions
             };
         }
 
-        if (o.Serve is null && o.Endpoint.Length == 0)
+        if (o.Serve is null && o.Endpoint.Length == 0 && o.Targets.Count == 0)
         {
-            throw new ArgumentException("--endpoint is required");
+            throw new ArgumentException("--endpoint or --target is required");
+        }
+
+        if (o.Workloads.FirstOrDefault(w => !KnownWorkloads.Contains(w)) is { } unknown)
+        {
+            throw new ArgumentException($"unknown workload {unknown}; the workloads are {string.Join(',', KnownWorkloads)}");
         }
 
         return o;
+    }
+
+    private static readonly string[] KnownWorkloads = ["put", "range-l", "range-s", "list", "txn-create", "txn-update", "watch", "keepalive"];
+
+    private static BenchTarget Target(string s)
+    {
+        var eq = s.IndexOf('=', StringComparison.Ordinal);
+        if (eq <= 0 || eq == s.Length - 1)
+        {
+            throw new ArgumentException($"--target '{s}' is not LABEL=ENDPOINT[@PID]");
+        }
+
+        var endpoint = s[(eq + 1)..];
+        int? pid = null;
+        var at = endpoint.LastIndexOf('@');
+        if (at > 0)
+        {
+            pid = Int(endpoint[(at + 1)..]);
+            endpoint = endpoint[..at];
+        }
+
+        return new BenchTarget(s[..eq], endpoint, pid);
     }
 
     private static int Int(string s) => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0

@@ -23,6 +23,12 @@ if (options.Serve is { } dir)
     return await ServeAsync(dir, options);
 }
 
+if (options.Targets.Count > 0)
+{
+    await Bench.CompareAsync(options);
+    return 0;
+}
+
 await using var bench = new Bench(options);
 if (options.Churn > 0)
 {
