@@ -54,10 +54,7 @@ public sealed class AgentJoinFailoverTests : IDisposable
 
     private static int DeadPort()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
+        var port = Coracle.TestSupport.FreePorts.Next();
         return port;
     }
 }

@@ -186,13 +186,10 @@ public sealed class ApiLoadBalancerTests : IDisposable
         return await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
     }
 
-    /// <summary>A loopback port nothing listens on (bound and released): connecting is refused at once.</summary>
+    /// <summary>A loopback port nothing listens on: connecting is refused at once.</summary>
     private static string DeadServer()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
+        var port = Coracle.TestSupport.FreePorts.Next();
         return $"127.0.0.1:{port}";
     }
 

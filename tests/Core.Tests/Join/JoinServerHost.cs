@@ -102,12 +102,7 @@ internal sealed class JoinServerHost : IAsyncDisposable, IDisposable
     }
 
     /// <summary>A port nothing listens on (a kube-apiserver that is down).</summary>
-    public static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Any, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     private async Task WaitUntilListeningAsync()
     {

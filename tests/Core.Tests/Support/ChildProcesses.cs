@@ -27,12 +27,7 @@ internal sealed class ChildProcesses
     }
 
     /// <summary>A loopback port nothing listens on now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     /// <summary>Starts <paramref name="file"/> with its stdout and stderr collected in <see cref="Output"/>.</summary>
     public Process Start(string file, IEnumerable<string> args)

@@ -373,10 +373,5 @@ public sealed class SupervisorTests : IDisposable
         Assert.Equal("crash loop: /nonexistent/bin/ghost not found", StatusOf("ghost").Detail);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 }

@@ -179,12 +179,7 @@ public sealed class ServerJoinNodeTests : IDisposable
         return $"postgres://postgres@{listen}:{port}/coracle?sslmode=disable";
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     private Task WaitAsync(Func<bool> condition, string what, TimeSpan? timeout = null) => WaitAsync(condition, () => what, timeout);
 

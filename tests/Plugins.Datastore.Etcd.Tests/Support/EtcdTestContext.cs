@@ -68,12 +68,7 @@ internal static class EtcdTest
         ["metrics-port"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     public static PluginContext Context(NodeSettings node, IReadOnlyDictionary<string, string> options, INodeCertificates certificates, ISupervisor supervisor, ILoggerFactory logs) =>
         new(node, options, FileUtil.PrivateDirectory(Path.Combine(node.DataDir, "plugins", "etcd")),

@@ -18,12 +18,7 @@ public partial class EtcdctlTests : IAsyncLifetime
     private string _etcdctl = "";
     private int _port;
 
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     public async Task InitializeAsync()
     {

@@ -296,10 +296,5 @@ public sealed class SqlSnapshotTests : IAsyncLifetime
         return await File.ReadAllBytesAsync(path);
     }
 
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 }

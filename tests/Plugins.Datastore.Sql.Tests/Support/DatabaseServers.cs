@@ -143,12 +143,7 @@ public sealed class MariaDbServer : IStoreFactory, IAsyncLifetime
 
 public static class FreePort
 {
-    public static int Next()
-    {
-        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
+    public static int Next() => Coracle.TestSupport.FreePorts.Next();
 }
 
 [CollectionDefinition("postgres")]
