@@ -49,6 +49,22 @@ public sealed class ImageTests(ImagesFixture images)
     }
 
     [Fact]
+    public void GatewayImage_SqlitePlugin_CarriesItsNativeLibraryInItsOwnFolderAndNoCopyOfTheContracts()
+    {
+        // The SQLite plugin loads libe_sqlite3 in its own load context (the failure mode of DotNetCorePlugins #84/#214):
+        // the native library is published into the plugin's folder, and the contracts assembly only beside the host, so
+        // host and plugin share one copy of its types. InstallTests starts this image's server on SQLite.
+        var plugins = Path.Combine(images.Unpacked("gateway-x64-full"), "plugins");
+        var sqlite = Path.Combine(plugins, "Coracle.Plugins.Datastore.Sql");
+
+        Assert.True(File.Exists(Path.Combine(sqlite, "Coracle.Plugins.Datastore.Sql.dll")));
+        Assert.True(File.Exists(Path.Combine(sqlite, "libe_sqlite3.so")) || Directory.Exists(Path.Combine(sqlite, "runtimes")),
+            "the SQLite native library is published into the plugin's folder");
+        Assert.Empty(Directory.GetFiles(plugins, "Coracle.Plugins.dll", SearchOption.AllDirectories));
+        Assert.True(File.Exists(Path.Combine(images.Unpacked("gateway-x64-full"), "Coracle.Plugins.dll")), "the contracts sit beside the host");
+    }
+
+    [Fact]
     public void GatewayImage_Sbom_IsCycloneDx15WithHostPluginsPackagesAndComponents()
     {
         using var sbom = JsonDocument.Parse(File.ReadAllText(Path.Combine(images.OutDir, "coracle-gateway-x64-full.cdx.json")));
