@@ -19,7 +19,7 @@ namespace Coracle.Core.Hosting;
 /// <c>coracle server</c>, applied from a checked plan as a flat list of named steps: data dir lock; join cluster (with
 /// <c>--server</c>, docs/ha.md); cluster reset; datastore migration (docs/ha.md); certificates, token
 /// and kubeconfigs; secrets encryption; status; configure plugins; datastore migration component; snapshots; host settings; join api and egress proxy; kubernetes components; cluster
-/// rbac; manifests; node addresses; fleet updates; etcd members; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
+/// rbac; node password; manifests; node addresses; fleet updates; etcd members; certificate renewal; start supervisor. Then it runs until SIGTERM or SIGINT and stops everything in reverse order.
 /// </summary>
 internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 {
@@ -56,11 +56,14 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
         // The join API checks node passwords against Secrets only when kube-apiserver is registered in the next step
         // (the closure is read once the supervisor runs, after every step); without one, its local file is the store.
         KubernetesPaths? apiserver = null;
-        var egressSocket = node.Step("join api and egress proxy", () => RegisterJoinApi(node, run.Supervisor, identity, new TunnelRegistry(), () => apiserver is not null));
+        var joinLog = loggers.CreateLogger("join-api");
+        var passwords = NodePasswords.ForServer(config, () => apiserver is not null, joinLog);
+        var egressSocket = node.Step("join api and egress proxy", () => RegisterJoinApi(node, run.Supervisor, identity, new TunnelRegistry(), passwords, joinLog));
         apiserver = node.Step("kubernetes components", () => node.RegisterKubernetesComponents(run.Supervisor, plugins, egressSocket, kubeletHost, encryptionConfig));
         if (apiserver is not null)
         {
             node.Step("cluster rbac", () => node.RegisterClusterRbac(run.Supervisor, apiserver));
+            node.Step("node password", () => RegisterNodePassword(node, run.Supervisor, passwords));
             node.Step("manifests", () => RegisterManifests(node, run.Supervisor, apiserver));
             var datastoreMember = plugins.Datastore is not null && node.Selection.Single(ExtensionPoints.Datastore) is { } store && plan.Instance(store) is IDatastoreCluster;
             node.Step("node addresses", () => CloudNodeComponents.RegisterServer(run.Supervisor, config, apiserver, loggers, datastoreMember));
@@ -146,11 +149,30 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
             AddMember: cluster is null ? null : (name, urls, ct) => cluster.AddMemberAsync(settings, options, name, urls, ct));
     }
 
-    private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels, Func<bool> runsApiServer)
+    /// <summary>
+    /// This server's own node name held with its node password, as an agent's is (<see cref="ServerNodePassword"/>);
+    /// <paramref name="passwords"/> is the join API's store, so both write one local cache.
+    /// </summary>
+    private void RegisterNodePassword(NodeSteps node, Supervisor supervisor, NodePasswords passwords)
+    {
+        const string Name = "node-password";
+        var config = node.Config;
+        var check = new ServerNodePassword(passwords, config.DataDir, config.NodeName, loggers.CreateLogger(Name));
+        supervisor.Add(new InProcessComponent
+        {
+            Name = Name,
+            DependsOn = [WellKnownComponents.KubeApiServer],
+            Readiness = new CustomProbe(_ => Task.FromResult(check.Decided)),
+            Restart = config.Restart,
+            StopTimeout = config.StopTimeout,
+            Run = cancellationToken => check.RunAsync((detail, degraded) => supervisor.ReportHealth(Name, detail, degraded), cancellationToken),
+        });
+    }
+
+    private string? RegisterJoinApi(NodeSteps node, Supervisor supervisor, ServerIdentity identity, TunnelRegistry tunnels, NodePasswords passwords, ILogger joinLog)
     {
         var config = node.Config;
-        var joinLog = loggers.CreateLogger("join-api");
-        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, NodePasswords.ForServer(config, runsApiServer, joinLog), joinLog)
+        var join = new JoinServer(config, identity.Certificates, identity.Token, new JoinTokenStore(config.DataDir), tunnels, passwords, joinLog)
         {
             LoadBalancer = PluginSelector.ServerRuns(node.Selection, config, ExtensionPoints.LoadBalancer),
             Ingress = PluginSelector.ServerRuns(node.Selection, config, ExtensionPoints.Ingress),

@@ -25,4 +25,10 @@ internal static partial class Log
 
     [LoggerMessage(1006, LogLevel.Information, "created this node's password in {File}; the server keeps its hash for node {Node}")]
     public static partial void NodePasswordCreated(this ILogger logger, string file, string node);
+
+    [LoggerMessage(1007, LogLevel.Information, "this server holds its node name {Node}: its node password is in Secret {Secret}")]
+    public static partial void ServerNodePasswordHeld(this ILogger logger, string node, string secret);
+
+    [LoggerMessage(1008, LogLevel.Error, "{Refusal}")]
+    public static partial void ServerNodePasswordRefused(this ILogger logger, string refusal);
 }

@@ -181,4 +181,80 @@ public sealed class NodePasswordApiServerTests(ApiServerFixture kube) : IClassFi
 
         Assert.Equal("srv", identity.Cluster.ServerNodeName);
     }
+
+    /// <summary>A server's own check (<see cref="ServerNodePassword"/>) for <paramref name="node"/> from the machine <paramref name="machine"/>, run in the background; its reports are collected.</summary>
+    private (ServerNodePassword Check, List<(string Detail, bool Degraded)> Reports, Task Run) StartServerCheck(string machine, string node, TimeProvider time, CancellationToken stop)
+    {
+        var reports = new List<(string, bool)>();
+        var check = new ServerNodePassword(new NodePasswords(kube.Api, NodePasswords.CacheFileFor(_dir.Combine(machine)), NullLogger.Instance), _dir.Combine(machine), node, NullLogger.Instance, time);
+        var run = check.RunAsync((detail, degraded) => { lock (reports) { reports.Add((detail, degraded)); } }, stop);
+        return (check, reports, run);
+    }
+
+    private static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); !condition(); await Task.Delay(100))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+        }
+    }
+
+    private static (string Detail, bool Degraded) Last(List<(string Detail, bool Degraded)> reports)
+    {
+        lock (reports)
+        {
+            return reports.Count == 0 ? ("", false) : reports[^1];
+        }
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task ServerOwnPassword_FirstStart_HoldsTheServersNameAndAnAgentClaimingItIsRefused()
+    {
+        using var stop = new CancellationTokenSource();
+        var (check, reports, run) = StartServerCheck("srv-a", "np-server", TimeProvider.System, stop.Token);
+        await UntilAsync(() => check.Decided, "the server's own node password check");
+
+        Assert.Equal(("node np-server is held with this server's password (Secret kube-system/np-server.node-password.coracle)", false), Last(reports));
+        Assert.True(NodePasswords.Matches(PasswordOf("srv-a"), StoredHash(await SecretAsync("np-server"))));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(AgentJoin.NodePasswordFile(_dir.Combine("srv-a"))));
+        await CreateNodeAsync("np-server"); // the server's kubelet registers
+
+        // An agent (with the agent token) claiming the server's name is refused: it gets no kubelet certificate of the server.
+        Assert.Equal(Taken("np-server", "node np-server exists"), await RefusedAsync("intruder", "np-server"));
+
+        // The server restarted: the same password file, the same Secret.
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+        using var again = new CancellationTokenSource();
+        var (second, secondReports, secondRun) = StartServerCheck("srv-a", "np-server", TimeProvider.System, again.Token);
+        await UntilAsync(() => second.Decided, "the restarted server's check");
+        Assert.False(Last(secondReports).Degraded, Last(secondReports).Detail);
+        await again.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => secondRun);
+    }
+
+    [K8sFact(Binaries = ["kube-apiserver"])]
+    public async Task ServerOwnPassword_NameHeldByAnAgent_DegradedNamingTheSecretAndTheFix_ThenTakenOnceTheSecretIsDeleted()
+    {
+        await JoinAsync("m1", "np-srv-held");
+        await CreateNodeAsync("np-srv-held");
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        using var stop = new CancellationTokenSource();
+
+        var (check, reports, run) = StartServerCheck("srv-b", "np-srv-held", time, stop.Token);
+        await UntilAsync(() => check.Decided, "the server's own node password check");
+
+        var file = AgentJoin.NodePasswordFile(_dir.Combine("srv-b"));
+        Assert.Equal(("node name np-srv-held is held by another machine: Secret kube-system/np-srv-held.node-password.coracle holds another node password than this server's "
+            + $"({file}); if that machine is retired, 'kubectl -n kube-system delete secret np-srv-held.node-password.coracle' and this server takes the name within 1 minute, "
+            + "otherwise give this server another --node-name", true), Last(reports));
+        Assert.True(NodePasswords.Matches(PasswordOf("m1"), StoredHash(await SecretAsync("np-srv-held"))), "the agent's password is left as it was");
+
+        await DeleteAsync("/api/v1/namespaces/kube-system/secrets/np-srv-held.node-password.coracle");
+        await UntilAsync(() => { time.Advance(ServerNodePassword.ConflictInterval); return !Last(reports).Degraded; }, "the server taking its name after the Secret was deleted");
+
+        Assert.True(NodePasswords.Matches(PasswordOf("srv-b"), StoredHash(await SecretAsync("np-srv-held"))));
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+    }
 }

@@ -86,6 +86,13 @@ public sealed class ServerJoinNodeTests : IDisposable
             }
         }
 
+        // Each server holds its own node name with its node password, the joining one as well.
+        foreach (var node in new[] { first, second })
+        {
+            await WaitAsync(() => node.Component("node-password").State == "ready", $"{node.Name}'s node password held");
+            Assert.Equal("coracle.dev/node-password", second.Kubectl("-n", "kube-system", "get", "secret", $"{node.Name}.node-password.coracle", "-o", "jsonpath={.type}").Trim());
+        }
+
         // 3. controller-manager and scheduler (both on every server, --leader-elect) elect one leader between the two
         //    servers (their Lease identities carry the host name, the same for both here, so each process's log says who
         //    leads); the manifests Lease has one holder.

@@ -49,9 +49,12 @@ public sealed class ServerNodeTests : IDisposable
         var components = new[]
         {
             "datastore", "flannel", "containerd", "airgap-images", "join-api", "egress-proxy",
-            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "manifests", "node-declaration", "cloud-node", "certificates",
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "cluster-rbac", "node-password", "manifests", "node-declaration", "cloud-node", "certificates",
         };
         await node.WaitForAsync(() => components.All(c => node.Component(c).State == "ready"), "every component ready");
+
+        // The server holds its own node name with its node password, as an agent does: the Secret exists.
+        Assert.Equal("coracle.dev/node-password", node.Kubectl("-n", "kube-system", "get", "secret", $"{node.Name}.node-password.coracle", "-o", "jsonpath={.type}").Trim());
 
         // The cloud-node controller initialized the node (K3s's embedded cloud provider): providerID, no uninitialized taint.
         await node.WaitForAsync(() => node.Jsonpath("node", node.Name, "{.spec.providerID}") == $"coracle://{node.Name}", "the node's providerID");
