@@ -3,6 +3,38 @@ using Coracle.Plugins.Datastore.Sql.Storage;
 
 namespace Coracle.Plugins.Datastore.Sql;
 
+/// <summary>
+/// What the three SQL datastore plugins share (options, the server component, snapshots); they differ only in the
+/// database kind, and SQLite also exports its data for a migration.
+/// </summary>
+public abstract class SqlDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
+{
+    private readonly string _kind;
+
+    /// <param name="kind">The database kind: <c>sqlite</c>, <c>postgres</c> or <c>mysql</c>.</param>
+    protected SqlDatastorePlugin(string kind) => _kind = kind;
+
+    /// <inheritdoc/>
+    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
+        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, _kind);
+
+    /// <inheritdoc/>
+    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, _kind);
+
+    /// <inheritdoc/>
+    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, _kind);
+
+    /// <inheritdoc/>
+    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, _kind, file);
+
+    /// <inheritdoc/>
+    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
+        Snapshots.SqlSnapshots.Restore(node, options, _kind, file, now);
+
+    /// <inheritdoc/>
+    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset(_kind);
+}
+
 /// <summary>The default datastore: etcd v3 over an embedded SQLite file.</summary>
 [CoraclePlugin("sqlite", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over an embedded SQLite database (default)", EndpointSchemes = ["", "sqlite"])]
 [PluginSetting("compact-interval", SqlDatastoreConfigurator.CompactIntervalHelp, Type = PluginSettingType.Duration, Default = "5m")]
@@ -15,28 +47,8 @@ namespace Coracle.Plugins.Datastore.Sql;
 [PluginSetting("volatile-prefixes", SqlDatastoreConfigurator.VolatilePrefixesHelp, Type = PluginSettingType.StringList, Default = SqlDatastoreConfigurator.DefaultVolatilePrefixes)]
 [PluginSetting("volatile-flush-interval", SqlDatastoreConfigurator.VolatileFlushIntervalHelp, Type = PluginSettingType.Duration, Default = "30s")]
 [PluginFolder("db", "server/db")]
-public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots, IDatastoreExport
+public sealed class SqliteDatastorePlugin() : SqlDatastorePlugin("sqlite"), IDatastoreExport
 {
-    /// <inheritdoc/>
-    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
-        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, "sqlite");
-
-    /// <inheritdoc/>
-    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "sqlite");
-
-    /// <inheritdoc/>
-    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, "sqlite");
-
-    /// <inheritdoc/>
-    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, "sqlite", file);
-
-    /// <inheritdoc/>
-    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
-        Snapshots.SqlSnapshots.Restore(node, options, "sqlite", file, now);
-
-    /// <inheritdoc/>
-    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("sqlite");
-
     /// <inheritdoc/>
     public string? ExportSource(NodeSettings node, IReadOnlyDictionary<string, string> options) => Export.SqliteExport.Source(node);
 
@@ -60,28 +72,7 @@ public sealed class SqliteDatastorePlugin : IDatastore, IValidatesOptions, IData
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 [PluginFolder("db", "server/db")]
-public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
-{
-    /// <inheritdoc/>
-    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
-        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, "postgres");
-
-    /// <inheritdoc/>
-    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "postgres");
-
-    /// <inheritdoc/>
-    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, "postgres");
-
-    /// <inheritdoc/>
-    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, "postgres", file);
-
-    /// <inheritdoc/>
-    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
-        Snapshots.SqlSnapshots.Restore(node, options, "postgres", file, now);
-
-    /// <inheritdoc/>
-    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("postgres");
-}
+public sealed class PostgresDatastorePlugin() : SqlDatastorePlugin("postgres");
 
 /// <summary>etcd v3 over MySQL or MariaDB (several servers may share one database).</summary>
 [CoraclePlugin("mysql", ExtensionPoints.Datastore, typeof(IDatastore), Description = "etcd v3 API over MySQL/MariaDB (--datastore-endpoint mysql://...)", EndpointSchemes = ["mysql"])]
@@ -92,28 +83,7 @@ public sealed class PostgresDatastorePlugin : IDatastore, IValidatesOptions, IDa
 [PluginSetting("listen-address", SqlDatastoreConfigurator.ListenAddressHelp)]
 [PluginSetting("metrics-address", SqlDatastoreConfigurator.MetricsAddressHelp)]
 [PluginFolder("db", "server/db")]
-public sealed class MySqlDatastorePlugin : IDatastore, IValidatesOptions, IDatastoreSnapshots
-{
-    /// <inheritdoc/>
-    public void ValidateOptions(NodeSettings node, IReadOnlyDictionary<string, string> options, string pluginDataDir) =>
-        _ = SqlDatastoreConfigurator.BuildOptions(node, options, null, "mysql");
-
-    /// <inheritdoc/>
-    public DatastoreEndpoint Configure(IPluginContext context) => SqlDatastoreConfigurator.Configure(context, "mysql");
-
-    /// <inheritdoc/>
-    public DatastoreEndpoint SnapshotEndpoint(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Endpoint(node, options, "mysql");
-
-    /// <inheritdoc/>
-    public void VerifySnapshot(NodeSettings node, IReadOnlyDictionary<string, string> options, string file) => _ = Snapshots.SqlSnapshots.Verify(node, options, "mysql", file);
-
-    /// <inheritdoc/>
-    public DatastoreRestore Restore(NodeSettings node, IReadOnlyDictionary<string, string> options, string file, DateTimeOffset now) =>
-        Snapshots.SqlSnapshots.Restore(node, options, "mysql", file, now);
-
-    /// <inheritdoc/>
-    public string Reset(NodeSettings node, IReadOnlyDictionary<string, string> options) => Snapshots.SqlSnapshots.Reset("mysql");
-}
+public sealed class MySqlDatastorePlugin() : SqlDatastorePlugin("mysql");
 
 /// <summary>Turns the node settings and <c>[plugins.NAME]</c> options into an <see cref="EtcdServer"/> component.</summary>
 public static class SqlDatastoreConfigurator
