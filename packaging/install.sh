@@ -135,6 +135,10 @@ unit="$root/etc/systemd/system/$unit_name.service"
   echo
   echo "[Service]"
   echo "Type=simple"
+  # A 4 MiB gen0 budget: 3-5 MB less idle and 11-16 MB less under load, no measurable throughput cost
+  # (docs/benchmarks.md, "Where coracle server's memory goes"); the .NET 10 GC reads it only from the environment.
+  # /etc/default/$unit_name may override it.
+  echo "Environment=DOTNET_GCgen0size=0x400000"
   echo "EnvironmentFile=-/etc/default/$unit_name"
   echo "EnvironmentFile=-/etc/systemd/system/$unit_name.service.env"
   echo "ExecStart=/usr/local/bin/coracle $verb${args[*]:+ ${args[*]}}"

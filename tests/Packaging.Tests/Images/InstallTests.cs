@@ -100,6 +100,7 @@ public sealed class InstallTests(ImagesFixture images) : IDisposable
         var unit = File.ReadAllText(Path.Combine(root, "etc/systemd/system/coracle-agent.service"));
         Assert.Contains("ExecStart=/usr/local/bin/coracle agent --server https://10.0.0.1:9345 --node-label a=b\n", unit, StringComparison.Ordinal);
         Assert.DoesNotContain("K10secret", unit, StringComparison.Ordinal);
+        Assert.Contains("Environment=DOTNET_GCgen0size=0x400000\nEnvironmentFile=-/etc/default/coracle-agent\n", unit, StringComparison.Ordinal); // the smaller gen0 budget, overridable
         var env = Path.Combine(root, "etc/systemd/system/coracle-agent.service.env");
         Assert.Equal("CORACLE_TOKEN=K10secret\n", File.ReadAllText(env));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(env));
