@@ -32,20 +32,7 @@ internal sealed class WatchService(WatchHub hub, ServerLifetime lifetime) : Watc
         // A stream that fell too far behind stops taking requests at once; the response in flight (if the client
         // does not read, it waits for flow control) is the last before the Unavailable status.
         using var requests = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stream.Aborted);
-        var send = Task.Run(
-            async () =>
-            {
-                await foreach (var response in stream.ReadAllAsync(cts.Token))
-                {
-                    if (stream.Overflowed)
-                    {
-                        break;
-                    }
-
-                    await responseStream.WriteAsync(response, cts.Token);
-                }
-            },
-            CancellationToken.None);
+        var send = stream.RunAsync(responseStream, cts.Token);
         try
         {
             while (await requestStream.MoveNext(requests.Token))

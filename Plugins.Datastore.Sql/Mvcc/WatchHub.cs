@@ -1,7 +1,7 @@
-using System.Threading.Channels;
 using Coracle.Plugins.Datastore.Sql.Logging;
 using Coracle.Plugins.Datastore.Sql.Protos;
 using Coracle.Plugins.Datastore.Sql.Storage;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace Coracle.Plugins.Datastore.Sql.Mvcc;
@@ -394,13 +394,71 @@ public sealed class WatchHub
         }
     }
 
+    // Streams with responses to write, taken by one thread-pool work item: a commit seen by many watchers costs one
+    // wake-up, not one per stream (the idle workers' spinning after each wake-up was most of a watch event's CPU).
+    private readonly Lock _readyLock = new();
+    private List<WatchStream> _ready = [];
+    private List<WatchStream> _spare = [];
+    private bool _dispatching;
+
+    private void Schedule(WatchStream stream)
+    {
+        lock (_readyLock)
+        {
+            _ready.Add(stream);
+            if (_dispatching)
+            {
+                return;
+            }
+
+            _dispatching = true;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(static hub => hub.Dispatch(), this, preferLocal: false);
+    }
+
+    private void Dispatch()
+    {
+        while (true)
+        {
+            List<WatchStream> streams;
+            lock (_readyLock)
+            {
+                if (_ready.Count == 0)
+                {
+                    _dispatching = false;
+                    return;
+                }
+
+                streams = _ready;
+                _ready = _spare;
+                _spare = streams;
+            }
+
+            foreach (var stream in streams)
+            {
+                stream.Drain();
+            }
+
+            streams.Clear();
+        }
+    }
+
     /// <summary>The watches of one Watch RPC and the responses queued for it, in order.</summary>
     public sealed class WatchStream : IDisposable
     {
+        private const int DrainBatch = 64;
+        private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
         private readonly WatchHub _hub;
         private readonly long _limit;
-        private readonly Channel<(WatchResponse Response, int Size)> _responses = Channel.CreateUnbounded<(WatchResponse, int)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Lock _queueLock = new();
+        private readonly Queue<(WatchResponse Response, int Size)> _responses = new();
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenSource _aborted = new();
+        private IServerStreamWriter<WatchResponse>? _writer;
+        private CancellationToken _token;
+        private CancellationTokenRegistration _cancelled;
+        private bool _writing;
         private long _queued;
 
         internal WatchStream(WatchHub hub, long limit)
@@ -420,21 +478,29 @@ public sealed class WatchHub
 
         internal bool Closed { get; private set; }
 
-        /// <summary>The responses to send, in order.</summary>
-        public async IAsyncEnumerable<WatchResponse> ReadAllAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await foreach (var (response, size) in _responses.Reader.ReadAllAsync(cancellationToken))
-            {
-                Interlocked.Add(ref _queued, -size);
-                yield return response;
-            }
-        }
-
         internal Dictionary<long, Watcher> Watchers { get; } = [];
 
         internal long NextId { get; set; }
 
         internal bool ProgressPending { get; set; }
+
+        /// <summary>
+        /// Writes the queued responses to <paramref name="writer"/>, in order, one write at a time, until the stream
+        /// overflows or closes (the task then ends), <paramref name="cancellationToken"/> is cancelled (cancelled) or a
+        /// write fails (faulted with its error).
+        /// </summary>
+        public Task RunAsync(IServerStreamWriter<WatchResponse> writer, CancellationToken cancellationToken)
+        {
+            lock (_queueLock)
+            {
+                _writer = writer;
+                _token = cancellationToken;
+            }
+
+            _cancelled = cancellationToken.UnsafeRegister(static s => ((WatchStream)s!).Wake(), this);
+            Wake();
+            return _done.Task;
+        }
 
         /// <summary>Handles one request of the stream.</summary>
         public void Handle(WatchRequest request)
@@ -457,6 +523,7 @@ public sealed class WatchHub
         public void Dispose()
         {
             _hub.Close(this);
+            _cancelled.Dispose();
             _aborted.Dispose();
         }
 
@@ -475,7 +542,7 @@ public sealed class WatchHub
             if (queued > _limit && queued > size)
             {
                 Overflowed = true;
-                _responses.Writer.TryComplete();
+                Wake();
                 _ = Task.Run(() =>
                 {
                     try
@@ -489,13 +556,128 @@ public sealed class WatchHub
                 return;
             }
 
-            _responses.Writer.TryWrite((response, size));
+            lock (_queueLock)
+            {
+                _responses.Enqueue((response, size));
+                if (_writing || _writer is null)
+                {
+                    return;
+                }
+
+                _writing = true;
+            }
+
+            _hub.Schedule(this);
         }
 
         internal void Complete()
         {
             Closed = true;
-            _responses.Writer.TryComplete();
+            Wake();
+        }
+
+        // Lets a sender see an overflow, a close or a cancellation when none is running.
+        private void Wake()
+        {
+            lock (_queueLock)
+            {
+                if (_writing || _writer is null)
+                {
+                    return;
+                }
+
+                _writing = true;
+            }
+
+            _hub.Schedule(this);
+        }
+
+        // Runs with _writing set, as the only sender of the stream; writes until the queue is empty or a write has
+        // to wait (its completion then carries on). Responses queued together go out in one flush (one HTTP/2 DATA
+        // write for the connection), as etcd coalesces the events pending for a stream; after DrainBatch writes the
+        // stream goes to the back of the hub's queue, so one busy stream does not hold up the others.
+        internal void Drain()
+        {
+            try
+            {
+                for (var written = 0; ; written++)
+                {
+                    WatchResponse response;
+                    bool more;
+                    lock (_queueLock)
+                    {
+                        if (_token.IsCancellationRequested)
+                        {
+                            _writing = false;
+                            _done.TrySetCanceled(_token);
+                            return;
+                        }
+
+                        if (Overflowed || Closed)
+                        {
+                            _writing = false;
+                            _done.TrySetResult();
+                            return;
+                        }
+
+                        if (written == DrainBatch && _responses.Count > 0)
+                        {
+                            _hub.Schedule(this);
+                            return;
+                        }
+
+                        if (!_responses.TryDequeue(out var next))
+                        {
+                            _writing = false;
+                            return;
+                        }
+
+                        Interlocked.Add(ref _queued, -next.Size);
+                        response = next.Response;
+                        more = _responses.Count > 0 && written + 1 < DrainBatch;
+                    }
+
+                    _writer!.WriteOptions = more ? Buffered : null;
+                    var write = _writer.WriteAsync(response, _token);
+                    if (!write.IsCompletedSuccessfully)
+                    {
+                        _ = ContinueAsync(write);
+                        return;
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                Fail(e);
+            }
+        }
+
+        private async Task ContinueAsync(Task write)
+        {
+            try
+            {
+                await write.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                Fail(e);
+                return;
+            }
+
+            Drain();
+        }
+
+        // A failed write ends the sender; the stream keeps _writing set, so nothing is written after it.
+        private void Fail(Exception e)
+        {
+            if (e is OperationCanceledException && _token.IsCancellationRequested)
+            {
+                _done.TrySetCanceled(_token);
+            }
+            else
+            {
+                _done.TrySetException(e);
+            }
         }
     }
 
