@@ -2,10 +2,10 @@
 # Side by side: Debian's etcd 3.4 and Coracle on SQLite (and, with BASELINE=DIR, a second Coracle from an earlier
 # build's output folder), same machine, same load: each workload runs on every server in turn before the next
 # one, and one table puts them side by side with throughput and server CPU per request against etcd's.
-# Usage: [BASELINE=/path/to/old/bin/Release/net10.0] [BUILD=0] bench/Coracle.Bench.Etcd/compare.sh [bench options...]
+# Usage: [BASELINE=/path/to/old/bin/Release/net10.0] [OUT=/path/to/this/bin/Release/net10.0] [BUILD=0] bench/Coracle.Bench.Etcd/compare.sh [bench options...]
 #        (run from the repo root; BUILD=0 skips `dotnet build`)
 set -eu
-out=bench/Coracle.Bench.Etcd/bin/Release/net10.0
+out=${OUT:-bench/Coracle.Bench.Etcd/bin/Release/net10.0}
 [ "${BUILD:-1}" = 0 ] || dotnet build -c Release bench/Coracle.Bench.Etcd >/dev/null
 work=$(mktemp -d)
 pids=""

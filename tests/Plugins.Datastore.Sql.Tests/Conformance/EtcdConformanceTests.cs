@@ -520,6 +520,62 @@ public abstract class EtcdConformanceTests(IStoreFactory stores) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task Watch_ManyStreamsAndWatchersUnderConcurrentPuts_EveryWatcherGetsEveryRevisionInOrder()
+    {
+        // Several streams, several watches per stream (half with prev_kv), writers in parallel: every watch sees every
+        // revision once, in order, however the server batches the responses of a stream.
+        var sessions = Enumerable.Range(0, 3).Select(_ => new WatchSession(Server.Watch)).ToList();
+        try
+        {
+            var watches = new List<(WatchSession Session, long Id, bool PrevKv)>();
+            foreach (var session in sessions)
+            {
+                for (var i = 0; i < 4; i++)
+                {
+                    var created = await session.CreateAsync(new WatchCreateRequest { Key = B("m/"), RangeEnd = PrefixEnd("m/"), PrevKv = i % 2 == 1 });
+                    watches.Add((session, created.WatchId, i % 2 == 1));
+                }
+            }
+
+            var revisions = (await Task.WhenAll(Enumerable.Range(0, 6).Select(w => Task.Run(async () =>
+            {
+                var mine = new List<long>();
+                for (var i = 0; i < 25; i++)
+                {
+                    mine.Add(await PutAsync($"m/{w}", $"{w}.{i}"));
+                }
+
+                return mine;
+            })))).SelectMany(r => r).Order().ToList();
+            foreach (var session in sessions)
+            {
+                var mine = watches.Where(w => w.Session == session).ToList();
+                var seen = mine.ToDictionary(w => w.Id, _ => new List<Event>());
+                while (seen.Values.Any(e => e.Count < revisions.Count))
+                {
+                    var r = await session.NextAsync();
+                    Assert.True(seen.ContainsKey(r.WatchId), r.ToString());
+                    Assert.All(r.Events, e => Assert.True(e.Kv.ModRevision <= r.Header.Revision, r.ToString()));
+                    seen[r.WatchId].AddRange(r.Events);
+                }
+
+                foreach (var (_, id, prevKv) in mine)
+                {
+                    Assert.Equal(revisions, seen[id].Select(e => e.Kv.ModRevision).ToList());
+                    Assert.All(seen[id], e => Assert.Equal(prevKv && e.Kv.Version > 1, e.PrevKv is not null));
+                }
+            }
+        }
+        finally
+        {
+            foreach (var session in sessions)
+            {
+                await session.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task Watch_Cancel_StopsEvents()
     {
         await using var watch = new WatchSession(Server.Watch);
