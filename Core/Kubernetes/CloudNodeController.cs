@@ -18,7 +18,6 @@ internal sealed class NodeDeclaration(
     Func<KubeApi> connect, string nodeName, IReadOnlyDictionary<string, string?> annotations, IReadOnlyDictionary<string, string> labels, ILogger log, TimeProvider? time = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly NodeWorkQueue _work = new(TimeSpan.FromSeconds(1), time ?? TimeProvider.System);
     private volatile bool _declared;
 
     /// <summary>True once the Node carried the annotations and labels.</summary>

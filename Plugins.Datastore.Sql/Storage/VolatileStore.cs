@@ -14,7 +14,7 @@ internal sealed class VolatileStore
         "CREATE TABLE IF NOT EXISTS coracle_volatile(id INTEGER PRIMARY KEY, name BLOB NOT NULL, create_revision INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL, value BLOB, deleted INTEGER NOT NULL, prev_id INTEGER NOT NULL)",
         "CREATE INDEX IF NOT EXISTS coracle_volatile_name ON coracle_volatile(name, id)",
         "INSERT OR IGNORE INTO coracle_meta(name, value) VALUES ('reserved', 0)",
-        "INSERT OR IGNORE INTO coracle_meta(name, value) VALUES ('volatile_floor', 0)",
+        $"INSERT OR IGNORE INTO coracle_meta(name, value) VALUES ('{FloorMeta}', 0)",
     ];
 
     public const string InsertRow =
@@ -33,7 +33,7 @@ internal sealed class VolatileStore
 
     /// <summary>At open: the compacted revision is raised to the floor of the last flush.</summary>
     public const string RaiseCompactToFloor =
-        "UPDATE coracle_meta SET value = (SELECT f.value FROM coracle_meta f WHERE f.name = 'volatile_floor') WHERE name = 'compact' AND value < (SELECT f.value FROM coracle_meta f WHERE f.name = 'volatile_floor')";
+        $"UPDATE coracle_meta SET value = (SELECT f.value FROM coracle_meta f WHERE f.name = '{FloorMeta}') WHERE name = 'compact' AND value < (SELECT f.value FROM coracle_meta f WHERE f.name = '{FloorMeta}')";
 
     public const string CompactRows =
         "DELETE FROM coracle_volatile WHERE id < @idEnd AND (deleted = 1 OR EXISTS (SELECT 1 FROM coracle_volatile n WHERE n.name = coracle_volatile.name AND n.id > coracle_volatile.id AND n.id < @idEnd))";
