@@ -28,7 +28,7 @@ public sealed class ClusterTests : IDisposable
     public async Task Cluster_ThreeMembersInNetns_JoinReplicateSurviveKillRejoinRemoveAndReportQuorumLoss()
     {
         // The client port is free on the host, so the members' loopback URLs (unreachable from the test's namespace) fail fast.
-        var options = EtcdTest.Ports(EtcdTest.FreePort());
+        var options = EtcdTest.Ports(FreePorts.Next());
         var plugin = new EtcdPlugin();
 
         var first = Member(1, null, null, options);

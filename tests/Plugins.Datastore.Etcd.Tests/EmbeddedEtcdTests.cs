@@ -26,7 +26,7 @@ public sealed class EmbeddedEtcdTests : IAsyncDisposable
     private async Task<(NodeSettings Node, Dictionary<string, string> Options, DatastoreEndpoint Endpoint)> StartAsync(Dictionary<string, string>? options = null)
     {
         var node = EtcdTest.Node(_temp.Path, "etcd-a");
-        options ??= EtcdTest.Ports(EtcdTest.FreePort());
+        options ??= EtcdTest.Ports(FreePorts.Next());
         var certificates = EtcdTest.Certificates(node);
         _supervisor = new Supervisor(_logs, logDir: _temp.Combine("logs"));
         var endpoint = new EtcdPlugin().Configure(EtcdTest.Context(node, options, certificates, _supervisor, _logs));

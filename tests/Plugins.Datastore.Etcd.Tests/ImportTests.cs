@@ -34,7 +34,7 @@ public sealed class ImportTests : IAsyncDisposable
     public async Task ImportAsync_SqliteExportIntoEmbeddedEtcd_LiveKeysInOrderLeasesAnewReimportReplaces()
     {
         var node = EtcdTest.Node(_temp.Path, "etcd-m");
-        var options = EtcdTest.Ports(EtcdTest.FreePort());
+        var options = EtcdTest.Ports(FreePorts.Next());
         await WriteSqliteAsync(node);
         var sqlite = new SqliteDatastorePlugin();
         var info = sqlite.VerifyExport(node, NoOptions);
@@ -94,7 +94,7 @@ public sealed class ImportTests : IAsyncDisposable
     public async Task ImportAsync_KeyLargerThanEtcdAccepts_OneLineNamingTheKeyAndEarlierKeysStay()
     {
         var node = EtcdTest.Node(_temp.Path, "etcd-big");
-        var options = EtcdTest.Ports(EtcdTest.FreePort());
+        var options = EtcdTest.Ports(FreePorts.Next());
         var endpoint = await StartEtcdAsync(node, options);
         DatastoreKeyValue[] keys =
         [

@@ -54,7 +54,7 @@ public sealed class AgentJoinFailoverTests : IDisposable
 
     private static int DeadPort()
     {
-        var port = Coracle.TestSupport.FreePorts.Next();
+        var port = FreePorts.Next();
         return port;
     }
 }

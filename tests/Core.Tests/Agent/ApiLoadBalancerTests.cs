@@ -189,7 +189,7 @@ public sealed class ApiLoadBalancerTests : IDisposable
     /// <summary>A loopback port nothing listens on: connecting is refused at once.</summary>
     private static string DeadServer()
     {
-        var port = Coracle.TestSupport.FreePorts.Next();
+        var port = FreePorts.Next();
         return $"127.0.0.1:{port}";
     }
 

@@ -49,7 +49,7 @@ public sealed class AgentJoinTests(JoinServerFixture server) : IClassFixture<Joi
     {
         // A man in the middle that serves the real /cacerts (so the hash matches the token) with a TLS certificate of its own.
         var caBytes = await File.ReadAllBytesAsync(server.Certificates.CertFile(ClusterCertificates.ServerCa));
-        var port = JoinServerHost.FreePort();
+        var port = FreePorts.Next();
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("CN=coracle-supervisor", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();

@@ -47,7 +47,7 @@ public sealed class JoinServerFixture : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        _host = await JoinServerHost.StartAsync(_temp.Path, JoinServerHost.FreePort(), (config, time) =>
+        _host = await JoinServerHost.StartAsync(_temp.Path, FreePorts.Next(), (config, time) =>
         {
             var cache = NodePasswords.CacheFileFor(config.DataDir);
             Directory.CreateDirectory(Path.GetDirectoryName(cache)!);

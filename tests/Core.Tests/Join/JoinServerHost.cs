@@ -62,7 +62,7 @@ internal sealed class JoinServerHost : IAsyncDisposable, IDisposable
             [Settings.DataDir] = [dataDir],
             [Settings.NodeName] = ["srv"],
             [Settings.NodeIp] = ["127.0.0.1"],
-            [Settings.SupervisorPort] = [FreePort().ToString(CultureInfo.InvariantCulture)],
+            [Settings.SupervisorPort] = [FreePorts.Next().ToString(CultureInfo.InvariantCulture)],
             [Settings.HttpsListenPort] = [apiPort.ToString(CultureInfo.InvariantCulture)],
             [Settings.WriteKubeconfig] = [Path.Combine(dataDir, "admin.yaml")],
         });
@@ -100,9 +100,6 @@ internal sealed class JoinServerHost : IAsyncDisposable, IDisposable
             Timeout = HangGuard,
         };
     }
-
-    /// <summary>A port nothing listens on (a kube-apiserver that is down).</summary>
-    public static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     private async Task WaitUntilListeningAsync()
     {

@@ -171,7 +171,7 @@ public sealed class NodePasswordApiServerTests(ApiServerFixture kube) : IClassFi
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(cacheFile));
 
         // Another join API with that cache and no kube-apiserver (nothing listens on its port).
-        await using var offline = await JoinServerHost.StartAsync(_dir.Combine("server-offline"), JoinServerHost.FreePort(),
+        await using var offline = await JoinServerHost.StartAsync(_dir.Combine("server-offline"), FreePorts.Next(),
             (config, time) => new NodePasswords(() => new KubeApi(new Uri($"https://127.0.0.1:{config.HttpsListenPort}"), kube.CaFile, kube.CertFile, kube.KeyFile),
                 cacheFile, NullLogger.Instance, time));
         var m1 = TestConfig.Load("agent", _dir.Combine("m1"), (Settings.Server, offline.Url), (Settings.Token, offline.ServerToken.ToString()),

@@ -48,7 +48,7 @@ public sealed class ServerJoinFixture : IAsyncLifetime, IDisposable
 
     private async Task<JoinServerHost> StartAsync(string name, ServerJoinDatastore datastore, Action<JoinServerHost>? prepare = null)
     {
-        var host = await JoinServerHost.StartAsync(Directory.CreateDirectory(_temp.Combine(name)).FullName, JoinServerHost.FreePort(),
+        var host = await JoinServerHost.StartAsync(Directory.CreateDirectory(_temp.Combine(name)).FullName, FreePorts.Next(),
             (config, time) => NodePasswords.ForServer(config, () => false, NullLogger.Instance, time), prepare, datastore);
         _hosts.Add(host);
         return host;
@@ -123,7 +123,7 @@ public sealed class ServerJoinTests(ServerJoinFixture fixture) : IClassFixture<S
         Assert.Contains(System.Net.IPAddress.Parse("127.0.0.2"), CertificateFactory.AlternativeNames(serving).Ips);
 
         // A restart needs no other server: the stored join is used even when --server no longer answers.
-        var dead = Joining(first, first.ServerToken.ToString(), (Settings.Server, $"https://127.0.0.1:{JoinServerHost.FreePort().ToString(CultureInfo.InvariantCulture)}"));
+        var dead = Joining(first, first.ServerToken.ToString(), (Settings.Server, $"https://127.0.0.1:{FreePorts.Next().ToString(CultureInfo.InvariantCulture)}"));
         var again = await JoinAsync(dead, "postgres");
         Assert.NotNull(again);
         Assert.Equal((joined.Server, joined.JoinedAt, joined.Datastore), (again.Server, again.JoinedAt, again.Datastore));

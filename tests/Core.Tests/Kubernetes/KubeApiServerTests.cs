@@ -17,8 +17,6 @@ public sealed class KubeApiServerTests : IDisposable
     private readonly TempDir _dir = new();
     private readonly List<Process> _processes = [];
 
-    private static int FreePort() => ChildProcesses.FreePort();
-
     private (Process, StringBuilder) Start(string file, IEnumerable<string> args)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -41,10 +39,10 @@ public sealed class KubeApiServerTests : IDisposable
     [K8sFact(Binaries = ["kube-apiserver"])]
     public async Task KubeApiServer_CoracleCertificatesAndArgs_BecomesReadyAndAuthorizesTheAdmin()
     {
-        var etcdPort = FreePort();
-        var apiPort = FreePort();
+        var etcdPort = FreePorts.Next();
+        var apiPort = FreePorts.Next();
         Start("etcd", ["--data-dir", Path.Combine(_dir.Path, "etcd"), "--listen-client-urls", $"http://127.0.0.1:{etcdPort}",
-            "--advertise-client-urls", $"http://127.0.0.1:{etcdPort}", "--listen-peer-urls", $"http://127.0.0.1:{FreePort()}"]);
+            "--advertise-client-urls", $"http://127.0.0.1:{etcdPort}", "--listen-peer-urls", $"http://127.0.0.1:{FreePorts.Next()}"]);
         var config = TestConfig.Server(_dir.Path, (Settings.HttpsListenPort, apiPort.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             (Settings.NodeIp, "127.0.0.1"), (Settings.KubeApiserverArg, "v=1"));
         var identity = ServerIdentity.Prepare(config, NullLogger.Instance);

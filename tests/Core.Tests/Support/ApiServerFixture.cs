@@ -47,10 +47,10 @@ public sealed class ApiServerFixture : IAsyncLifetime, IDisposable
             return;
         }
 
-        var etcdPort = FreePort();
-        var apiPort = FreePort();
+        var etcdPort = FreePorts.Next();
+        var apiPort = FreePorts.Next();
         Start("etcd", ["--data-dir", Path.Combine(_dir.Path, "etcd"), "--listen-client-urls", $"http://127.0.0.1:{etcdPort}",
-            "--advertise-client-urls", $"http://127.0.0.1:{etcdPort}", "--listen-peer-urls", $"http://127.0.0.1:{FreePort()}"]);
+            "--advertise-client-urls", $"http://127.0.0.1:{etcdPort}", "--listen-peer-urls", $"http://127.0.0.1:{FreePorts.Next()}"]);
         var config = TestConfig.Server(_dir.Path, (Settings.HttpsListenPort, apiPort.ToString(CultureInfo.InvariantCulture)), (Settings.NodeIp, "127.0.0.1"));
         var identity = ServerIdentity.Prepare(config, NullLogger.Instance);
         var paths = new KubernetesPaths
@@ -89,8 +89,6 @@ public sealed class ApiServerFixture : IAsyncLifetime, IDisposable
 
         _dir.Dispose();
     }
-
-    private static int FreePort() => ChildProcesses.FreePort();
 
     private Process Start(string file, IEnumerable<string> args)
     {

@@ -26,9 +26,6 @@ internal sealed class ChildProcesses
         }
     }
 
-    /// <summary>A loopback port nothing listens on now.</summary>
-    public static int FreePort() => Coracle.TestSupport.FreePorts.Next();
-
     /// <summary>Starts <paramref name="file"/> with its stdout and stderr collected in <see cref="Output"/>.</summary>
     public Process Start(string file, IEnumerable<string> args)
     {

@@ -22,7 +22,7 @@ internal sealed class SqliteApiServer : IAsyncDisposable
     private readonly ChildProcesses _children = new();
     private Process? _datastore;
     private Process? _apiserver;
-    private readonly int _port = FreePort();
+    private readonly int _port = FreePorts.Next();
 
     public SqliteApiServer(string dir)
     {
@@ -155,8 +155,6 @@ internal sealed class SqliteApiServer : IAsyncDisposable
                 configuration, framework, "Coracle.Plugins.Datastore.Sql.TestHost.dll"));
         }
     }
-
-    private static int FreePort() => ChildProcesses.FreePort();
 
     private Process Start(string file, IEnumerable<string> args) => _children.Start(file, args);
 }

@@ -36,7 +36,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
 
     public Task InitializeAsync()
     {
-        _config = ConfigFor(ChildProcesses.FreePort());
+        _config = ConfigFor(FreePorts.Next());
         _certs = ClusterCertificates.ForServer(_config);
         _certs.Ensure();
         _token = ServerToken.Ensure(_temp.Path, _certs.CertFile(ClusterCertificates.ServerCa), "");
@@ -95,7 +95,7 @@ public sealed class TunnelReconnectTests : IAsyncLifetime, IDisposable
         {
             if (!samePort)
             {
-                _config = ConfigFor(ChildProcesses.FreePort());
+                _config = ConfigFor(FreePorts.Next());
             }
 
             var tunnels = new TunnelRegistry();

@@ -28,8 +28,8 @@ public sealed class ApplyTests : IDisposable
         return new UnitHarness(Root, DataDir,
         [
             "server", "--data-dir", DataDir, "--node-name", "ota", "--node-ip", "127.0.0.1", "--components-dir", _temp.Combine("no-k8s"),
-            "--https-listen-port", ChildProcesses.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--supervisor-port", ChildProcesses.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--https-listen-port", FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--supervisor-port", FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--write-kubeconfig", Path.Combine(DataDir, "admin.yaml"),
         ]);
     }

@@ -35,7 +35,7 @@ internal sealed class BundleServer : IAsyncDisposable
 
     public static async Task<BundleServer> StartAsync(UpdatePki pki)
     {
-        var port = Coracle.Core.Tests.Support.ChildProcesses.FreePort();
+        var port = FreePorts.Next();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         var cert = X509Certificate2.CreateFromPemFile(pki.Cert("server"), pki.Key("server"));

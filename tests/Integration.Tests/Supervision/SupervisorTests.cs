@@ -74,7 +74,7 @@ public sealed class SupervisorTests : IDisposable
     [Fact]
     public async Task Start_SlowStarter_DependentWaitsForItsReadiness()
     {
-        var port = FreePort();
+        var port = FreePorts.Next();
         var marker = _temp.Combine("ready-when-dependent-started");
         _supervisor.Add(new ProcessComponent
         {
@@ -372,6 +372,4 @@ public sealed class SupervisorTests : IDisposable
 
         Assert.Equal("crash loop: /nonexistent/bin/ghost not found", StatusOf("ghost").Detail);
     }
-
-    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 }

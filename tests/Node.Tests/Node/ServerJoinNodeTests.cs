@@ -179,14 +179,12 @@ public sealed class ServerJoinNodeTests : IDisposable
         _pgData = Path.Combine(dir, "data");
         Run.Ok("runuser", "-u", "postgres", "--", Path.Combine(bin!, "initdb"), "-D", _pgData, "-A", "trust", "-U", "postgres", "--no-sync");
         File.AppendAllLines(Path.Combine(_pgData, "pg_hba.conf"), networks.Select(n => $"host all all {n} trust"));
-        var port = FreePort();
+        var port = FreePorts.Next();
         Run.Ok("runuser", "-u", "postgres", "--", Path.Combine(bin!, "pg_ctl"), "-D", _pgData, "-l", Path.Combine(dir, "postgres.log"), "-w", "-t", "120",
             "-o", $"-k {dir} -p {port} -c listen_addresses={listen} -c fsync=off", "start");
         Run.Ok("runuser", "-u", "postgres", "--", Path.Combine(bin!, "psql"), "-h", dir, "-p", port.ToString(CultureInfo.InvariantCulture), "-c", "CREATE DATABASE coracle");
         return $"postgres://postgres@{listen}:{port}/coracle?sslmode=disable";
     }
-
-    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     private Task WaitAsync(Func<bool> condition, string what, TimeSpan? timeout = null) => WaitAsync(condition, () => what, timeout);
 

@@ -64,11 +64,9 @@ internal static class EtcdTest
     public static Dictionary<string, string> Ports(int client) => new()
     {
         ["client-port"] = client.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["peer-port"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["metrics-port"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["peer-port"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["metrics-port"] = FreePorts.Next().ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
-
-    public static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 
     public static PluginContext Context(NodeSettings node, IReadOnlyDictionary<string, string> options, INodeCertificates certificates, ISupervisor supervisor, ILoggerFactory logs) =>
         new(node, options, FileUtil.PrivateDirectory(Path.Combine(node.DataDir, "plugins", "etcd")),

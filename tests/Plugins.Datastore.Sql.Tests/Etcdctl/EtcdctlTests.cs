@@ -18,13 +18,11 @@ public partial class EtcdctlTests : IAsyncLifetime
     private string _etcdctl = "";
     private int _port;
 
-    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
-
     public async Task InitializeAsync()
     {
         _etcdctl = Tools.Require("etcdctl", "etcd-client");
         var dir = TempDir("etcdctl");
-        _port = FreePort();
+        _port = Coracle.TestSupport.FreePorts.Next();
         _server = await TestServer.StartAsync(SqlDialects.Sqlite(Path.Combine(dir, "state.db")), dir, o => Configure(o with { InsecureListenAddress = $"127.0.0.1:{_port}" }));
     }
 

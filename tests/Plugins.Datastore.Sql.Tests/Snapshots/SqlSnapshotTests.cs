@@ -217,13 +217,13 @@ public sealed class SqlSnapshotTests : IAsyncLifetime
     {
         var etcd = Tools.Require("etcd", "etcd-server");
         var etcdDir = Path.Combine(_dataDir, "etcd");
-        var client = FreePort();
+        var client = Coracle.TestSupport.FreePorts.Next();
         using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(etcd)
         {
             ArgumentList =
             {
                 "--data-dir", etcdDir, "--listen-client-urls", $"http://127.0.0.1:{client}", "--advertise-client-urls", $"http://127.0.0.1:{client}",
-                "--listen-peer-urls", $"http://127.0.0.1:{FreePort()}",
+                "--listen-peer-urls", $"http://127.0.0.1:{Coracle.TestSupport.FreePorts.Next()}",
             },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -295,6 +295,4 @@ public sealed class SqlSnapshotTests : IAsyncLifetime
 
         return await File.ReadAllBytesAsync(path);
     }
-
-    private static int FreePort() => Coracle.TestSupport.FreePorts.Next();
 }

@@ -22,7 +22,7 @@ public sealed class PostgresServer : IStoreFactory, IAsyncLifetime
     {
         var initdb = Tools.Require("initdb", "postgresql");
         _pgCtl = Tools.Require("pg_ctl", "postgresql");
-        _port = FreePort.Next();
+        _port = Coracle.TestSupport.FreePorts.Next();
         Directory.CreateDirectory(_dir);
         await Check(Tools.RunAsync("chown", ["postgres:postgres", _dir]));
         await Check(Tools.RunAsync("runuser", ["-u", "postgres", "--", initdb, "-D", Path.Combine(_dir, "data"), "-A", "trust", "-U", "postgres", "--no-sync"], timeoutSeconds: 180));
@@ -84,7 +84,7 @@ public sealed class MariaDbServer : IStoreFactory, IAsyncLifetime
         var psi = new ProcessStartInfo(mariadbd) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
         {
-            "--no-defaults", "--user=root", "--datadir=" + data, "--socket=" + Socket, "--port=" + FreePort.Next(), "--bind-address=127.0.0.1",
+            "--no-defaults", "--user=root", "--datadir=" + data, "--socket=" + Socket, "--port=" + Coracle.TestSupport.FreePorts.Next(), "--bind-address=127.0.0.1",
             "--skip-grant-tables", "--pid-file=" + Path.Combine(_dir, "mysqld.pid"), "--log-error=" + Path.Combine(_dir, "error.log"),
             "--innodb-flush-log-at-trx-commit=1", "--max-connections=300", "--innodb-buffer-pool-size=64M",
         })
@@ -139,11 +139,6 @@ public sealed class MariaDbServer : IStoreFactory, IAsyncLifetime
 
         Directory.Delete(_dir, recursive: true);
     }
-}
-
-public static class FreePort
-{
-    public static int Next() => Coracle.TestSupport.FreePorts.Next();
 }
 
 [CollectionDefinition("postgres")]
