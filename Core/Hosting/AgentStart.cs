@@ -22,6 +22,8 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        // More pool threads for the start-up burst only, put back once every component is ready (StartupThreadPool).
+        using var threadPool = StartupThreadPool.Raise();
         var local = new NodeSteps(plan, plan.Config, loggers);
         local.Starting(clock.ElapsedMilliseconds);
 
@@ -42,7 +44,7 @@ internal sealed class AgentStart(StartPlan plan, ILoggerFactory loggers)
         node.Step("certificate renewal", () => node.RegisterCertificateRenewal(run.Supervisor, [agent.Directory], ct => RenewDueAsync(agent.Directory, local.Log, ct)));
         // A slot on trial after an update is marked good once the node is healthy (docs/updates.md).
         using var updateGate = Update.UpdateGate.StartIfOnTrial(run.Supervisor.Snapshot, node.Log);
-        var code = await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+        var code = await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken, threadPool);
         return updateGate is { Failed: true } ? ExitCodes.RuntimeFailure : code;
     }
 

@@ -161,8 +161,11 @@ internal sealed class NodeSteps
         return new NodeRun(supervisor, status, record, pids);
     }
 
-    /// <summary>Starts the supervisor, waits for SIGTERM or SIGINT, then stops every component in reverse order.</summary>
-    public async Task<int> RunUntilStoppedAsync(Supervisor supervisor, Stopwatch clock, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the supervisor, waits for SIGTERM or SIGINT, then stops every component in reverse order. A
+    /// <paramref name="threadPool"/> raised at start is put back once every component is ready (<see cref="StartupThreadPool"/>).
+    /// </summary>
+    public async Task<int> RunUntilStoppedAsync(Supervisor supervisor, Stopwatch clock, CancellationToken cancellationToken, StartupThreadPool? threadPool = null)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => Stop(ctx, supervisor, stopping, "SIGTERM"));
@@ -172,6 +175,7 @@ internal sealed class NodeSteps
         // them one by one in reverse dependency order (kube-apiserver before the datastore it needs to shut down).
         Step("start supervisor", () => supervisor.Start(CancellationToken.None));
         _log.SupervisorRunning(supervisor.Count, clock.ElapsedMilliseconds);
+        _ = threadPool?.RestoreWhenSettledAsync(supervisor.Snapshot, _log);
 
         try
         {

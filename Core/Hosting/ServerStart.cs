@@ -26,6 +26,8 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        // More pool threads for the start-up burst only, put back once every component is ready (StartupThreadPool).
+        using var threadPool = StartupThreadPool.Raise();
         var node = new NodeSteps(plan, plan.Config, loggers);
         var config = node.Config;
         node.Starting(clock.ElapsedMilliseconds);
@@ -81,7 +83,7 @@ internal sealed class ServerStart(StartPlan plan, ILoggerFactory loggers)
 
         // A slot on trial after an update is marked good once the node is healthy (docs/updates.md).
         using var updateGate = Update.UpdateGate.StartIfOnTrial(run.Supervisor.Snapshot, node.Log);
-        var code = await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken);
+        var code = await node.RunUntilStoppedAsync(run.Supervisor, clock, cancellationToken, threadPool);
         return updateGate is { Failed: true } ? ExitCodes.RuntimeFailure : code;
     }
 

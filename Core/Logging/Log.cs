@@ -27,6 +27,9 @@ internal static partial class Log
     [LoggerMessage(112, LogLevel.Warning, "this agent cannot run every plugin its server runs ({Errors}); those stay off on this node")]
     public static partial void AgentCannotFollow(this ILogger logger, string errors);
 
+    [LoggerMessage(113, LogLevel.Information, "thread pool minimum back to {Workers} workers ({Why}, {Elapsed} ms after the supervisor started)")]
+    public static partial void ThreadPoolMinimumRestored(this ILogger logger, int workers, string why, long elapsed);
+
     [LoggerMessage(103, LogLevel.Information, "{Point}: none active")]
     public static partial void PointEmpty(this ILogger logger, string point);
 

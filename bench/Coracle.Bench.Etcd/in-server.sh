@@ -3,8 +3,9 @@
 # given (fresh data dirs, no Kubernetes binaries, so the datastore, join API and supervisor run; one server at a time
 # would clash on the join API's port, so each later build runs after the earlier one stopped, each beside the same etcd),
 # and runs the etcd bench against etcd and the server's datastore socket, with server CPU per request from the pids.
-# Usage: bench/Coracle.Bench.Etcd/in-server.sh [--build NAME=DIR ...] [bench options...]
+# Usage: [SETTLE=SECONDS] bench/Coracle.Bench.Etcd/in-server.sh [--build NAME=DIR ...] [bench options...]
 #        DIR holds coracle and plugins/ (default: this=Core/bin/Release/net10.0); the bench is this tree's build.
+#        SETTLE: seconds between "datastore ready" and the bench (default 2).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bench="$root/bench/Coracle.Bench.Etcd/bin/Release/net10.0/Coracle.Bench.Etcd"
@@ -32,7 +33,7 @@ for build in "${builds[@]}"; do
   pids+=("$pid")
   for _ in $(seq 1 150); do grep -q "datastore.*ready after" "$data.log" && break; sleep 0.2; done
   grep -q "datastore.*ready after" "$data.log" || { echo "in-server.sh: $name: the datastore did not become ready; its log:" >&2; tail -5 "$data.log" >&2; exit 1; }
-  sleep 2
+  sleep "${SETTLE:-2}"
   echo "== $name ($dir), coracle pid $pid, load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$bench" --target "etcd=http://127.0.0.1:$client@$etcd_pid" --target "$name=unix://$data/server/db/etcd.sock@$pid" "$@"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

@@ -68,6 +68,15 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"riscv-lb\s+loadbalancer\s+0\.1\.0\s+riscv64\s+off\s+built for riscv64", list);
         Assert.Matches(@"sqlite\s+datastore\s+0\.1\.0\s+any\s+selected\s+default datastore", list);
 
+        // The thread pool's start-up minimum is put back once every component is ready or unavailable (StartupThreadPool).
+        var restored = new System.Text.RegularExpressions.Regex(@"thread pool minimum back to \d+ workers \(every component is ready, \d+ ms after the supervisor started\)");
+        for (var waited = 0; waited < 300 && !restored.IsMatch(server.Stderr); waited++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Matches(restored, server.Stderr);
+
         Native.Kill(server.Pid, Native.SigTerm);
 
         Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(30)));
