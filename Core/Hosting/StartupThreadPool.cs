@@ -11,9 +11,12 @@ namespace Coracle.Core.Hosting;
 /// (one thread per core) the pool adds a thread only about every 0.5 s, so a start showed gaps of 0.5–0.9 s in which
 /// nothing ran. Kept raised for good, the extra idle workers cost 25–30 % more CPU per watch event and keep-alive. So the
 /// minimum is raised to <see cref="StartupMinimum"/> when the node starts and put back once every component is ready
-/// (or reported unavailable), or after <see cref="Cap"/> at the latest; the extra threads then retire on their own after
-/// the runtime's idle timeout. A minimum already at or above <see cref="StartupMinimum"/> (set by the operator in the
-/// runtime configuration or <c>DOTNET_ThreadPool_ForceMinWorkerThreads</c>) is left alone.
+/// (or reported unavailable), or after <see cref="Cap"/> at the latest. Lowering the minimum alone would leave the pool's
+/// thread-count goal where the start raised it (the runtime lowers the goal only through its hill climbing, under load),
+/// so <see cref="Restore"/> also sets the maximum to the original minimum for a moment, which clamps the goal, and then
+/// puts the maximum back; the extra threads retire on their own after the runtime's idle timeout. A minimum already at
+/// or above <see cref="StartupMinimum"/> (set by the operator in the runtime configuration or
+/// <c>DOTNET_ThreadPool_ForceMinWorkerThreads</c>) is left alone.
 /// </summary>
 internal sealed class StartupThreadPool : IDisposable
 {
@@ -24,16 +27,53 @@ internal sealed class StartupThreadPool : IDisposable
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
 
     private readonly CancellationTokenSource _stop = new();
-    private readonly Func<int, int, bool> _setMin;
+    private readonly IThreadPoolLimits _pool;
     private readonly int _workers;
     private readonly int _io;
     private int _restored;
 
-    private StartupThreadPool(int workers, int io, Func<int, int, bool> setMin)
+    private StartupThreadPool(int workers, int io, IThreadPoolLimits pool)
     {
         _workers = workers;
         _io = io;
-        _setMin = setMin;
+        _pool = pool;
+    }
+
+    /// <summary>The pool's minimum and maximum (the process's own <see cref="ThreadPool"/>, or a test's).</summary>
+    public interface IThreadPoolLimits
+    {
+        (int Workers, int Io) Min { get; }
+
+        (int Workers, int Io) Max { get; }
+
+        bool SetMin(int workers, int io);
+
+        bool SetMax(int workers, int io);
+    }
+
+    private sealed class ProcessThreadPool : IThreadPoolLimits
+    {
+        public (int Workers, int Io) Min
+        {
+            get
+            {
+                ThreadPool.GetMinThreads(out var workers, out var io);
+                return (workers, io);
+            }
+        }
+
+        public (int Workers, int Io) Max
+        {
+            get
+            {
+                ThreadPool.GetMaxThreads(out var workers, out var io);
+                return (workers, io);
+            }
+        }
+
+        public bool SetMin(int workers, int io) => ThreadPool.SetMinThreads(workers, io);
+
+        public bool SetMax(int workers, int io) => ThreadPool.SetMaxThreads(workers, io);
     }
 
     /// <summary>The minimum in force before the start (workers): what <see cref="Restore"/> puts back.</summary>
@@ -43,22 +83,17 @@ internal sealed class StartupThreadPool : IDisposable
     public bool Restored => Volatile.Read(ref _restored) == 1;
 
     /// <summary>Raises the worker minimum to <see cref="StartupMinimum"/> unless it already is that high.</summary>
-    public static StartupThreadPool Raise(Func<(int Workers, int Io)>? getMin = null, Func<int, int, bool>? setMin = null)
+    public static StartupThreadPool Raise(IThreadPoolLimits? pool = null)
     {
-        getMin ??= () =>
+        pool ??= new ProcessThreadPool();
+        var (workers, io) = pool.Min;
+        var raised = new StartupThreadPool(workers, io, pool);
+        if (workers >= StartupMinimum || !pool.SetMin(StartupMinimum, io))
         {
-            ThreadPool.GetMinThreads(out var workers, out var io);
-            return (workers, io);
-        };
-        setMin ??= ThreadPool.SetMinThreads;
-        var (workers, io) = getMin();
-        var pool = new StartupThreadPool(workers, io, setMin);
-        if (workers >= StartupMinimum || !setMin(StartupMinimum, io))
-        {
-            pool._restored = 1;
+            raised._restored = 1;
         }
 
-        return pool;
+        return raised;
     }
 
     /// <summary>
@@ -106,12 +141,17 @@ internal sealed class StartupThreadPool : IDisposable
         }
     }
 
-    /// <summary>Puts the original minimum back (once).</summary>
+    /// <summary>Puts the original minimum back (once), and the thread-count goal with it (the maximum clamps the goal).</summary>
     public void Restore()
     {
         if (Interlocked.Exchange(ref _restored, 1) == 0)
         {
-            _setMin(_workers, _io);
+            _pool.SetMin(_workers, _io);
+            var (maxWorkers, maxIo) = _pool.Max;
+            if (_pool.SetMax(Math.Max(_workers, Environment.ProcessorCount), maxIo))
+            {
+                _pool.SetMax(maxWorkers, maxIo);
+            }
         }
     }
 
