@@ -65,6 +65,20 @@ public sealed class ImageTests(ImagesFixture images)
     }
 
     [Fact]
+    public void GatewayImage_RuntimeConfig_CarriesTheMeasuredRuntimeSettings()
+    {
+        // docs/benchmarks.md: workstation GC without the background thread, and the pool's spin limit of 10.
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(images.Unpacked("gateway-x64-full"), "coracle.runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+
+        Assert.False(properties.GetProperty("System.GC.Server").GetBoolean());
+        Assert.False(properties.GetProperty("System.GC.Concurrent").GetBoolean());
+        Assert.True(properties.TryGetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", out var spin),
+            "coracle.runtimeconfig.json has no System.Threading.ThreadPool.UnfairSemaphoreSpinLimit (Core/Coracle.Core.csproj)");
+        Assert.Equal("10", spin.ToString());
+    }
+
+    [Fact]
     public void GatewayImage_Sbom_IsCycloneDx15WithHostPluginsPackagesAndComponents()
     {
         using var sbom = JsonDocument.Parse(File.ReadAllText(Path.Combine(images.OutDir, "coracle-gateway-x64-full.cdx.json")));
