@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Microsoft.Data.Sqlite;
 
 namespace Coracle.Plugins.Datastore.Sql.Storage;
 
@@ -92,8 +93,14 @@ public sealed class LogSession
 
     private List<LogRow> SqlRange(KeyRange range, long revision, bool current, long limit)
     {
+        var sql = Ranged(current ? _sql.RangeCurrent : _sql.RangeAt, range.Kind);
+        if (_connection.RowStatement(sql) is { } native)
+        {
+            return native.Rows(range, current ? 0 : LogIds.End(revision), limit <= 0 ? long.MaxValue : limit);
+        }
+
         var rows = new List<LogRow>();
-        var cmd = _connection.Command(Ranged(current ? _sql.RangeCurrent : _sql.RangeAt, range.Kind));
+        var cmd = _connection.Command(sql);
         BindRange(cmd, range);
         if (!current)
         {
@@ -175,8 +182,14 @@ public sealed class LogSession
 
     private List<LogEvent> SqlEvents(long fromRevision, long toRevision, KeyRange range, int limit)
     {
+        var sql = Ranged(_sql.Events, range.Kind);
+        if (_connection.RowStatement(sql) is { } native)
+        {
+            return native.Events(LogIds.First(fromRevision), LogIds.End(toRevision), range, limit <= 0 ? long.MaxValue : limit);
+        }
+
         var events = new List<LogEvent>();
-        var cmd = _connection.Command(Ranged(_sql.Events, range.Kind));
+        var cmd = _connection.Command(sql);
         Add(cmd, "@from", LogIds.First(fromRevision));
         Add(cmd, "@to", LogIds.End(toRevision));
         BindRange(cmd, range);
@@ -418,9 +431,10 @@ public sealed class LogSession
 }
 
 /// <summary>An open connection with its prepared commands, reused across sessions.</summary>
-internal sealed class PooledConnection(DbConnection connection, bool prepareStatements = false) : IDisposable
+internal sealed class PooledConnection(DbConnection connection, bool prepareStatements = false, bool nativeRowReads = false) : IDisposable
 {
     private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SqliteRowStatement> _rowStatements = new(StringComparer.Ordinal);
 
     public DbConnection Connection { get; } = connection;
 
@@ -455,8 +469,35 @@ internal sealed class PooledConnection(DbConnection connection, bool prepareStat
         return cmd;
     }
 
+    /// <summary>
+    /// The connection's own SQLite statement for a range or event query, compiled on first use; null when the dialect
+    /// reads rows through its DbDataReader (<see cref="SqlDialect.NativeRowReads"/> off).
+    /// </summary>
+    public SqliteRowStatement? RowStatement(string sql)
+    {
+        if (!nativeRowReads)
+        {
+            return null;
+        }
+
+        if (!_rowStatements.TryGetValue(sql, out var statement))
+        {
+            statement = SqliteRowStatement.Prepare((SqliteConnection)Connection, sql);
+            _rowStatements[sql] = statement;
+        }
+
+        return statement;
+    }
+
     public void Dispose()
     {
+        // Statements first: SQLite closes a connection only when every statement on it is finalized.
+        foreach (var statement in _rowStatements.Values)
+        {
+            statement.Dispose();
+        }
+
+        _rowStatements.Clear();
         foreach (var cmd in _commands.Values)
         {
             cmd.Dispose();

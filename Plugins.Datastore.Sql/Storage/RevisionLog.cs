@@ -1099,7 +1099,7 @@ public sealed class RevisionLog : IAsyncDisposable
     {
         var db = _dialect.CreateConnection();
         db.Open();
-        var connection = new PooledConnection(db, _dialect.PrepareStatements);
+        var connection = new PooledConnection(db, _dialect.PrepareStatements, _dialect.NativeRowReads);
         foreach (var statement in _dialect.OnOpen)
         {
             connection.Command(statement).ExecuteNonQuery();

@@ -65,6 +65,7 @@ public static class SqlDialects
             BeginRead = c => ((SqliteConnection)c).BeginTransaction(deferred: true),
             BeginWrite = c => ((SqliteConnection)c).BeginTransaction(deferred: false),
             PrepareStatements = true,
+            NativeRowReads = true,
             Verify = ct => SqliteIntegrity.VerifyAsync(path, connectionString, ct),
             SnapshotTo = async (c, file) =>
             {
