@@ -76,9 +76,6 @@ internal sealed class StartupThreadPool : IDisposable
         public bool SetMax(int workers, int io) => ThreadPool.SetMaxThreads(workers, io);
     }
 
-    /// <summary>The minimum in force before the start (workers): what <see cref="Restore"/> puts back.</summary>
-    public int Original => _workers;
-
     /// <summary>True once the original minimum is back (or was never changed).</summary>
     public bool Restored => Volatile.Read(ref _restored) == 1;
 
@@ -114,6 +111,8 @@ internal sealed class StartupThreadPool : IDisposable
     private async Task RunAsync(Func<IReadOnlyList<ComponentStatus>> components, ILogger log, TimeProvider time)
     {
         var started = time.GetTimestamp();
+        // Taken once: the node disposes this object when it stops, and a disposed source's Token would throw.
+        var stop = _stop.Token;
         try
         {
             while (true)
@@ -133,7 +132,7 @@ internal sealed class StartupThreadPool : IDisposable
                     return;
                 }
 
-                await Task.Delay(Poll, time, _stop.Token);
+                await Task.Delay(Poll, time, stop);
             }
         }
         catch (OperationCanceledException)
