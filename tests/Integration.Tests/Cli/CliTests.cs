@@ -70,11 +70,7 @@ public sealed class CliTests : IDisposable
 
         // The thread pool's start-up minimum is put back once every component is ready or unavailable (StartupThreadPool).
         var restored = new System.Text.RegularExpressions.Regex(@"thread pool minimum back to \d+ workers \(every component is ready, \d+ ms after the supervisor started\)");
-        for (var waited = 0; waited < 300 && !restored.IsMatch(server.Stderr); waited++)
-        {
-            await Task.Delay(100);
-        }
-
+        await Wait.UntilAsync(() => restored.IsMatch(server.Stderr), "the thread pool's start-up minimum put back");
         Assert.Matches(restored, server.Stderr);
 
         Native.Kill(server.Pid, Native.SigTerm);
