@@ -260,8 +260,10 @@ def publish(stage_lib, rid, shipped, r2r):
     exclude = ";".join(p for p in all_plugins if p not in keep)
     cmd = ["dotnet", "publish", os.path.join(ROOT, "Core", "Coracle.Core.csproj"), "-c", "Release", "-r", rid,
            "--self-contained", "true", f"-p:PublishReadyToRun={'true' if r2r else 'false'}",
-           f"-p:CoracleExcludePlugins=\"{exclude}\"", "-p:DebugType=none", "-p:GenerateDocumentationFile=false",
-           "-o", stage_lib, "-nologo", "-v:q", "-clp:ErrorsOnly"]
+           f"-p:CoracleExcludePlugins=\"{exclude}\"", "-o", stage_lib, "-nologo", "-v:q", "-clp:ErrorsOnly"]
+    # No -p:DebugType or -p:GenerateDocumentationFile here: global properties reach every project the publish builds, so
+    # they would recompile the plugins' and the host's normal Release output in place (and the next build recompile
+    # it back); symbols and XML docs are dropped from the stage instead.
     run(cmd, f"dotnet publish {rid}")
     # Symbols and XML docs are not for the device.
     for dirpath, _, files in os.walk(stage_lib):
