@@ -29,6 +29,12 @@ internal sealed class DatastoreMigration
     /// <summary>The component kube-apiserver waits for while a migration runs.</summary>
     public const string ComponentName = "datastore-migration";
 
+    /// <summary>
+    /// Where <c>CORACLE_MIGRATION_FAULT</c> kills this process with SIGKILL, as a power cut would (the crash tests): after
+    /// the marker is written, after half the keys went to the import, after the import, and after the old data moved aside.
+    /// </summary>
+    public static readonly string[] FaultPoints = ["marker", "copy-half", "copied", "retired"];
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     private readonly CoracleConfig _config;
@@ -167,6 +173,7 @@ internal sealed class DatastoreMigration
             var record = new MigrationMarker(source.Entry.Name, target.Name, info.Source, info.Revision, info.Keys, DateTimeOffset.UtcNow);
             FileUtil.WriteAtomic(markerPath, JsonSerializer.Serialize(record, Json) + "\n", UnixFileMode.UserRead | UnixFileMode.UserWrite);
             log.MigrationPlanned(info.Keys, info.Kind, info.Source, info.Revision, target.Name);
+            Fault(log, "marker");
         }
         else
         {
@@ -220,7 +227,9 @@ internal sealed class DatastoreMigration
         Interlocked.Exchange(ref _copied, 0);
         var clock = Stopwatch.StartNew();
         var result = await _import.ImportAsync(node, _config.OptionsOf(_to), Counting(_export.ExportAsync(node, _config.OptionsOf(_from), cancellationToken), cancellationToken), cancellationToken);
+        Fault(_log, "copied");
         var aside = _export.RetireExported(node, _config.OptionsOf(_from), DateTimeOffset.UtcNow);
+        Fault(_log, "retired");
         File.Delete(MarkerPath(_config.DataDir));
         _log.Migrated(result.Keys, _info.Revision, _info.Kind, _info.Source, result.Target, _info.Kind, aside, result.Leases, clock.ElapsedMilliseconds);
         return $"migrated {result.Keys.ToString(CultureInfo.InvariantCulture)} keys (revision {_info.Revision.ToString(CultureInfo.InvariantCulture)}) from {_info.Kind} {_info.Source} to {result.Target}; the {_info.Kind} file is kept as {aside}";
@@ -232,6 +241,11 @@ internal sealed class DatastoreMigration
         await foreach (var kv in keys.WithCancellation(cancellationToken))
         {
             var copied = Interlocked.Increment(ref _copied);
+            if (copied == Math.Max(1, _info.Keys / 2) + 1)
+            {
+                Fault(_log, "copy-half");
+            }
+
             if (Stopwatch.GetElapsedTime(last) > TimeSpan.FromSeconds(30))
             {
                 _log.MigrationProgress(copied, _info.Keys, _info.Source);
@@ -239,6 +253,17 @@ internal sealed class DatastoreMigration
             }
 
             yield return kv;
+        }
+    }
+
+    private static void Fault(ILogger log, string point)
+    {
+        if (Environment.GetEnvironmentVariable("CORACLE_MIGRATION_FAULT") == point)
+        {
+            log.MigrationFault(point);
+            using var self = Process.GetCurrentProcess();
+            self.Kill();
+            Thread.Sleep(Timeout.Infinite);
         }
     }
 

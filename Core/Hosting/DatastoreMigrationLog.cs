@@ -25,4 +25,7 @@ internal static partial class DatastoreMigrationLog
 
     [LoggerMessage(1756, LogLevel.Information, "datastore migration: the copy of {Source} into {To} had completed and the file was moved aside; removing the marker")]
     public static partial void MigrationFinishedEarlier(this ILogger logger, string source, string to);
+
+    [LoggerMessage(1757, LogLevel.Warning, "datastore migration: fault point {Point} (CORACLE_MIGRATION_FAULT): killing this process")]
+    public static partial void MigrationFault(this ILogger logger, string point);
 }

@@ -1,6 +1,10 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
 using Coracle.Core.Hosting;
 using Coracle.Core.Tests.Support;
+using Coracle.Core.Tests.Update;
 using static Coracle.Core.Hosting.DatastoreMigration;
 
 namespace Coracle.Core.Tests.Hosting;
@@ -8,7 +12,9 @@ namespace Coracle.Core.Tests.Hosting;
 /// <summary>
 /// The SQLite → embedded etcd migration's decision (<see cref="DatastoreMigration.Decide"/>, every case) and the real
 /// <c>coracle server --cluster-init</c> over an unreadable <c>state.db</c>: one error line naming the file, exit 1, no etcd
-/// data, no marker and the file byte for byte as it was. The copy itself: ImportTests (plugins) and EmbeddedEtcdNodeTests.
+/// data, no marker and the file byte for byte as it was; and the real copy into Debian's etcd killed with SIGKILL at each
+/// of its fault points, then started again: every key as it was, the marker gone, the SQLite file moved aside. The copy
+/// under a real kube-apiserver: EmbeddedEtcdNodeTests.
 /// </summary>
 public sealed class DatastoreMigrationTests : IDisposable
 {
@@ -59,6 +65,250 @@ public sealed class DatastoreMigrationTests : IDisposable
         Assert.Empty(Directory.GetDirectories(db));
         Assert.False(File.Exists(MarkerPath(dataDir)));
         Assert.False(Directory.Exists(Path.Combine(dataDir, "server", "tls")));
+    }
+
+    public static TheoryData<string> MigrationFaultPoints => [.. FaultPoints];
+
+    [Theory]
+    [MemberData(nameof(MigrationFaultPoints))]
+    public async Task CoracleServer_ClusterInitKilledAtFaultPoint_NextStartFinishesTheCopyAndLosesNoKey(string point)
+    {
+        // The real host with the SQLite and etcd datastore plugins and containerd (a server needs a runtime), no Kubernetes binaries, on ports of its own.
+        var host = _temp.Combine("host");
+        foreach (var (file, content, mode) in Images.RealHostWithPlugins("1.0.0", "Coracle.Plugins.Datastore.Sql", "Coracle.Plugins.Datastore.Etcd", "Coracle.Plugins.Runtime.Containerd"))
+        {
+            var target = Path.Combine(host, file);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.WriteAllBytes(target, content);
+            File.SetUnixFileMode(target, mode);
+        }
+
+        Directory.CreateDirectory(_temp.Combine("no-k8s"));
+        var dataDir = _temp.Combine("data");
+        var ports = Enumerable.Range(0, 5).Select(_ => FreePorts.Next().ToString(CultureInfo.InvariantCulture)).ToArray();
+        string[] server =
+        [
+            "server", "--data-dir", dataDir, "--node-name", "migr-" + point, "--node-ip", "127.0.0.1", "--components-dir", _temp.Combine("no-k8s"),
+            "--https-listen-port", ports[0], "--supervisor-port", ports[1], "--write-kubeconfig", Path.Combine(dataDir, "admin.yaml"),
+        ];
+        string[] clusterInit = [.. server, "--cluster-init", "--etcd-client-port", ports[2], "--etcd-peer-port", ports[3], "--etcd-metrics-port", ports[4]];
+
+        // 1. On SQLite: 40 keys written through the running server's datastore socket, one of them overwritten and one deleted.
+        var expected = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        using var sqlite = new ServerRun(host, _temp.Path, server, null);
+        try
+        {
+            var socket = "unix://" + Path.Combine(dataDir, "server", "db", "etcd.sock");
+            await sqlite.UntilAsync(() => Etcdctl(["--endpoints", socket, "put", "/migr/k00", "v00"]).ExitCode == 0, "the SQLite datastore taking a write");
+            for (var i = 0; i < 40; i++)
+            {
+                var (key, value) = ($"/migr/k{i:D2}", $"v{i:D2}-{new string('x', 200)}");
+                Assert.True(Etcdctl(["--endpoints", socket, "put", key, value]).ExitCode == 0);
+                expected[key] = value;
+            }
+
+            Assert.True(Etcdctl(["--endpoints", socket, "put", "/migr/k00", "overwritten"]).ExitCode == 0);
+            expected["/migr/k00"] = "overwritten";
+            Assert.True(Etcdctl(["--endpoints", socket, "del", "/migr/k39"]).ExitCode == 0);
+            expected.Remove("/migr/k39");
+        }
+        finally
+        {
+            await sqlite.StopAsync();
+        }
+
+        var stateDb = Path.Combine(dataDir, "server", "db", "state.db");
+        var marker = MarkerPath(dataDir);
+        Assert.True(File.Exists(stateDb));
+
+        // 2. Restarted with --cluster-init, killed (SIGKILL, from inside, as a power cut) at the fault point.
+        using var killed = new ServerRun(host, _temp.Path, clusterInit, point);
+        var exit = await killed.ExitAsync(TimeSpan.FromMinutes(2));
+        Assert.True(exit == 137, $"exit {exit}, not killed at fault point {point}:\n{killed.Output}");
+        Assert.True(File.Exists(marker), $"no marker after the kill at {point}");
+        Assert.Equal(point == "retired", !File.Exists(stateDb));
+        await WaitUntilAsync(() => NothingNames(dataDir), $"the killed server's children (etcd) gone with it:\n{string.Join('\n', ProcessesNaming(dataDir))}");
+
+        // 3. Started again: the copy is done again (or, after "retired", only the marker removed); every key is in etcd as written.
+        using var again = new ServerRun(host, _temp.Path, clusterInit, null);
+        try
+        {
+            await again.UntilAsync(() => !File.Exists(marker) && again.Output.Contains(point == "retired" ? "removing the marker" : "migrated ", StringComparison.Ordinal),
+                "the migration finished");
+            Assert.Contains(point == "retired" ? "had completed and the file was moved aside" : "was interrupted", again.Output, StringComparison.Ordinal);
+            var tls = Path.Combine(dataDir, "server", "tls");
+            string[] etcd = ["--endpoints", $"https://127.0.0.1:{ports[2]}", "--cacert", Path.Combine(tls, "etcd-server-ca.crt"),
+                "--cert", Path.Combine(tls, "datastore-client.crt"), "--key", Path.Combine(tls, "datastore-client.key")];
+            var got = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            await again.UntilAsync(
+                () =>
+                {
+                    var (code, stdout) = Etcdctl([.. etcd, "get", "/migr/", "--prefix"]);
+                    var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                    got.Clear();
+                    for (var i = 0; code == 0 && i + 1 < lines.Length; i += 2)
+                    {
+                        got[lines[i]] = lines[i + 1];
+                    }
+
+                    return code == 0;
+                },
+                "etcd answering the datastore-client certificate");
+            Assert.Equal(expected, got);
+            Assert.False(File.Exists(stateDb));
+            Assert.True(File.Exists(stateDb + ".migrated"));
+        }
+        finally
+        {
+            await again.StopAsync();
+        }
+    }
+
+    private static (int ExitCode, string Stdout) Etcdctl(string[] args)
+    {
+        var start = new ProcessStartInfo("etcdctl") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["ETCDCTL_API"] = "3";
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result);
+    }
+
+    private static List<string> ProcessesNaming(string text) =>
+        Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Select(d =>
+        {
+            try
+            {
+                return File.ReadAllText(Path.Combine(d, "cmdline")).Replace('\0', ' ');
+            }
+            catch (IOException)
+            {
+                return "";
+            }
+        }).Where(c => c.Contains(text, StringComparison.Ordinal)).ToList();
+
+    private static bool NothingNames(string text) => ProcessesNaming(text).Count == 0;
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>One run of the laid-out coracle with a clean environment (as Images.Cli), its output collected.</summary>
+    private sealed class ServerRun : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        public ServerRun(string host, string home, string[] args, string? fault)
+        {
+            var start = new ProcessStartInfo(Path.Combine(host, "coracle")) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in args)
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            start.Environment["CORACLE_CONFIG_FILE"] = "";
+            start.Environment["CORACLE_RUN_DIR"] = Path.Combine(home, "run");
+            start.Environment["HOME"] = home;
+            start.Environment.Remove("CORACLE_K8S_BIN");
+            if (fault is not null)
+            {
+                start.Environment["CORACLE_MIGRATION_FAULT"] = fault;
+            }
+
+            _process = new Process { StartInfo = start };
+            _process.OutputDataReceived += (_, e) => Append(e.Data);
+            _process.ErrorDataReceived += (_, e) => Append(e.Data);
+            _process.Start();
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        /// <summary>Polls <paramref name="condition"/> until it holds; fails with the output if the server exits or 2 minutes pass.</summary>
+        public async Task UntilAsync(Func<bool> condition, string what)
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            while (!condition())
+            {
+                Assert.True(DateTime.UtcNow < deadline && !_process.HasExited, $"{what}: {(_process.HasExited ? $"coracle exited {_process.ExitCode}" : "timed out")}\n{Output}");
+                await Task.Delay(200);
+            }
+        }
+
+        public async Task<int> ExitAsync(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+
+            return _process.ExitCode;
+        }
+
+        /// <summary>SIGTERM, as systemd stops it; killed if it has not stopped within a minute.</summary>
+        public async Task StopAsync()
+        {
+            if (!_process.HasExited)
+            {
+                using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)])!)
+                {
+                    await kill.WaitForExitAsync();
+                }
+
+                await ExitAsync(TimeSpan.FromMinutes(1));
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit();
+            }
+
+            _process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_output)
+                {
+                    _output.AppendLine(line);
+                }
+            }
+        }
     }
 
     private static string Executable
