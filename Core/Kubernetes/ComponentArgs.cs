@@ -134,6 +134,13 @@ internal static class ComponentArgs
             ["cluster-signing-legacy-unknown-key-file"] = p.Tls("server-ca.key"),
             ["configure-cloud-routes"] = "false",
             ["controllers"] = "*,tokencleaner,-service,-route,-cloud-node-lifecycle",
+            // Client-side rate limit (kube-controller-manager's own defaults: 20 per second, bursts of 30). With
+            // use-service-account-credentials each of its 38 controllers first gets and creates its service account and
+            // asks for a token on one shared client; at 20/s that took 4.5 s on a fresh cluster, and the node-ipam
+            // controller hands the node its podCIDR (which flannel waits for) only after the last one started. A burst of
+            // 200 covers those requests; docs/benchmarks.md has the measurement. --kube-controller-manager-arg overrides.
+            ["kube-api-burst"] = "200",
+            ["kube-api-qps"] = "50",
             ["kubeconfig"] = kubeconfig,
             ["profiling"] = "false",
             ["root-ca-file"] = p.Tls("server-ca.crt"),

@@ -84,6 +84,22 @@ public sealed class ComponentArgsTests : IDisposable
     }
 
     [Fact]
+    public void ControllerManager_ClientRateLimit_RaisedForTheStartAndTheUsersValueWins()
+    {
+        var config = TestConfig.Server(_dir.Path);
+        var cm = ComponentArgs.Merge(ComponentArgs.ControllerManagerDefaults(config, Paths()), config.KubeControllerManagerArgs);
+        Assert.Equal("200", Arg(cm, "kube-api-burst"));
+        Assert.Equal("50", Arg(cm, "kube-api-qps"));
+        Assert.Equal("true", Arg(cm, "use-service-account-credentials"));
+
+        var mine = TestConfig.Server(_dir.Path, (Settings.KubeControllerManagerArg, "kube-api-qps=20"));
+        var merged = ComponentArgs.Merge(ComponentArgs.ControllerManagerDefaults(mine, Paths()), mine.KubeControllerManagerArgs);
+        Assert.Equal("20", Arg(merged, "kube-api-qps"));
+        Assert.Single(merged, a => a.StartsWith("--kube-api-qps=", StringComparison.Ordinal));
+        Assert.Equal("200", Arg(merged, "kube-api-burst"));
+    }
+
+    [Fact]
     public void KubeletAndProxy_OnAgent_UseTheAgentFolderAndServerClusterValues()
     {
         var paths = Paths() with { NodeCredDir = "/d/agent" };
