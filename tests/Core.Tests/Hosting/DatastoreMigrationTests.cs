@@ -205,7 +205,7 @@ public sealed class DatastoreMigrationTests : IDisposable
         }
     }
 
-    /// <summary>One run of the laid-out coracle with a clean environment (as Images.Cli), its output collected.</summary>
+    /// <summary>One run of the laid-out coracle with a clean environment (Images.CleanEnvironment), its output collected.</summary>
     private sealed class ServerRun : IDisposable
     {
         private readonly Process _process;
@@ -219,10 +219,7 @@ public sealed class DatastoreMigrationTests : IDisposable
                 start.ArgumentList.Add(arg);
             }
 
-            start.Environment["CORACLE_CONFIG_FILE"] = "";
-            start.Environment["CORACLE_RUN_DIR"] = Path.Combine(home, "run");
-            start.Environment["HOME"] = home;
-            start.Environment.Remove("CORACLE_K8S_BIN");
+            Images.CleanEnvironment(start, home);
             if (fault is not null)
             {
                 start.Environment["CORACLE_MIGRATION_FAULT"] = fault;

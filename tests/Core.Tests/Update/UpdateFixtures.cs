@@ -207,6 +207,15 @@ internal static class Images
 
     public static string Coracle => Path.Combine(HostDir, "coracle");
 
+    /// <summary>A clean environment for a coracle under test: no /etc/coracle file, its run dir and HOME under <paramref name="home"/>, no CORACLE_K8S_BIN.</summary>
+    public static void CleanEnvironment(ProcessStartInfo start, string home)
+    {
+        start.Environment["CORACLE_CONFIG_FILE"] = "";
+        start.Environment["CORACLE_RUN_DIR"] = Path.Combine(home, "run");
+        start.Environment["HOME"] = home;
+        start.Environment.Remove("CORACLE_K8S_BIN");
+    }
+
     /// <summary>Runs the built coracle with a clean environment (no /etc/coracle file, its own run dir).</summary>
     public static (int ExitCode, string Stdout, string Stderr) Cli(string home, IDictionary<string, string>? env, params string[] args)
     {
@@ -216,10 +225,7 @@ internal static class Images
             start.ArgumentList.Add(arg);
         }
 
-        start.Environment["CORACLE_CONFIG_FILE"] = "";
-        start.Environment["CORACLE_RUN_DIR"] = Path.Combine(home, "run");
-        start.Environment["HOME"] = home;
-        start.Environment.Remove("CORACLE_K8S_BIN");
+        CleanEnvironment(start, home);
         foreach (var (key, value) in env ?? new Dictionary<string, string>())
         {
             start.Environment[key] = value;
