@@ -256,16 +256,7 @@ internal sealed class DatastoreMigration
         }
     }
 
-    private static void Fault(ILogger log, string point)
-    {
-        if (Environment.GetEnvironmentVariable("CORACLE_MIGRATION_FAULT") == point)
-        {
-            log.MigrationFault(point);
-            using var self = Process.GetCurrentProcess();
-            self.Kill();
-            Thread.Sleep(Timeout.Infinite);
-        }
-    }
+    private static void Fault(ILogger log, string point) => FaultPoint.At("CORACLE_MIGRATION_FAULT", point, log, static (l, p) => l.MigrationFault(p));
 
     /// <summary>The installed datastore plugins other than the selected one that can export, built for this machine.</summary>
     private static IEnumerable<(PluginEntry Entry, IDatastoreExport Export)> Exporters(StartPlan plan, PluginEntry selected)

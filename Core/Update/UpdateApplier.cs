@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
@@ -230,16 +229,7 @@ internal sealed class UpdateApplier(InstallLayout layout, ILogger log, IPreUpdat
     }
 
     /// <summary>For the crash tests: <c>CORACLE_UPDATE_FAULT=NAME</c> kills this process with SIGKILL at point NAME.</summary>
-    private void Fault(string point)
-    {
-        if (Environment.GetEnvironmentVariable("CORACLE_UPDATE_FAULT") == point)
-        {
-            log.UpdateFault(point);
-            using var self = Process.GetCurrentProcess();
-            self.Kill();
-            Thread.Sleep(Timeout.Infinite);
-        }
-    }
+    private void Fault(string point) => FaultPoint.At("CORACLE_UPDATE_FAULT", point, log, static (l, p) => l.UpdateFault(p));
 
     /// <summary>Runs the restart fault point (for the tests) before the caller restarts the node.</summary>
     public void BeforeRestart() => Fault("restart");

@@ -74,14 +74,7 @@ public sealed class DatastoreMigrationTests : IDisposable
     public async Task CoracleServer_ClusterInitKilledAtFaultPoint_NextStartFinishesTheCopyAndLosesNoKey(string point)
     {
         // The real host with the SQLite and etcd datastore plugins and containerd (a server needs a runtime), no Kubernetes binaries, on ports of its own.
-        var host = _temp.Combine("host");
-        foreach (var (file, content, mode) in Images.RealHostWithPlugins("1.0.0", "Coracle.Plugins.Datastore.Sql", "Coracle.Plugins.Datastore.Etcd", "Coracle.Plugins.Runtime.Containerd"))
-        {
-            var target = Path.Combine(host, file);
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.WriteAllBytes(target, content);
-            File.SetUnixFileMode(target, mode);
-        }
+        var host = Images.LayOut(_temp.Combine("host"), Images.RealHostWithPlugins("1.0.0", "Coracle.Plugins.Datastore.Sql", "Coracle.Plugins.Datastore.Etcd", "Coracle.Plugins.Runtime.Containerd"));
 
         Directory.CreateDirectory(_temp.Combine("no-k8s"));
         var dataDir = _temp.Combine("data");
@@ -127,7 +120,7 @@ public sealed class DatastoreMigrationTests : IDisposable
         Assert.True(exit == 137, $"exit {exit}, not killed at fault point {point}:\n{killed.Output}");
         Assert.True(File.Exists(marker), $"no marker after the kill at {point}");
         Assert.Equal(point == "retired", !File.Exists(stateDb));
-        await WaitUntilAsync(() => NothingNames(dataDir), $"the killed server's children (etcd) gone with it:\n{string.Join('\n', ProcessesNaming(dataDir))}");
+        await Wait.UntilAsync(() => Naming(dataDir).Count == 0, $"the killed server's children (etcd) gone with it:\n{string.Join('\n', Naming(dataDir))}", 60);
 
         // 3. Started again: the copy is done again (or, after "retired", only the marker removed); every key is in etcd as written.
         using var again = new ServerRun(host, _temp.Path, clusterInit, null);
@@ -180,30 +173,9 @@ public sealed class DatastoreMigrationTests : IDisposable
         return (process.ExitCode, stdout.Result);
     }
 
-    private static List<string> ProcessesNaming(string text) =>
-        Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Select(d =>
-        {
-            try
-            {
-                return File.ReadAllText(Path.Combine(d, "cmdline")).Replace('\0', ' ');
-            }
-            catch (IOException)
-            {
-                return "";
-            }
-        }).Where(c => c.Contains(text, StringComparison.Ordinal)).ToList();
-
-    private static bool NothingNames(string text) => ProcessesNaming(text).Count == 0;
-
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(200);
-        }
-    }
+    /// <summary>Command lines of live processes naming <paramref name="text"/> (Killall's own /proc reader).</summary>
+    private static List<string> Naming(string text) =>
+        Coracle.Core.Node.ProcessTable.Read().Values.Select(p => p.CommandLine).Where(c => c.Contains(text, StringComparison.Ordinal)).ToList();
 
     /// <summary>One run of the laid-out coracle with a clean environment (Images.CleanEnvironment), its output collected.</summary>
     private sealed class ServerRun : IDisposable

@@ -162,18 +162,24 @@ internal static class Images
         return files;
     }
 
-    /// <summary>A fresh install root: <paramref name="files"/> in slots/a, current -> slots/a, the boot guard in update/.</summary>
-    public static string Install(string root, IEnumerable<(string Path, byte[] Content, UnixFileMode Mode)> files)
+    /// <summary>Writes <paramref name="files"/> (path below <paramref name="dir"/>, content, mode) into <paramref name="dir"/>.</summary>
+    public static string LayOut(string dir, IEnumerable<(string Path, byte[] Content, UnixFileMode Mode)> files)
     {
-        var slot = Path.Combine(root, "slots", "a");
         foreach (var (file, content, mode) in files)
         {
-            var target = Path.Combine(slot, file);
+            var target = Path.Combine(dir, file);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.WriteAllBytes(target, content);
             File.SetUnixFileMode(target, mode);
         }
 
+        return dir;
+    }
+
+    /// <summary>A fresh install root: <paramref name="files"/> in slots/a, current -> slots/a, the boot guard in update/.</summary>
+    public static string Install(string root, IEnumerable<(string Path, byte[] Content, UnixFileMode Mode)> files)
+    {
+        LayOut(Path.Combine(root, "slots", "a"), files);
         Directory.CreateDirectory(Path.Combine(root, "slots", "b"));
         File.CreateSymbolicLink(Path.Combine(root, "current"), "slots/a");
         Directory.CreateDirectory(Path.Combine(root, "update"));

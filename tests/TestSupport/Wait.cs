@@ -1,7 +1,7 @@
-namespace Coracle.Integration.Tests.Support;
+namespace Coracle.TestSupport;
 
 /// <summary>Bounded polling: waits for a condition, failing with a description when the bound passes.</summary>
-internal static class Wait
+public static class Wait
 {
     public static async Task UntilAsync(Func<bool> condition, string what, int seconds = 30)
     {
