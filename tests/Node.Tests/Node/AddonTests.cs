@@ -27,7 +27,7 @@ public sealed class AddonTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task CoreDns_AppliedAsAnAddon_PodsResolveServicesByFullAndShortNameAndOutsideNames()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         var nodeIp = $"10.204.{subnet}.2";
         NodeHarness.CreateNetns(_netns, $"10.204.{subnet}.1", nodeIp);
         var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "dns-" + _id, _netns, nodeIp);
@@ -104,7 +104,7 @@ public sealed class AddonTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task LocalStorageAndMetricsServer_RealPods_PvcBindsToTheNodesDiskAndKubectlTopAnswers()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         var nodeIp = $"10.205.{subnet}.2";
         NodeHarness.CreateNetns(_netns, $"10.205.{subnet}.1", nodeIp);
         var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "sto-" + _id, _netns, nodeIp);

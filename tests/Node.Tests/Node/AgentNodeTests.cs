@@ -33,7 +33,7 @@ public sealed class AgentNodeTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task Agent_RealKubernetes_JoinsRunsPodsThroughTheTunnelAndFlannelConnectsTheNodes()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         NodeHarness.CreateNetns(_serverNetns, $"10.203.{subnet}.1", $"10.203.{subnet}.2");
         var serverIp = $"10.204.{subnet}.1";
         var agentIp = $"10.204.{subnet}.2";

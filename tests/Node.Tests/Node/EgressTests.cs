@@ -32,7 +32,7 @@ public sealed class EgressTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task Egress_SingleServerAgentMode_MetricsApiAndPodWebhookWorkOtherAddressesRefused()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         var nodeIp = $"10.205.{subnet}.2";
         NodeHarness.CreateNetns(_serverNetns, $"10.205.{subnet}.1", nodeIp);
         var server = _server = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "srv-" + _id, _serverNetns, nodeIp);
@@ -66,7 +66,7 @@ public sealed class EgressTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task Egress_TwoNodesPodMode_MetricsApiAndWebhookOnTheAgentThroughTheTunnelThenOnTheServer()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         NodeHarness.CreateNetns(_serverNetns, $"10.205.{subnet}.1", $"10.205.{subnet}.2");
         var serverIp = $"10.206.{subnet}.1";
         var agentIp = $"10.206.{subnet}.2";

@@ -26,7 +26,7 @@ public sealed class EmbeddedEtcdNodeTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task ServerClusterInit_SingleServer_NodeReadyOnEmbeddedEtcd()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         var nodeIp = $"10.205.{subnet}.2";
         NodeHarness.CreateNetns(_netns, $"10.205.{subnet}.1", nodeIp);
         var node = _node = new NodeHarness(_root, NodeHarness.LayOutImage(_root), "etcdh-" + _id, _netns, nodeIp);

@@ -29,7 +29,7 @@ public sealed class EtcdHaNodeTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task ThreeServers_EmbeddedEtcd_WriteOneReadOthers_SurviveAKill_DeletedNodeLosesItsMember_QuorumLossShownAndRecovered()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         NodeHarness.CreateNetns(_netns[0], $"10.209.{subnet}.1", $"10.209.{subnet}.2");
         var (firstIp, secondIp, firstIp2, thirdIp) = ($"10.210.{subnet}.1", $"10.210.{subnet}.2", $"10.211.{subnet}.1", $"10.211.{subnet}.2");
         NodeHarness.CreateLan(_netns[0], _netns[1], "hab-" + _id, "hb-" + _id, firstIp, secondIp);

@@ -48,7 +48,7 @@ public sealed class FleetRolloutTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task Rollout_ServerAndAgent_OneAtATimeThenAFailingBundleHaltsAfterTheFirstNode()
     {
-        var subnet = RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         var hostIp = $"10.207.{subnet}.1";
         NodeHarness.CreateNetns(_serverNetns, hostIp, $"10.207.{subnet}.2");
         var serverIp = $"10.208.{subnet}.1";

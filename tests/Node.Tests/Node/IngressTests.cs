@@ -32,7 +32,7 @@ public sealed class IngressTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task Yarp_RealCluster_RoutesHostsPathsTlsAndDefaultBackendToPodsOnBothNodes()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         NodeHarness.CreateNetns(_serverNetns, $"10.205.{subnet}.1", $"10.205.{subnet}.2");
         _serverIp = $"10.206.{subnet}.1";
         var agentIp = _agentIp = $"10.206.{subnet}.2";

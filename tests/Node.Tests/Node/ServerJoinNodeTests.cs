@@ -40,7 +40,7 @@ public sealed class ServerJoinNodeTests : IDisposable
     [K8sFact(NeedsRoot = true)]
     public async Task Server_JoinsAnotherOnPostgres_BothServeBothAreControlPlaneAndTheSecondSurvivesTheFirstsDeath()
     {
-        var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+        var subnet = NodeHarness.FreeSubnet();
         var hostIp = $"10.207.{subnet}.1";
         NodeHarness.CreateNetns(_firstNetns, hostIp, $"10.207.{subnet}.2");
         var (firstIp, secondIp) = ($"10.208.{subnet}.1", $"10.208.{subnet}.2");

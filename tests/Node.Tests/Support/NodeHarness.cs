@@ -93,6 +93,24 @@ internal sealed class NodeHarness : IDisposable
 
     public string ImagesDir => Directory.CreateDirectory(Path.Combine(DataDir, "agent", "images")).FullName;
 
+    /// <summary>
+    /// A third octet N for the test's 10.203-10.212.N.0/24 networks that no network on the host uses now: the node test
+    /// classes run in separate processes side by side (scripts/test.sh), each picking its networks at random, and two
+    /// picks of the same N would give the host two routes for one /24.
+    /// </summary>
+    public static int FreeSubnet()
+    {
+        var routes = Run.Ok("ip", "-4", "route", "show", "table", "all");
+        for (var attempt = 0; ; attempt++)
+        {
+            var subnet = System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, 250);
+            if (attempt >= 50 || Enumerable.Range(203, 10).All(second => !routes.Contains($"10.{second}.{subnet}.", StringComparison.Ordinal)))
+            {
+                return subnet;
+            }
+        }
+    }
+
     /// <summary>A network namespace with a veth to the host (HOST_IP/24 on the host side) and a default route.</summary>
     public static void CreateNetns(string netns, string hostIp, string nsIp)
     {

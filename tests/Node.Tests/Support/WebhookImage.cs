@@ -28,15 +28,16 @@ internal static partial class AddonImages
 
         var go = new[] { "/usr/bin/go", "/usr/lib/go/bin/go" }.FirstOrDefault(File.Exists);
         Assert.True(go is not null, "go is missing: apt-get install -y golang-go (scripts/prereqs.sh test installs it)");
-        var (code, stdout, stderr) = Run.Tool(go!, ["build", "-trimpath", "-ldflags=-s", "-o", binary + ".new", source], new Dictionary<string, string>
+        var fresh = $"{binary}.{Environment.ProcessId}.new"; // node test processes may run side by side
+        var (code, stdout, stderr) = Run.Tool(go!, ["build", "-trimpath", "-ldflags=-s", "-o", fresh, source], new Dictionary<string, string>
         {
             ["CGO_ENABLED"] = "0",
             ["GOCACHE"] = Path.Combine(cache, "go-cache"),
             ["GOPATH"] = Path.Combine(cache, "go-path"),
         }, TimeSpan.FromMinutes(5));
         Assert.True(code == 0, $"go build of {source} failed ({code}): {stdout}{stderr}");
-        Assert.True(ImageBuilder.IsStaticElf(binary + ".new"), $"{binary}.new is not a static executable");
-        File.Move(binary + ".new", binary, overwrite: true);
+        Assert.True(ImageBuilder.IsStaticElf(fresh), $"{fresh} is not a static executable");
+        File.Move(fresh, binary, overwrite: true);
         return binary;
     }
 
