@@ -21,7 +21,7 @@ internal sealed class ApiLoadBalancer
     private readonly ILogger _log;
     private readonly TimeSpan _connectTimeout;
     private readonly ConcurrentDictionary<Connection, string> _open = new();
-    private readonly TaskCompletionSource<int> _bound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile TaskCompletionSource<int> _bound = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile string? _current;
 
     public ApiLoadBalancer(IPEndPoint listen, ServerList servers, ILogger log, TimeSpan? connectTimeout = null)
@@ -33,7 +33,11 @@ internal sealed class ApiLoadBalancer
         _servers.Changed += CloseRemoved;
     }
 
-    /// <summary>The port it listens on, once it does (the listen port, or the one the kernel chose for port 0).</summary>
+    /// <summary>
+    /// The port it listens on, once the latest <see cref="RunAsync"/> does (the listen port, or the one the kernel chose
+    /// for port 0). Each run after one that listened starts a new task, so a restart that cannot listen is not taken for
+    /// one that does.
+    /// </summary>
     public Task<int> Bound => _bound.Task;
 
     /// <summary>True while it listens.</summary>
@@ -48,6 +52,11 @@ internal sealed class ApiLoadBalancer
     /// <summary>Accepts connections until <paramref name="cancellationToken"/> is cancelled, then closes every connection.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        if (_bound.Task.IsCompleted)
+        {
+            _bound = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
         using var listener = new TcpListener(_listen);
         try
         {

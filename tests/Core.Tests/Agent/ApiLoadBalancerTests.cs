@@ -105,6 +105,38 @@ public sealed class ApiLoadBalancerTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_RestartedWhileItsPortIsTaken_FailsWithTheReasonAndBoundWaitsForARunThatListens()
+    {
+        // As the supervisor restarts it (certificate renewal): one instance, run again. A restart whose port is still
+        // held (the previous run not yet gone) must fail with its reason, not pass as listening through the first run's Bound.
+        var port = FreePorts.Next();
+        var balancer = new ApiLoadBalancer(new IPEndPoint(IPAddress.Loopback, port), ServerList.InMemory(DeadServer(), _logs.CreateLogger("lb")), _logs.CreateLogger("lb"));
+        using (var first = new CancellationTokenSource())
+        {
+            var running = balancer.RunAsync(first.Token);
+            Assert.Equal(port, await balancer.Bound.WaitAsync(TimeSpan.FromSeconds(30)));
+            await first.CancelAsync();
+            await running.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        Assert.False(balancer.Listening);
+        using (var taken = new TcpListener(IPAddress.Loopback, port))
+        {
+            taken.Start();
+            var restart = balancer.RunAsync(_stop.Token);
+            Assert.Same(restart, await Task.WhenAny(balancer.Bound, restart).WaitAsync(TimeSpan.FromSeconds(30)));
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => restart);
+            Assert.StartsWith($"the API server load balancer cannot listen on 127.0.0.1:{port}: ", error.Message, StringComparison.Ordinal);
+            Assert.False(balancer.Bound.IsCompleted);
+        }
+
+        // Once the port is free the next restart listens and says so.
+        _ = balancer.RunAsync(_stop.Token);
+        Assert.Equal(port, await balancer.Bound.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(balancer.Listening);
+    }
+
+    [Fact]
     public void ServerList_UpdateSavesPrivatelyAndLoadKeepsTheDefaultFirst_UnreadableFileIgnoredWithAWarning()
     {
         var file = Path.Combine(_dir, "load-balancer.json");
