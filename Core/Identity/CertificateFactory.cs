@@ -177,7 +177,7 @@ internal static class CertificateFactory
 
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(eku, false));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
-        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca.Certificate, true, false));
+        request.CertificateExtensions.Add(AuthorityKeyIdentifier(ca.Certificate));
         if (subject.DnsNames.Count > 0 || subject.IpAddresses.Count > 0)
         {
             var san = new SubjectAlternativeNameBuilder();
@@ -205,6 +205,15 @@ internal static class CertificateFactory
         serial[0] |= 0x01;
         return request.Create(ca.Certificate.SubjectName, ca.SignatureGenerator(), now.AddMinutes(-5), notAfter, serial);
     }
+
+    /// <summary>
+    /// The authority key identifier of what <paramref name="ca"/> signs: its subject key identifier, or for a CA that has
+    /// none (a user-supplied one, <c>coracle certificate rotate-ca</c>) the SHA-1 of its public key, RFC 5280's method 1.
+    /// </summary>
+    private static X509AuthorityKeyIdentifierExtension AuthorityKeyIdentifier(X509Certificate2 ca) =>
+        ca.Extensions.OfType<X509SubjectKeyIdentifierExtension>().Any()
+            ? X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false)
+            : X509AuthorityKeyIdentifierExtension.CreateFromSubjectKeyIdentifier(new X509SubjectKeyIdentifierExtension(ca.PublicKey, false));
 
     /// <summary>The DNS names and IP addresses in a certificate's subject alternative name.</summary>
     public static (List<string> Dns, List<IPAddress> Ips) AlternativeNames(X509Certificate2 cert)

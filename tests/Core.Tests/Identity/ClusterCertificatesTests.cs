@@ -232,6 +232,27 @@ public sealed class ClusterCertificatesTests : IDisposable
     }
 
     [Fact]
+    public void ReplaceCas_CaWithoutSubjectKeyIdentifier_ItsLeavesAreIssuedAndVerify()
+    {
+        // OpenSSL 3 adds a subject key identifier unless told not to; older tools and hand-written configurations do not.
+        var certs = Certs();
+        certs.Ensure();
+        var user = Directory.CreateDirectory(Path.Combine(_dir.Path, "user-ca")).FullName;
+        Run.OpenSsl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3650", "-subj", "/CN=plain-root",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=none", "-addext", "authorityKeyIdentifier=none",
+            "-keyout", Path.Combine(user, "client-ca.key"), "-out", Path.Combine(user, "client-ca.crt"));
+        Assert.DoesNotContain("Subject Key Identifier", Run.OpenSsl("x509", "-noout", "-text", "-in", Path.Combine(user, "client-ca.crt")), StringComparison.Ordinal);
+
+        Assert.Equal(["client-ca"], certs.ReplaceCas(user));
+        var outcomes = certs.Ensure();
+
+        Assert.Equal("renewed (CA changed)", outcomes.Single(o => o.Name == "client-admin").Action);
+        Run.OpenSsl("verify", "-CAfile", Path.Combine(user, "client-ca.crt"), certs.CertFile("client-admin"));
+        Assert.Equal("reused", Certs().Ensure().Single(o => o.Name == "client-admin").Action); // and it is accepted as signed at the next start
+    }
+
+    [Fact]
     public void ReplaceCas_NotACa_IsRejected()
     {
         var certs = Certs();
