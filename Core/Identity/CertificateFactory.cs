@@ -240,16 +240,13 @@ internal static class CertificateFactory
     /// </summary>
     public static bool IsSignedBy(X509Certificate2 cert, X509Certificate2 issuer)
     {
-        if (!cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData))
-        {
-            return false;
-        }
-
         if (SignedBytes(cert) is var (tbs, algorithm, signature) && HashFor(algorithm) is { } hash && issuer.GetECDsaPublicKey() is { } key)
         {
             using (key)
             {
-                return key.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence);
+                // The chain engine matches names itself; the direct check must too.
+                return cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData)
+                    && key.VerifyData(tbs, signature, hash, DSASignatureFormat.Rfc3279DerSequence);
             }
         }
 

@@ -6,7 +6,8 @@ namespace Coracle.Core.Tests.Identity;
 
 /// <summary>
 /// <see cref="CertificateFactory.IsSignedBy"/>: ECDSA signatures checked directly on the signed bytes, anything else
-/// through the chain engine; each case also asks the chain engine, so the two answers are seen to agree.
+/// through the chain engine. The ECDSA cases of a leaf and a CA also ask the chain engine, so the two answers are seen to
+/// agree; a self-signed certificate is asked of the direct check only (its callers check leaves against their CA).
 /// </summary>
 public sealed class CertificateSignatureTests
 {
