@@ -115,7 +115,10 @@ public sealed class AddonTests : IDisposable
 
         node.StartServerDisabling("traefik,servicelb,coredns");
         await node.WaitForAsync(() => node.NodeReady(node.Name), $"node {node.Name} Ready", TimeSpan.FromMinutes(3));
-        Assert.Equal("true", node.Jsonpath("storageclass", "local-path", "{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}"));
+        // The manifests controller applies local-storage.yaml on its own schedule: the node can be Ready first.
+        const string DefaultClass = "{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}";
+        await node.WaitForAsync(() => node.Jsonpath("storageclass", "local-path", DefaultClass) == "true",
+            () => $"StorageClass local-path applied as the default class (annotation '{node.Jsonpath("storageclass", "local-path", DefaultClass)}')", TimeSpan.FromMinutes(2));
 
         // A PVC of the default class binds when its pod is scheduled; the file the pod writes is on the node's disk
         // under DATA/storage and a second pod reads it back.
